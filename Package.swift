@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-multiprocessing",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Multiprocessing", targets: ["Multiprocessing"]),
+        .executable(name: "mp", targets: ["mp"]),
+        .executable(name: "squares", targets: ["squares"]),
+        .executable(name: "pi", targets: ["pi"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        .target(name: "CMultiprocessingShim"),
+        .target(
+            name: "Multiprocessing",
+            dependencies: ["CMultiprocessingShim"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "mp",
+            dependencies: [
+                "Multiprocessing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "squares",
+            dependencies: ["Multiprocessing"],
+            path: "Examples/squares",
+            exclude: ["job.slurm"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "pi",
+            dependencies: [
+                "Multiprocessing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/pi",
+            exclude: ["job.slurm"],
+            swiftSettings: strict
+        ),
+        // Worker-capable programs that the integration tests drive (the test runner's own
+        // binary cannot be a worker: its main is the test harness).
+        .executableTarget(
+            name: "mp-fixture",
+            dependencies: ["Multiprocessing"],
+            path: "Tests/Fixtures/mp-fixture",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MultiprocessingTests",
+            dependencies: ["Multiprocessing", "mp-fixture"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

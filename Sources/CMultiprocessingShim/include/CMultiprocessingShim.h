@@ -1,0 +1,71 @@
+// The few C calls that Glibc's Swift module does not expose, or exposes only as macros.
+// Each is a thin wrapper; errors are reported as in C (return -1 and set errno).
+#ifndef C_MULTIPROCESSING_SHIM_H
+#define C_MULTIPROCESSING_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Number of CPUs in this process's affinity mask, or -1 with errno set.
+int mp_affinity_cpu_count(void);
+
+/// Writes up to `capacity` CPU numbers of this process's affinity mask into `cpus`;
+/// returns how many there are in all, or -1 with errno set.
+int mp_affinity_cpu_list(int *cpus, int capacity);
+
+/// Linux: asks the kernel to send `signal` to this process when its parent thread exits.
+/// Returns 0, or -1 with errno set (and ENOSYS elsewhere).
+int mp_set_parent_death_signal(int signal);
+
+/// Linux: opens a pidfd for `pid` (close-on-exec); -1 with errno set elsewhere.
+int mp_pidfd_open(pid_t pid);
+
+/// Linux: reaps the process behind `pidfd` if it has exited (WNOHANG when `nohang`).
+/// Returns 1 and fills `code`/`status` (siginfo's si_code / si_status) when it reaped,
+/// 0 when the process is still running, -1 with errno set on error.
+int mp_pidfd_reap(int pidfd, int nohang, int *code, int *status);
+
+/// posix_spawn_file_actions_addclosefrom_np where available (glibc 2.34+), else ENOSYS.
+int mp_spawn_file_actions_addclosefrom(void *actions, int from);
+
+/// The GNU build id of the main executable (up to `capacity` bytes); returns its length,
+/// 0 when the executable has none.
+int mp_executable_build_id(uint8_t *out, int capacity);
+
+/// Bytes waiting in stdout's buffer (glibc's __fpending); 0 where unknown.
+size_t mp_stdout_pending(void);
+
+/// Flushes stdout and stderr.
+void mp_flush_stdio(void);
+
+/// Makes stdout line-buffered (a worker's prints then reach a Slurm output file whole).
+void mp_stdout_line_buffered(void);
+
+/// Linux: epoll_create1(EPOLL_CLOEXEC).
+int mp_epoll_create(void);
+
+/// Linux: epoll_ctl with the event's data set to `token`. `op`: 1 add, 2 delete, 3 modify.
+int mp_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token);
+
+/// Linux: epoll_wait, unpacking each event into `tokens[i]` and `events[i]`.
+int mp_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int capacity, int timeout_ms);
+
+/// Linux: eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
+int mp_eventfd(void);
+
+/// Names the calling thread (Linux: up to 15 bytes, shown by `ps -L`, `top -H`).
+void mp_set_thread_name(const char *name);
+
+/// The calling thread's errno.
+int mp_errno(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,179 @@
+/// The one error type the library throws.
+///
+/// An error has a ``code`` that says what kind of failure happened (test it with `==`
+/// against the static members of ``Code``), a ``message`` that tells you what happened
+/// and what to do about it, and, where there is one, the ``underlying`` cause (a system
+/// call's errno, a decoding failure). Failures of one item also carry the item's
+/// ``itemIndex``, the ``worker`` that ran it and, when your function threw, the remote
+/// error's type and message (``remoteErrorType``, ``remoteErrorMessage``).
+///
+/// New codes may be added in any release: switch over them with a `default` case.
+public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure this is.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        enum Storage: String, Sendable {
+            case functionThrew = "function threw"
+            case workerDied = "worker died"
+            case bootstrapMissing = "bootstrap missing"
+            case typeNotFound = "function type not found"
+            case poolClosed = "pool closed"
+            case insideWorker = "pool created inside a worker"
+            case malformedFrame = "malformed frame"
+            case frameTooLarge = "frame too large"
+            case protocolMismatch = "protocol mismatch"
+            case encodingFailed = "encoding failed"
+            case decodingFailed = "decoding failed"
+            case spawnFailed = "spawn failed"
+            case systemCallFailed = "system call failed"
+            case invalidArgument = "invalid argument"
+            case handshakeFailed = "handshake failed"
+            case cancelled = "cancelled"
+            case unexpected = "unexpected error"
+        }
+        let storage: Storage
+
+        /// The function threw an error while running one item; the pool is still usable.
+        public static let functionThrew = Code(storage: .functionThrew)
+        /// A worker process exited or was killed while it held work.
+        public static let workerDied = Code(storage: .workerDied)
+        /// The program never called `Multiprocessing.bootstrap()`.
+        public static let bootstrapMissing = Code(storage: .bootstrapMissing)
+        /// A worker could not find the function's type by its mangled name.
+        public static let typeNotFound = Code(storage: .typeNotFound)
+        /// The pool was used after it was closed.
+        public static let poolClosed = Code(storage: .poolClosed)
+        /// A pool was created inside a worker process.
+        public static let insideWorker = Code(storage: .insideWorker)
+        /// Bytes on a worker connection were not a valid frame.
+        public static let malformedFrame = Code(storage: .malformedFrame)
+        /// A frame was larger than the connection's limit.
+        public static let frameTooLarge = Code(storage: .frameTooLarge)
+        /// The two ends speak different protocol versions or are different builds.
+        public static let protocolMismatch = Code(storage: .protocolMismatch)
+        /// A value could not be encoded.
+        public static let encodingFailed = Code(storage: .encodingFailed)
+        /// Bytes could not be decoded into the expected type.
+        public static let decodingFailed = Code(storage: .decodingFailed)
+        /// A worker process could not be started.
+        public static let spawnFailed = Code(storage: .spawnFailed)
+        /// A system call failed; ``MultiprocessingError/underlying`` holds the errno.
+        public static let systemCallFailed = Code(storage: .systemCallFailed)
+        /// An argument or environment value was invalid.
+        public static let invalidArgument = Code(storage: .invalidArgument)
+        /// A worker did not complete the start-up handshake.
+        public static let handshakeFailed = Code(storage: .handshakeFailed)
+        /// The call was cancelled (its Swift task was cancelled, or an earlier item failed).
+        public static let cancelled = Code(storage: .cancelled)
+
+        /// An error the library did not expect; the message and ``MultiprocessingError/underlying`` say more.
+        public static let unexpected = Code(storage: .unexpected)
+
+        public var description: String { storage.rawValue }
+    }
+
+    /// Identifies a worker process in error messages.
+    public struct WorkerIdentity: Hashable, Sendable, CustomStringConvertible {
+        /// The pool-local number of the worker slot (0-based). A respawned worker keeps its slot.
+        public let slot: Int
+        /// The worker's process id.
+        public let pid: Int32
+        /// The host the worker runs on.
+        public let host: String
+
+        /// Creates a worker identity.
+        public init(slot: Int, pid: Int32, host: String) {
+            self.slot = slot
+            self.pid = pid
+            self.host = host
+        }
+
+        public var description: String { "worker \(slot) (pid \(pid) on \(host))" }
+    }
+
+    /// What kind of failure this is.
+    public let code: Code
+    /// What happened and what to do about it, in words meant for the user.
+    public let message: String
+    /// The index (0-based, in input order) of the item that failed, when one item failed.
+    public let itemIndex: Int?
+    /// The worker involved, when a worker was involved.
+    public let worker: WorkerIdentity?
+    /// The Swift type name of the error your function threw in the worker.
+    public let remoteErrorType: String?
+    /// The description of the error your function threw in the worker.
+    public let remoteErrorMessage: String?
+    /// The underlying cause (for example a ``SystemCallError``), when there is one.
+    public let underlying: (any Error & Sendable)?
+    /// Results a call had already received when it failed, type-erased; read them with
+    /// ``partialResults(as:)``.
+    let partialResultsStorage: (any Sendable)?
+
+    /// Creates an error. Library code uses this; programs rarely need to.
+    public init(
+        _ code: Code,
+        _ message: String,
+        itemIndex: Int? = nil,
+        worker: WorkerIdentity? = nil,
+        remoteErrorType: String? = nil,
+        remoteErrorMessage: String? = nil,
+        underlying: (any Error & Sendable)? = nil
+    ) {
+        self.code = code
+        self.message = message
+        self.itemIndex = itemIndex
+        self.worker = worker
+        self.remoteErrorType = remoteErrorType
+        self.remoteErrorMessage = remoteErrorMessage
+        self.underlying = underlying
+        self.partialResultsStorage = nil
+    }
+
+    /// The error itself when it is ours, else ours wrapping it.
+    static func from(_ error: any Error) -> MultiprocessingError {
+        if let error = error as? MultiprocessingError { return error }
+        return MultiprocessingError(.unexpected, String(describing: error), underlying: error)
+    }
+
+    init(copying other: MultiprocessingError, partialResults: (any Sendable)?) {
+        self.code = other.code
+        self.message = other.message
+        self.itemIndex = other.itemIndex
+        self.worker = other.worker
+        self.remoteErrorType = other.remoteErrorType
+        self.remoteErrorMessage = other.remoteErrorMessage
+        self.underlying = other.underlying
+        self.partialResultsStorage = partialResults
+    }
+
+    /// The results a `map` had already received when it failed: one element per input,
+    /// `nil` where no result had arrived (or where the item failed).
+    ///
+    /// - Parameter type: the function's `Output` type.
+    /// - Returns: the partial results, or `nil` when this error did not come from a call
+    ///   that collects results or `type` is not its output type.
+    public func partialResults<Output>(as type: Output.Type = Output.self) -> [Output?]? {
+        partialResultsStorage as? [Output?]
+    }
+
+    public var description: String {
+        var text = "MultiprocessingError.\(code): \(message)"
+        if let underlying { text += " (underlying: \(underlying))" }
+        return text
+    }
+}
+
+/// A failed system call: its name and the `errno` it set.
+public struct SystemCallError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The name of the call, for example `"posix_spawn"`.
+    public let call: String
+    /// The `errno` value.
+    public let errno: Int32
+
+    /// Creates a system call error.
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call) failed: \(Platform.errorString(errno)) (errno \(errno))" }
+}

@@ -1,0 +1,76 @@
+/// Starts worker processes on this machine: the same executable, the same arguments,
+/// the same environment plus the worker-mode variable, as direct children of this
+/// process (posix_spawn, never fork without exec).
+///
+/// Descriptor 3 of the worker is its end of a close-on-exec Unix socket pair (the
+/// channel); descriptor 4 is its end of a second pair, the lifeline, whose other end
+/// only this process holds and never writes: when this process dies, the worker's
+/// lifeline reads end of file and the worker exits. Every other descriptor is closed
+/// in the worker, and its stdin is `/dev/null`.
+struct LocalLauncher: Sendable {
+    /// A started worker process, seen from the parent.
+    struct SpawnedWorker {
+        let pid: Int32
+        /// A pidfd: readable once the process has exited.
+        let processHandle: Int32
+        /// The parent's end of the channel (non-blocking).
+        let channel: Int32
+        /// The parent's end of the lifeline (never written; closing it tells the worker to go).
+        let lifeline: Int32
+    }
+
+    let executable: String
+    let arguments: [String]
+    let baseEnvironment: [String]
+    let maximumPayload: Int
+
+    init(maximumPayload: Int) {
+        executable = Platform.currentExecutablePath
+        arguments = CommandLine.arguments
+        baseEnvironment = Platform.environmentStrings().filter {
+            !$0.hasPrefix(WorkerMode.environmentVariable + "=")
+        }
+        self.maximumPayload = maximumPayload
+    }
+
+    func spawn(slot: Int) throws -> SpawnedWorker {
+        let (channelParent, channelChild) = try Platform.socketPair()
+        let lifelineParent: Int32
+        let lifelineChild: Int32
+        do {
+            (lifelineParent, lifelineChild) = try Platform.socketPair()
+        } catch {
+            Platform.close(channelParent)
+            Platform.close(channelChild)
+            throw error
+        }
+        defer {
+            Platform.close(channelChild)
+            Platform.close(lifelineChild)
+        }
+        let settings = WorkerMode.Settings(parentPID: Platform.processID, slot: slot, maximumPayload: maximumPayload)
+        do {
+            try Platform.setNonBlocking(channelParent)
+            let pid = try Platform.spawn(
+                executable: executable,
+                arguments: arguments,
+                environment: baseEnvironment + ["\(WorkerMode.environmentVariable)=\(settings.environmentValue)"],
+                descriptors: [
+                    (channelChild, WorkerMode.channelDescriptor), (lifelineChild, WorkerMode.lifelineDescriptor),
+                ]
+            )
+            let handle: Int32
+            do {
+                handle = try Platform.openProcessHandle(pid)
+            } catch {
+                Platform.kill(pid, 9)
+                throw error
+            }
+            return SpawnedWorker(pid: pid, processHandle: handle, channel: channelParent, lifeline: lifelineParent)
+        } catch {
+            Platform.close(channelParent)
+            Platform.close(lifelineParent)
+            throw error
+        }
+    }
+}

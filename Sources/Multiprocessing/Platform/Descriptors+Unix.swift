@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CMultiprocessingShim
+
+#if canImport(Glibc)
+private let sysRead = Glibc.read
+private let sysWrite = Glibc.write
+private let sysClose = Glibc.close
+private let socketStream = Int32(SOCK_STREAM.rawValue)
+#else
+private let sysRead = Darwin.read
+private let sysWrite = Darwin.write
+private let sysClose = Darwin.close
+private let socketStream = SOCK_STREAM
+#endif
+
+/// File-descriptor operations, each through ``Platform/call(_:_:)``.
+extension Platform {
+    /// A connected pair of Unix stream sockets, both close-on-exec.
+    static func socketPair() throws -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        #if canImport(Glibc)
+        try call("socketpair") { socketpair(AF_UNIX, socketStream | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) }
+        #else
+        try call("socketpair") { socketpair(AF_UNIX, socketStream, 0, &fds) }
+        try setCloseOnExec(fds[0])
+        try setCloseOnExec(fds[1])
+        #endif
+        return (fds[0], fds[1])
+    }
+
+    static func setCloseOnExec(_ fd: Int32) throws {
+        let flags = try call("fcntl(F_GETFD)") { fcntl(fd, F_GETFD) }
+        try call("fcntl(F_SETFD)") { fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+    }
+
+    static func setNonBlocking(_ fd: Int32) throws {
+        let flags = try call("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+        try call("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+
+    /// Duplicates `fd` to the lowest free descriptor at or above `minimum`, close-on-exec.
+    static func duplicate(_ fd: Int32, atLeast minimum: Int32) throws -> Int32 {
+        try call("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, minimum) }
+    }
+
+    /// Closes a descriptor. EINTR is not retried (on Linux the descriptor is gone anyway).
+    static func close(_ fd: Int32) {
+        _ = sysClose(fd)
+    }
+
+    /// Reads up to `count` bytes; returns 0 at end of file.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        try call("read") { sysRead(fd, buffer, count) }
+    }
+
+    /// Reads without blocking; `nil` when no data is ready, 0 at end of file.
+    static func readNonBlocking(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int? {
+        try callNonBlocking("read") { sysRead(fd, buffer, count) }
+    }
+
+    /// Writes all of `bytes`, blocking as needed.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = try call("write") { sysWrite(fd, bytes.baseAddress! + offset, bytes.count - offset) }
+            offset += n
+        }
+    }
+
+    /// Writes what the socket takes now; returns the number of bytes written (0 if none).
+    static func writeNonBlocking(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws -> Int {
+        guard bytes.count > 0 else { return 0 }
+        return try callNonBlocking("write") { sysWrite(fd, bytes.baseAddress!, bytes.count) } ?? 0
+    }
+
+    /// The number of open descriptors of this process (Linux: entries of /proc/self/fd).
+    static func openDescriptorNumbers() -> [Int32] {
+        var result: [Int32] = []
+        guard let dir = opendir("/dev/fd") else { return [] }
+        defer { closedir(dir) }
+        let own = dirfd(dir)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if let fd = Int32(name), fd != own { result.append(fd) }
+        }
+        return result.sorted()
+    }
+}

@@ -1,0 +1,176 @@
+#if os(Linux)
+import Glibc
+import Synchronization
+import CMultiprocessingShim
+
+/// One thread that waits on many descriptors with `epoll` and runs work handed to it.
+///
+/// Everything registered with the loop is touched only on the loop's own thread; other
+/// threads talk to it with ``execute(_:)``, which queues a closure and wakes the loop
+/// through an `eventfd`. That single-owner rule is what keeps the pool's state free of
+/// locks (see `Workers/README.md`).
+private let epollIn: UInt32 = 0x001
+private let epollOut: UInt32 = 0x004
+private let epollErr: UInt32 = 0x008
+private let epollHup: UInt32 = 0x010
+private let epollRdHup: UInt32 = 0x2000
+private let epollEdgeTriggered: UInt32 = 1 << 31
+
+final class EventLoop: @unchecked Sendable {
+    /// Receives readiness events for a registered descriptor, on the loop thread.
+    protocol Handler: AnyObject {
+        func handle(readable: Bool, writable: Bool, hangup: Bool)
+    }
+
+    struct Events: OptionSet {
+        let rawValue: UInt32
+        static let readable = Events(rawValue: epollIn | epollRdHup)
+        static let writable = Events(rawValue: epollOut)
+        static let edgeTriggered = Events(rawValue: epollEdgeTriggered)
+    }
+
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private let queue = Mutex<[@Sendable () -> Void]>([])
+    private var handlers: [UInt64: any Handler] = [:]
+    private var nextToken: UInt64 = 1
+    private var timers: [(deadline: UInt64, id: UInt64, work: () -> Void)] = []
+    private var nextTimerID: UInt64 = 1
+    private var running = true
+    private let threadID = Mutex<pthread_t?>(nil)
+
+    init() throws {
+        epollFD = try Platform.call("epoll_create1") { mp_epoll_create() }
+        do {
+            wakeFD = try Platform.call("eventfd") { mp_eventfd() }
+        } catch {
+            Platform.close(epollFD)
+            throw error
+        }
+        _ = mp_epoll_ctl(epollFD, 1, wakeFD, epollIn, 0)
+    }
+
+    /// Starts the loop's thread. The thread closes the loop's descriptors when it ends.
+    func start(name: String) throws {
+        try OSThread.start(name: name) { [self] in
+            threadID.withLock { $0 = pthread_self() }
+            run()
+            handlers.removeAll()
+            timers.removeAll()
+            Platform.close(wakeFD)
+            Platform.close(epollFD)
+        }
+    }
+
+    /// Whether the caller is on the loop's thread.
+    var inLoop: Bool {
+        threadID.withLock { id in id.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
+    /// Runs `work` on the loop thread, soon. Callable from any thread.
+    func execute(_ work: @escaping @Sendable () -> Void) {
+        let wasEmpty = queue.withLock { queue in
+            queue.append(work)
+            return queue.count == 1
+        }
+        if wasEmpty {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+    }
+
+    /// Registers `fd` for `events`; loop thread only. Returns a token for ``unregister(_:fd:)``.
+    func register(_ fd: Int32, _ events: Events, _ handler: any Handler) throws -> UInt64 {
+        let token = nextToken
+        nextToken += 1
+        try Platform.call("epoll_ctl(ADD)") { mp_epoll_ctl(epollFD, 1, fd, events.rawValue, token) }
+        handlers[token] = handler
+        return token
+    }
+
+    /// Stops watching `fd`; loop thread only. The descriptor is not closed.
+    func unregister(_ token: UInt64, fd: Int32) {
+        handlers[token] = nil
+        _ = mp_epoll_ctl(epollFD, 2, fd, 0, 0)
+    }
+
+    /// Runs `work` on the loop thread once `nanoseconds` have passed; loop thread only.
+    @discardableResult
+    func schedule(afterNanoseconds nanoseconds: UInt64, _ work: @escaping () -> Void) -> UInt64 {
+        let id = nextTimerID
+        nextTimerID += 1
+        timers.append((Platform.monotonicNanos() + nanoseconds, id, work))
+        return id
+    }
+
+    /// Cancels a timer from ``schedule(afterNanoseconds:_:)``; loop thread only.
+    func cancelTimer(_ id: UInt64) {
+        timers.removeAll { $0.id == id }
+    }
+
+    /// Ends the loop after the current iteration; loop thread only.
+    func stop() {
+        running = false
+    }
+
+    private func run() {
+        var tokens = [UInt64](repeating: 0, count: 64)
+        var events = [UInt32](repeating: 0, count: 64)
+        while running {
+            let timeout = nextTimeoutMilliseconds()
+            let count = mp_epoll_wait(epollFD, &tokens, &events, 64, timeout)
+            if count < 0 {
+                if mp_errno() == EINTR { continue }
+                Platform.writeToStandardError("swift-multiprocessing: epoll_wait failed: \(Platform.errorString(mp_errno())); the pool's event loop stops\n")
+                return
+            }
+            for i in 0..<Int(count) {
+                let token = tokens[i]
+                let flags = events[i]
+                if token == 0 {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                    continue
+                }
+                guard let handler = handlers[token] else { continue }
+                handler.handle(
+                    readable: flags & epollIn != 0,
+                    writable: flags & epollOut != 0,
+                    hangup: flags & (epollHup | epollRdHup | epollErr) != 0
+                )
+            }
+            runQueuedWork()
+            runDueTimers()
+        }
+    }
+
+    private func runQueuedWork() {
+        while true {
+            let work = queue.withLock { queue -> [@Sendable () -> Void] in
+                let taken = queue
+                queue.removeAll(keepingCapacity: true)
+                return taken
+            }
+            if work.isEmpty { return }
+            for item in work { item() }
+        }
+    }
+
+    private func runDueTimers() {
+        guard !timers.isEmpty else { return }
+        let now = Platform.monotonicNanos()
+        let due = timers.filter { $0.deadline <= now }
+        guard !due.isEmpty else { return }
+        timers.removeAll { $0.deadline <= now }
+        for timer in due { timer.work() }
+    }
+
+    private func nextTimeoutMilliseconds() -> Int32 {
+        if queue.withLock({ !$0.isEmpty }) { return 0 }
+        guard let next = timers.map(\.deadline).min() else { return -1 }
+        let now = Platform.monotonicNanos()
+        if next <= now { return 0 }
+        return Int32(min((next - now + 999_999) / 1_000_000, 60_000))
+    }
+}
+#endif

@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CMultiprocessingShim
+
+/// How a process ended.
+public enum ProcessTermination: Sendable, Hashable, CustomStringConvertible {
+    /// It called `exit` (or returned from `main`) with this status.
+    case exited(Int32)
+    /// A signal killed it.
+    case signaled(Int32)
+
+    public var description: String {
+        switch self {
+        case .exited(let status):
+            return "exited with status \(status)"
+        case .signaled(let signal):
+            var text = "was killed by signal \(signal) (\(Platform.signalName(signal)))"
+            if signal == SIGKILL {
+                text += " — often the kernel's out-of-memory killer: check the job's memory request (--mem / --mem-per-cpu)"
+            }
+            return text
+        }
+    }
+}
+
+extension Platform {
+    /// Starts `executable` as a child process (posix_spawn: no fork of this threaded process).
+    ///
+    /// - `descriptors`: (descriptor here, number in the child). Every other descriptor is
+    ///   closed in the child; stdin becomes `/dev/null`; stdout and stderr are inherited.
+    /// - The child starts with an empty signal mask and default signal dispositions.
+    static func spawn(
+        executable: String,
+        arguments: [String],
+        environment: [String],
+        descriptors: [(parent: Int32, child: Int32)]
+    ) throws -> Int32 {
+        #if canImport(Glibc)
+        var actions = posix_spawn_file_actions_t()
+        var attributes = posix_spawnattr_t()
+        #else
+        var actions: posix_spawn_file_actions_t? = nil
+        var attributes: posix_spawnattr_t? = nil
+        #endif
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+
+        // Move the descriptors out of the way first (to >= 10) so that dup2 to the low
+        // numbers can never overwrite one another, and so each dup2 really clears CLOEXEC.
+        var moved: [(Int32, Int32)] = []
+        defer { for (fd, _) in moved { close(fd) } }
+        for (parent, child) in descriptors {
+            moved.append((try duplicate(parent, atLeast: 10), child))
+        }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        for (fd, child) in moved {
+            posix_spawn_file_actions_adddup2(&actions, fd, child)
+        }
+        let firstToClose = (moved.map(\.1).max() ?? 2) + 1
+        let closeResult = withUnsafeMutablePointer(to: &actions) {
+            mp_spawn_file_actions_addclosefrom(UnsafeMutableRawPointer($0), firstToClose)
+        }
+        if closeResult != 0 {
+            // Without closefrom every descriptor of ours is close-on-exec already; that is
+            // the fallback (tested descriptors are all created with CLOEXEC).
+        }
+
+        var emptySet = sigset_t()
+        sigemptyset(&emptySet)
+        posix_spawnattr_setsigmask(&attributes, &emptySet)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            throw MultiprocessingError(
+                .spawnFailed,
+                "could not start a worker process from \(executable): \(errorString(result))",
+                underlying: SystemCallError(call: "posix_spawn", errno: result)
+            )
+        }
+        return pid
+    }
+
+    /// Sends `signal` to `pid`; a process that is already gone is not an error.
+    static func kill(_ pid: Int32, _ signal: Int32) {
+        #if canImport(Glibc)
+        _ = Glibc.kill(pid, signal)
+        #else
+        _ = Darwin.kill(pid, signal)
+        #endif
+    }
+
+    /// Ignores SIGINT and SIGTERM in this process (workers: the parent decides).
+    static func ignoreTerminationSignals() {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Ignores SIGPIPE, so that writing to a dead worker is an EPIPE error, not a crash.
+    static func ignoreBrokenPipe() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// The conventional name of a signal, e.g. `SIGKILL`.
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGHUP: return "SIGHUP"
+        case SIGINT: return "SIGINT"
+        case SIGQUIT: return "SIGQUIT"
+        case SIGILL: return "SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index"
+        case SIGTRAP: return "SIGTRAP: a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index"
+        case SIGABRT: return "SIGABRT: abort()"
+        case SIGBUS: return "SIGBUS: bus error"
+        case SIGFPE: return "SIGFPE: arithmetic error"
+        case SIGKILL: return "SIGKILL"
+        case SIGSEGV: return "SIGSEGV: segmentation fault"
+        case SIGPIPE: return "SIGPIPE"
+        case SIGALRM: return "SIGALRM"
+        case SIGTERM: return "SIGTERM"
+        case SIGUSR1: return "SIGUSR1"
+        case SIGUSR2: return "SIGUSR2"
+        default: return "signal \(signal)"
+        }
+    }
+}

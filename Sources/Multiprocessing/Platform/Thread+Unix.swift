@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CMultiprocessingShim
+
+/// A plain operating-system thread, for the blocking work that must never run on the
+/// Swift concurrency pool's threads (there are only as many as cores).
+enum OSThread {
+    private final class Box {
+        let body: () -> Void
+        let name: String
+        init(_ name: String, _ body: @escaping () -> Void) {
+            self.name = name
+            self.body = body
+        }
+    }
+
+    /// Starts a detached thread running `body`.
+    static func start(name: String, _ body: @escaping @Sendable () -> Void) throws {
+        let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
+        #if canImport(Glibc)
+        var thread = pthread_t()
+        #else
+        var thread: pthread_t? = nil
+        #endif
+        let result = pthread_create(
+            &thread, nil,
+            { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                mp_set_thread_name(box.name)
+                box.body()
+                return nil
+            }, box)
+        guard result == 0 else {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw Platform.systemError("pthread_create", result)
+        }
+        #if canImport(Glibc)
+        pthread_detach(thread)
+        #else
+        pthread_detach(thread!)
+        #endif
+    }
+}
+
+/// A mutex with a condition variable, for the few places where a dedicated thread must
+/// sleep until another thread has something for it. Never used on the concurrency pool.
+final class ConditionLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+    /// Waits for a signal; the lock must be held.
+    func wait() { pthread_cond_wait(condition, mutex) }
+    func signal() { pthread_cond_signal(condition) }
+}

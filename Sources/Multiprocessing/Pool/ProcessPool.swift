@@ -1,0 +1,264 @@
+import Synchronization
+
+/// A pool of worker processes that run ``ParallelFunction`` values, like Python's
+/// `multiprocessing.Pool`.
+///
+/// ```swift
+/// try await withProcessPool { pool in
+///     let squares = try await pool.map(Square(), [1, 2, 3, 4])
+/// }
+/// ```
+///
+/// Prefer ``withProcessPool(workers:options:_:)``, which closes the pool on every exit
+/// path. A pool made with ``init(workers:options:)`` must be closed with ``close()``; one
+/// that is dropped unclosed stops its workers in the background.
+///
+/// Workers are processes of this same executable, started when the pool is created
+/// (each a direct child of this process) and stopped when it closes. When a worker dies,
+/// the items it was running fail with ``MultiprocessingError/Code/workerDied`` and a
+/// fresh worker takes its place; the pool stays usable.
+public final class ProcessPool: Sendable {
+    /// Settings of a pool beyond its worker count.
+    public struct Options: Sendable {
+        /// The hard limit on one message between the pool and a worker, in bytes
+        /// (default 256 MiB). A chunk of inputs or results above it fails with
+        /// ``MultiprocessingError/Code/frameTooLarge``; nothing larger is ever allocated
+        /// on the receiving side.
+        public var maximumFrameBytes: Int = Frame.defaultMaximumPayload
+        /// How long a new worker may take to start and complete the handshake (default 30 s).
+        public var startTimeoutSeconds: Double = 30
+
+        /// The default options.
+        public init() {}
+    }
+
+    /// The number of worker processes.
+    public let workerCount: Int
+    /// Why the pool has ``workerCount`` workers.
+    public let workerCountDecision: WorkerCount
+    let supervisor: Supervisor
+    private let nextCallID = Atomic<UInt64>(1)
+    private let closed = Atomic<Bool>(false)
+
+    /// Starts a pool and waits until every worker is ready.
+    ///
+    /// - Parameters:
+    ///   - workers: the number of worker processes; `nil` applies the CPU rules of
+    ///     ``WorkerCount`` (affinity mask, cgroup quota, Slurm variables, `MP_WORKERS`).
+    ///     More workers than CPUs is allowed.
+    ///   - options: limits and timeouts.
+    /// - Throws: ``MultiprocessingError`` with code
+    ///   ``MultiprocessingError/Code/bootstrapMissing`` when the program never called
+    ///   ``Multiprocessing/bootstrap()``; ``MultiprocessingError/Code/insideWorker`` when
+    ///   called inside a worker; ``MultiprocessingError/Code/invalidArgument`` for a
+    ///   count below 1; ``MultiprocessingError/Code/spawnFailed`` or
+    ///   ``MultiprocessingError/Code/handshakeFailed`` when a worker cannot start (a
+    ///   worker that dies while starting fails the creation, naming its exit status).
+    public init(workers: Int? = nil, options: Options = Options()) async throws {
+        if WorkerMode.isWorker {
+            throw MultiprocessingError(
+                .insideWorker,
+                "a pool cannot be created inside a worker process (your function is already running in a pool's worker): do the work directly in the function, or create the pool in the parent")
+        }
+        if let value = Platform.environment(WorkerMode.environmentVariable), !value.isEmpty {
+            // Started as a worker, but main reached here without bootstrap(): never spawn.
+            WorkerMode.refuseUnbootstrappedWorker()
+        }
+        guard WorkerMode.bootstrapped else {
+            throw Supervisor.bootstrapMissingError(detail: "this program created a pool without it")
+        }
+        if let workers, workers < 1 {
+            throw MultiprocessingError(.invalidArgument, "a pool needs at least 1 worker; \(workers) was given")
+        }
+        guard options.maximumFrameBytes > 0, options.maximumFrameBytes <= Frame.absoluteMaximumPayload else {
+            throw MultiprocessingError(.invalidArgument, "maximumFrameBytes must be between 1 and \(Frame.absoluteMaximumPayload); \(options.maximumFrameBytes) was given")
+        }
+        let decision = WorkerCount.resolve(
+            explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
+        decision.reportWarningsOnce()
+        workerCountDecision = decision
+        workerCount = decision.count
+        Platform.ignoreBrokenPipe()
+        supervisor = try Supervisor(
+            workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
+            handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9))
+        do {
+            try await supervisor.start()
+        } catch {
+            await supervisor.close()
+            throw error
+        }
+    }
+
+    deinit {
+        if !closed.load(ordering: .acquiring) { supervisor.closeDetached() }
+    }
+
+    /// Stops the workers and waits until they have exited. Calls still running fail with
+    /// ``MultiprocessingError/Code/poolClosed``. Workers get two seconds to exit after
+    /// their channel closes, then SIGKILL; none is left behind, not even as a zombie.
+    /// Closing twice is harmless.
+    public func close() async {
+        closed.store(true, ordering: .releasing)
+        await supervisor.close()
+    }
+
+    /// Applies `function` to every input, in parallel, and returns the outputs in input
+    /// order (Python's `Pool.map`).
+    ///
+    /// Inputs are split into chunks sent to the workers; the function value is sent to
+    /// each worker once per call, not per chunk.
+    ///
+    /// - Parameters:
+    ///   - function: the function value (its stored properties are its state).
+    ///   - inputs: the inputs; read once, up front.
+    ///   - chunkSize: items per chunk; `nil` (the default) sizes chunks automatically
+    ///     (about 2 ms of work each, smaller toward the end so uneven items balance).
+    /// - Returns: one output per input, in input order.
+    /// - Throws: at the first failed item (the rest of the call is cancelled), a
+    ///   ``MultiprocessingError`` with the item's index and worker:
+    ///   ``MultiprocessingError/Code/functionThrew`` with your error's type and
+    ///   description, or ``MultiprocessingError/Code/workerDied`` naming the exit status
+    ///   or signal when the worker died (the worker is replaced). The error's
+    ///   ``MultiprocessingError/partialResults(as:)`` holds the results already received.
+    ///   Also ``MultiprocessingError/Code/typeNotFound`` for a function type declared
+    ///   inside a function body, ``MultiprocessingError/Code/poolClosed`` on a closed pool,
+    ///   and ``MultiprocessingError/Code/cancelled`` when the calling task is cancelled.
+    public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil) async throws -> [F.Output] {
+        let items = Array(inputs)
+        try checkOpen()
+        if let chunkSize, chunkSize < 1 {
+            throw MultiprocessingError(.invalidArgument, "chunkSize must be at least 1; \(chunkSize) was given")
+        }
+        let typeName = try F.checkFindableByName()
+        if items.isEmpty { return [] }
+
+        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let installFrame = try Frame.encode(.install) { w throws in
+            Message.Install(callID: callID, typeName: typeName).write(to: &w)
+            try BinaryCodec.encode(function, into: &w)
+        }
+        let (events, continuation) = AsyncStream<CallEvent>.makeStream()
+        let call = CallRecord(
+            id: callID, installFrame: installFrame,
+            schedule: CallSchedule(totalItems: items.count, workers: workerCount, fixedChunkSize: chunkSize),
+            encodeTask: { (task: Message.Task, range: Range<Int>) throws -> [UInt8] in
+                try Frame.encode(.task) { w throws in
+                    task.write(to: &w)
+                    try BinaryCodec.encode(Array(items[range]), into: &w)
+                }
+            },
+            deliver: { event in continuation.yield(event) })
+
+        var results = [F.Output?](repeating: nil, count: items.count)
+        var received = 0
+        let supervisor = self.supervisor
+        defer { supervisor.finish(callID: callID) }
+        var failure: MultiprocessingError?
+        await withTaskCancellationHandler {
+            supervisor.submit(call)
+            for await event in events {
+                do {
+                    switch event {
+                    case .results(let header, let range, let payload, let offset, let worker):
+                        try Self.decodeResults(
+                            F.Output.self, header, range, payload, offset, worker, into: &results)
+                        received += range.count
+                    case .chunkFailed(_, let error):
+                        throw error
+                    case .failed(let error):
+                        throw error
+                    }
+                } catch {
+                    failure = MultiprocessingError.from(error)
+                    break
+                }
+                if received == items.count || Task.isCancelled { break }
+            }
+        } onCancel: {
+            continuation.yield(.failed(MultiprocessingError(.cancelled, "the task that called map was cancelled")))
+        }
+        continuation.finish()
+        if let failure {
+            throw MultiprocessingError(copying: failure, partialResults: results)
+        }
+        if received < items.count {
+            throw MultiprocessingError(copying: MultiprocessingError(.cancelled, "the task that called map was cancelled"), partialResults: results)
+        }
+        return results.map { $0! }
+    }
+
+    /// Runs `function` on one input in a worker and returns its output (Python's `Pool.apply`).
+    ///
+    /// - Throws: the errors of ``map(_:_:chunkSize:)``, for this one item (index 0).
+    public func apply<F: ParallelFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
+        try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
+    }
+
+    private func checkOpen() throws {
+        if closed.load(ordering: .acquiring) { throw Supervisor.closedError() }
+    }
+
+    /// Decodes a result frame into `results`; throws the first failed item's error.
+    static func decodeResults<Output: Decodable>(
+        _ type: Output.Type, _ header: Message.Result, _ range: Range<Int>, _ payload: [UInt8], _ offset: Int,
+        _ worker: MultiprocessingError.WorkerIdentity, into results: inout [Output?]
+    ) throws {
+        try payload.withUnsafeBytes { raw throws in
+            var reader = ByteReader(raw, offset: offset)
+            if header.status == Message.Result.allSucceeded {
+                let outputs = try BinaryCodec.decode([Output].self, from: &reader)
+                guard outputs.count == range.count, reader.isAtEnd else {
+                    throw MultiprocessingError(.malformedFrame, "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
+                }
+                for (position, output) in outputs.enumerated() { results[range.lowerBound + position] = output }
+                return
+            }
+            var firstFailure: MultiprocessingError?
+            for index in range {
+                let tag = try reader.readByte("a result tag")
+                if tag == Message.Result.itemSucceeded {
+                    results[index] = try BinaryCodec.decode(Output.self, from: &reader)
+                } else {
+                    let errorType = try reader.readString()
+                    let errorMessage = try reader.readString()
+                    if firstFailure == nil {
+                        firstFailure = MultiprocessingError(
+                            .functionThrew,
+                            "item \(index) failed in \(worker): \(errorType): \(errorMessage)",
+                            itemIndex: index, worker: worker, remoteErrorType: errorType, remoteErrorMessage: errorMessage)
+                    }
+                }
+            }
+            if let firstFailure { throw firstFailure }
+        }
+    }
+}
+
+/// Runs `body` with a new pool and closes the pool when `body` returns or throws.
+///
+/// - Parameters:
+///   - workers: the number of worker processes; `nil` applies the CPU rules of ``WorkerCount``.
+///   - options: limits and timeouts.
+///   - isolation: the caller's actor; `body` runs on it.
+///   - body: the work; the pool must not escape it.
+/// - Returns: what `body` returns.
+/// - Throws: the errors of ``ProcessPool/init(workers:options:)`` and whatever `body` throws.
+///   When a worker dies, the items it ran fail inside `body` (see ``ProcessPool/map(_:_:chunkSize:)``);
+///   the pool itself goes on.
+public func withProcessPool<Result>(
+    workers: Int? = nil,
+    options: ProcessPool.Options = ProcessPool.Options(),
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (ProcessPool) async throws -> Result
+) async throws -> Result {
+    let pool = try await ProcessPool(workers: workers, options: options)
+    do {
+        let result = try await body(pool)
+        await pool.close()
+        return result
+    } catch {
+        await pool.close()
+        throw error
+    }
+}

@@ -1,0 +1,157 @@
+/// Frames: how messages are cut out of a byte stream (a Unix socket pair today, TCP for
+/// remote workers later: the same code for both).
+///
+/// ```
+/// offset  size  field
+/// 0       2     magic "MP" (0x4D 0x50)
+/// 2       1     protocol version (``Frame/protocolVersion``)
+/// 3       1     kind (``Frame/Kind``)
+/// 4       4     payload length, little-endian UInt32
+/// 8       n     payload
+/// ```
+/// A frame whose magic, version or kind is wrong, or whose length is above the
+/// connection's limit, is an error for that connection: the reader never allocates more
+/// than the limit, and never trusts a length before checking it.
+struct Frame: Sendable {
+    /// The version of this wire protocol. Bump it on any change to the frame or message layout.
+    static let protocolVersion: UInt8 = 1
+    static let magic: (UInt8, UInt8) = (0x4D, 0x50)
+    static let headerSize = 8
+    /// The default hard limit on one frame's payload (256 MiB). Raise it with
+    /// ``ProcessPool/Options/maximumFrameBytes`` for very large items.
+    static let defaultMaximumPayload = 256 << 20
+    /// The largest limit the format can express.
+    static let absoluteMaximumPayload = Int(UInt32.max)
+
+    /// What a frame carries.
+    enum Kind: UInt8, Sendable {
+        /// worker → parent, first frame: version, build id, pid, host.
+        case hello = 1
+        /// parent → worker: a call's function value, sent once per call per worker.
+        case install = 2
+        /// parent → worker: a chunk of inputs.
+        case task = 3
+        /// worker → parent: a chunk's results.
+        case result = 4
+        /// parent → worker: the call is over; forget its function.
+        case release = 5
+        /// worker → parent: the worker cannot go on (the message says why); it exits next.
+        case fatal = 6
+        /// worker → parent: a call's function could not be installed (type not found,
+        /// value not decodable). The worker stays usable.
+        case installFailed = 7
+    }
+
+    var kind: Kind
+    var payload: [UInt8]
+
+    /// Writes a frame's header and payload into one contiguous array.
+    static func encode(_ kind: Kind, payload: (inout ByteWriter) throws -> Void) throws -> [UInt8] {
+        var writer = ByteWriter(reservingCapacity: 64)
+        writer.write(magic.0)
+        writer.write(magic.1)
+        writer.write(protocolVersion)
+        writer.write(kind.rawValue)
+        writer.write(fixed: UInt32(0))
+        try payload(&writer)
+        let length = writer.count - headerSize
+        guard length <= absoluteMaximumPayload else {
+            throw MultiprocessingError(
+                .frameTooLarge,
+                "a \(kind) message of \(length) bytes is larger than the wire format's limit of \(absoluteMaximumPayload) bytes; send smaller items or split them"
+            )
+        }
+        writer.patch(fixed: UInt32(length), at: 4)
+        return writer.bytes
+    }
+
+    /// Checks a header and returns the kind and payload length.
+    static func parseHeader(_ header: UnsafeRawBufferPointer, maximumPayload: Int) throws -> (Kind, Int) {
+        precondition(header.count >= headerSize)
+        guard header[0] == magic.0, header[1] == magic.1 else {
+            throw MultiprocessingError(
+                .malformedFrame,
+                "the peer sent bytes that are not a swift-multiprocessing frame (bad magic 0x\(hex(header[0]))\(hex(header[1]))); something other than a worker of this program wrote to the connection"
+            )
+        }
+        guard header[2] == protocolVersion else {
+            throw MultiprocessingError(
+                .protocolMismatch,
+                "the peer speaks wire protocol version \(header[2]), this program speaks \(protocolVersion): both ends must be the same build of the program"
+            )
+        }
+        guard let kind = Kind(rawValue: header[3]) else {
+            throw MultiprocessingError(.malformedFrame, "the peer sent a frame of unknown kind \(header[3])")
+        }
+        let length = Int(header.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
+        guard length <= maximumPayload else {
+            throw MultiprocessingError(
+                .frameTooLarge,
+                "the peer sent a \(kind) frame of \(length) bytes, above this connection's limit of \(maximumPayload) bytes; if your items or results are really this large, raise ProcessPool.Options.maximumFrameBytes"
+            )
+        }
+        return (kind, length)
+    }
+
+    private static func hex(_ byte: UInt8) -> String {
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+    }
+}
+
+/// Cuts frames out of bytes as they arrive, in any pieces. Pure logic, no I/O.
+struct FrameAssembler {
+    let maximumPayload: Int
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var pending: (Frame.Kind, Int)?
+
+    init(maximumPayload: Int = Frame.defaultMaximumPayload) {
+        self.maximumPayload = maximumPayload
+    }
+
+    /// Bytes received but not yet returned as frames.
+    var bufferedByteCount: Int { buffer.count - start }
+
+    /// Adds received bytes.
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if start > 0 && start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        } else if start > 65536 && start * 2 > buffer.count {
+            buffer.removeSubrange(0..<start)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// How many more bytes the frame being received needs (a hint for the read size).
+    var bytesWanted: Int {
+        if let (_, length) = pending { return max(0, Frame.headerSize + length - bufferedByteCount) }
+        return max(0, Frame.headerSize - bufferedByteCount)
+    }
+
+    /// The next complete frame, or `nil` when more bytes are needed.
+    /// - Throws: ``MultiprocessingError`` for a malformed header; the connection is then unusable.
+    mutating func next() throws -> Frame? {
+        if pending == nil {
+            guard bufferedByteCount >= Frame.headerSize else { return nil }
+            let header = try buffer.withUnsafeBytes { raw throws in
+                try Frame.parseHeader(
+                    UnsafeRawBufferPointer(rebasing: raw[start..<(start + Frame.headerSize)]),
+                    maximumPayload: maximumPayload
+                )
+            }
+            pending = header
+            if buffer.capacity < start + Frame.headerSize + header.1 {
+                buffer.reserveCapacity(start + Frame.headerSize + header.1)
+            }
+        }
+        guard let (kind, length) = pending, bufferedByteCount >= Frame.headerSize + length else { return nil }
+        let payloadStart = start + Frame.headerSize
+        let payload = Array(buffer[payloadStart..<(payloadStart + length)])
+        start = payloadStart + length
+        pending = nil
+        return Frame(kind: kind, payload: payload)
+    }
+}

@@ -1,0 +1,134 @@
+import CMultiprocessingShim
+
+/// Runs chunks of one call in a worker: the decoded function value, and the code that
+/// turns a task frame into a result frame. One per call per worker.
+protocol ChunkRunner: Sendable {
+    /// Runs every item of a task and returns the result frame (never throws: failures
+    /// of items, or of decoding the inputs, are reported inside the frame).
+    func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8]
+}
+
+/// Looks up a function type by its mangled name and decodes its value (worker side).
+func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, maximumPayload: Int) throws -> any ChunkRunner {
+    guard let type = _typeByName(typeName) else {
+        throw MultiprocessingError(
+            .typeNotFound,
+            "this worker cannot find the function type with mangled name \(typeName): it is a type declared inside a function body, or the worker is a different build of the program"
+        )
+    }
+    guard let functionType = type as? any ParallelFunction.Type else {
+        throw MultiprocessingError(.typeNotFound, "the type \(String(reflecting: type)) does not conform to ParallelFunction in this worker")
+    }
+    return try makeRunner(functionType, functionBytes, maximumPayload)
+}
+
+private func makeRunner<F: ParallelFunction>(_ type: F.Type, _ bytes: UnsafeRawBufferPointer, _ maximumPayload: Int) throws -> any ChunkRunner {
+    var reader = ByteReader(bytes)
+    let function = try BinaryCodec.decode(F.self, from: &reader)
+    return FunctionRunner(function: function, maximumPayload: maximumPayload)
+}
+
+struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
+    let function: F
+    let maximumPayload: Int
+
+    func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8] {
+        let inputs: [F.Input]
+        do {
+            inputs = try payload.withUnsafeBytes { raw throws in
+                var reader = ByteReader(raw, offset: inputsOffset)
+                let values = try BinaryCodec.decode([F.Input].self, from: &reader)
+                guard reader.isAtEnd, values.count == task.count else {
+                    throw MultiprocessingError(.malformedFrame, "a task frame for \(task.count) items held \(values.count) inputs and \(reader.remaining) stray bytes")
+                }
+                return values
+            }
+        } catch {
+            return Self.failAll(task, type: "MultiprocessingError(decodingFailed)", message: "the worker could not decode the inputs: \(describe(error))")
+        }
+
+        let start = Platform.monotonicNanos()
+        var outputs: [F.Output] = []
+        outputs.reserveCapacity(inputs.count)
+        var failures: [(offset: Int, type: String, message: String)] = []
+        for (offset, input) in inputs.enumerated() {
+            do {
+                outputs.append(try await function(input))
+            } catch {
+                failures.append((offset, String(reflecting: Swift.type(of: error)), String(describing: error)))
+            }
+            if mp_stdout_pending() > 0 { mp_flush_stdio() }
+        }
+        let elapsed = Platform.monotonicNanos() &- start
+        let header = Message.Result(
+            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed,
+            status: failures.isEmpty ? Message.Result.allSucceeded : Message.Result.perItem)
+
+        if failures.isEmpty, let frame = try? Frame.encode(.result, payload: { w throws in
+            header.write(to: &w)
+            try BinaryCodec.encode(outputs, into: &w)
+        }) {
+            if frame.count - Frame.headerSize <= maximumPayload { return frame }
+            return Self.failAll(
+                task, type: "MultiprocessingError(frameTooLarge)",
+                message: "the results of items \(task.firstIndex)..<\(task.firstIndex + task.count) encode to \(frame.count) bytes, above the frame limit of \(maximumPayload) bytes: return smaller results, use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes")
+        }
+        return Self.perItemFrame(task, elapsed: elapsed, outputs: outputs, failures: failures, maximumPayload: maximumPayload)
+    }
+
+    /// A result frame with one outcome per item (used when any item failed, or an output
+    /// could not be encoded).
+    private static func perItemFrame(
+        _ task: Message.Task, elapsed: UInt64, outputs: [F.Output],
+        failures: [(offset: Int, type: String, message: String)], maximumPayload: Int
+    ) -> [UInt8] {
+        let header = Message.Result(callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem)
+        let frame = try? Frame.encode(.result) { w in
+            header.write(to: &w)
+            var nextFailure = 0
+            var nextOutput = 0
+            for offset in 0..<task.count {
+                if nextFailure < failures.count, failures[nextFailure].offset == offset {
+                    w.write(Message.Result.itemFailed)
+                    w.write(string: failures[nextFailure].type)
+                    w.write(string: failures[nextFailure].message)
+                    nextFailure += 1
+                    continue
+                }
+                let output = outputs[nextOutput]
+                nextOutput += 1
+                var item = ByteWriter()
+                do {
+                    try BinaryCodec.encode(output, into: &item)
+                    w.write(Message.Result.itemSucceeded)
+                    w.write(contentsOf: item.bytes)
+                } catch {
+                    w.write(Message.Result.itemFailed)
+                    w.write(string: "MultiprocessingError(encodingFailed)")
+                    w.write(string: "the worker could not encode the result: \(describe(error))")
+                }
+            }
+        }
+        if let frame, frame.count - Frame.headerSize <= maximumPayload { return frame }
+        return failAll(task, type: "MultiprocessingError(frameTooLarge)", message: "the results of items \(task.firstIndex)..<\(task.firstIndex + task.count) are above the frame limit of \(maximumPayload) bytes")
+    }
+
+    /// A result frame in which every item of the task failed with the same error.
+    static func failAll(_ task: Message.Task, type: String, message: String) -> [UInt8] {
+        let header = Message.Result(callID: task.callID, chunkID: task.chunkID, computeNanos: 0, status: Message.Result.perItem)
+        // Encoding strings cannot fail.
+        return (try? Frame.encode(.result) { w in
+            header.write(to: &w)
+            for _ in 0..<task.count {
+                w.write(Message.Result.itemFailed)
+                w.write(string: type)
+                w.write(string: message)
+            }
+        }) ?? []
+    }
+}
+
+/// The user-facing text of an error: its message for ours, its description otherwise.
+func describe(_ error: any Error) -> String {
+    (error as? MultiprocessingError)?.message ?? String(describing: error)
+}

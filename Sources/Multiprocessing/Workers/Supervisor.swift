@@ -1,0 +1,463 @@
+#if os(Linux)
+/// What the supervisor tells the task that waits on a call.
+enum CallEvent: Sendable {
+    /// A chunk's results arrived (decode them from `payload` starting at `offset`).
+    case results(Message.Result, range: Range<Int>, payload: [UInt8], offset: Int, worker: MultiprocessingError.WorkerIdentity)
+    /// These items failed together: their worker died, or their inputs could not be encoded.
+    case chunkFailed(range: Range<Int>, MultiprocessingError)
+    /// The whole call failed (its function could not be installed, the pool closed).
+    case failed(MultiprocessingError)
+}
+
+/// One call (a `map`, an `apply`) as the supervisor sees it: type-erased, on the loop thread.
+final class CallRecord: @unchecked Sendable {
+    let id: UInt64
+    /// The install frame: the function's type name and encoded value.
+    let installFrame: [UInt8]
+    var schedule: CallSchedule
+    /// Encodes the task frame for a range of this call's inputs.
+    let encodeTask: (Message.Task, Range<Int>) throws -> [UInt8]
+    let deliver: @Sendable (CallEvent) -> Void
+
+    init(
+        id: UInt64, installFrame: [UInt8], schedule: CallSchedule,
+        encodeTask: @escaping (Message.Task, Range<Int>) throws -> [UInt8],
+        deliver: @escaping @Sendable (CallEvent) -> Void
+    ) {
+        self.id = id
+        self.installFrame = installFrame
+        self.schedule = schedule
+        self.encodeTask = encodeTask
+        self.deliver = deliver
+    }
+}
+
+/// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
+///
+/// Everything here runs on the event loop's thread. The public pool talks to it only
+/// through ``start()``, ``submit(_:)``, ``finish(callID:)`` and ``close()``, which hop to
+/// that thread.
+final class Supervisor: @unchecked Sendable {
+    enum State { case starting, running, closing, closed }
+
+    /// How many chunks one worker may hold at once: the one it runs and one waiting, so
+    /// it never idles while its next chunk crosses the socket. More would hurt balance.
+    static let chunksPerWorker = 2
+    /// A slot whose worker fails to start this many times in a row is given up.
+    static let maximumConsecutiveStartFailures = 3
+    /// How long a closing pool waits for workers to exit before it kills them.
+    static let exitGraceNanos: UInt64 = 2_000_000_000
+
+    let loop: EventLoop
+    let launcher: LocalLauncher
+    let workerCount: Int
+    let maximumPayload: Int
+    let handshakeTimeoutNanos: UInt64
+    private let buildID = Platform.executableBuildID()
+
+    private var state = State.starting
+    private var slots: [WorkerConnection?]
+    private var startFailures: [Int]
+    private var calls: [UInt64: CallRecord] = [:]
+    /// Calls that still have items to hand out, oldest first.
+    private var callOrder: [UInt64] = []
+    private var nextChunkID: UInt64 = 1
+    private var readBuffer = [UInt8](repeating: 0, count: 1 << 16)
+    private var startWaiter: CheckedContinuation<Void, any Error>?
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var killTimer: UInt64?
+
+    init(workerCount: Int, maximumPayload: Int, handshakeTimeoutNanos: UInt64) throws {
+        loop = try EventLoop()
+        launcher = LocalLauncher(maximumPayload: maximumPayload)
+        self.workerCount = workerCount
+        self.maximumPayload = maximumPayload
+        self.handshakeTimeoutNanos = handshakeTimeoutNanos
+        slots = Array(repeating: nil, count: workerCount)
+        startFailures = Array(repeating: 0, count: workerCount)
+        try loop.start(name: "mp-supervisor")
+    }
+
+    // MARK: - Entry points (any thread)
+
+    /// Spawns every worker and returns when all have completed the handshake.
+    func start() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            loop.execute { [self] in
+                startWaiter = continuation
+                for slot in 0..<workerCount {
+                    do {
+                        try spawn(slot: slot)
+                    } catch {
+                        failStart(error)
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    func submit(_ call: CallRecord) {
+        loop.execute { [self] in
+            guard state == .running else {
+                call.deliver(.failed(Self.closedError()))
+                return
+            }
+            calls[call.id] = call
+            callOrder.append(call.id)
+            pump()
+        }
+    }
+
+    /// Forgets a call (finished, failed or cancelled): no more of its chunks are handed
+    /// out, results still on their way are dropped, workers release its function.
+    func finish(callID: UInt64) {
+        loop.execute { [self] in
+            guard calls.removeValue(forKey: callID) != nil else { return }
+            callOrder.removeAll { $0 == callID }
+            for case let worker? in slots where worker.installed.contains(callID) {
+                worker.installed.remove(callID)
+                if let frame = try? Message.releaseFrame(callID: callID) { try? worker.send(frame) }
+            }
+        }
+    }
+
+    /// Stops every worker (politely, then with SIGKILL after a grace period), fails
+    /// calls still pending with ``MultiprocessingError/Code/poolClosed``, and returns
+    /// once every worker process has been reaped.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            loop.execute { [self] in
+                if state == .closed {
+                    continuation.resume()
+                    return
+                }
+                closeWaiters.append(continuation)
+                beginClosing()
+            }
+        }
+    }
+
+    /// Starts closing without waiting (used when a pool is dropped unclosed).
+    func closeDetached() {
+        loop.execute { [self] in beginClosing() }
+    }
+
+    static func closedError() -> MultiprocessingError {
+        MultiprocessingError(.poolClosed, "the pool is closed: create a new pool, or keep using this one inside its withProcessPool { } body")
+    }
+
+    // MARK: - Workers
+
+    private func spawn(slot: Int) throws {
+        let spawned = try launcher.spawn(slot: slot)
+        let worker = WorkerConnection(slot: slot, spawned: spawned, maximumPayload: maximumPayload)
+        slots[slot] = worker
+        do {
+            worker.channelToken = try loop.register(
+                worker.channel, [.readable, .writable, .edgeTriggered],
+                EventHandler { [weak self, unowned worker] readable, writable, hangup in
+                    self?.channelEvent(worker, readable: readable, writable: writable, hangup: hangup)
+                })
+            worker.processToken = try loop.register(
+                worker.processHandle, .readable,
+                EventHandler { [weak self, unowned worker] _, _, _ in self?.processExited(worker) })
+        } catch {
+            Platform.kill(worker.pid, 9)
+            throw error
+        }
+        worker.handshakeTimer = loop.schedule(afterNanoseconds: handshakeTimeoutNanos) { [weak self, unowned worker] in
+            guard let self, worker.phase == .handshaking else { return }
+            worker.connectionError = MultiprocessingError(
+                .handshakeFailed,
+                "\(worker.identity) did not complete the start-up handshake within \(handshakeTimeoutNanos / 1_000_000_000) s: does your program do slow work before calling Multiprocessing.bootstrap()? Call it first in main",
+                worker: worker.identity)
+            Platform.kill(worker.pid, 9)
+            _ = self
+        }
+    }
+
+    private func channelEvent(_ worker: WorkerConnection, readable: Bool, writable: Bool, hangup: Bool) {
+        guard worker.hasChannel else { return }
+        do {
+            if writable { try worker.flush() }
+            if readable || hangup {
+                let open = try worker.readAvailable(into: &readBuffer)
+                try processFrames(worker)
+                if !open { brokenChannel(worker, nil) }
+            }
+        } catch {
+            brokenChannel(worker, .from(error))
+        }
+    }
+
+    /// The channel ended or broke: stop using the worker and make sure its process ends;
+    /// its exit (reported through the process handle) settles its chunks.
+    private func brokenChannel(_ worker: WorkerConnection, _ error: MultiprocessingError?) {
+        if let error, worker.connectionError == nil {
+            worker.connectionError = error
+            Platform.kill(worker.pid, 9)
+        }
+        worker.phase = .exiting
+        worker.closeChannel(loop: loop)
+    }
+
+    private func processFrames(_ worker: WorkerConnection) throws {
+        while let frame = try worker.assembler.next() {
+            try handle(frame, from: worker)
+        }
+    }
+
+    private func handle(_ frame: Frame, from worker: WorkerConnection) throws {
+        switch frame.kind {
+        case .hello:
+            guard worker.phase == .handshaking else {
+                throw MultiprocessingError(.malformedFrame, "\(worker.identity) sent a second hello")
+            }
+            let hello = try frame.payload.withUnsafeBytes { raw throws in
+                var reader = ByteReader(raw)
+                return try Message.Hello(&reader)
+            }
+            guard hello.buildID == buildID else {
+                throw MultiprocessingError(
+                    .protocolMismatch,
+                    "\(worker.identity) is a different build of the program (build id differs): rebuild, and run the same binary everywhere")
+            }
+            worker.host = hello.host
+            worker.phase = .ready
+            if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
+            startFailures[worker.slot] = 0
+            if state == .starting, slots.allSatisfy({ $0?.phase == .ready }) {
+                state = .running
+                startWaiter?.resume()
+                startWaiter = nil
+            }
+            pump()
+        case .result:
+            let (header, offset) = try frame.payload.withUnsafeBytes { raw throws in
+                var reader = ByteReader(raw)
+                return (try Message.Result(&reader), reader.offset)
+            }
+            guard let first = worker.inFlight.first, first.callID == header.callID, first.chunkID == header.chunkID else {
+                throw MultiprocessingError(.malformedFrame, "\(worker.identity) answered a chunk it was not running")
+            }
+            worker.inFlight.removeFirst()
+            if let call = calls[header.callID] {
+                call.schedule.completed(first.range, computeNanos: header.computeNanos)
+                call.deliver(.results(header, range: first.range, payload: frame.payload, offset: offset, worker: worker.identity))
+            }
+            pump()
+        case .installFailed, .fatal:
+            let failure = try frame.payload.withUnsafeBytes { raw throws in
+                var reader = ByteReader(raw)
+                return try Message.Failure(&reader, kind: frame.kind)
+            }
+            if frame.kind == .fatal {
+                worker.fatalMessage = failure
+                return
+            }
+            if let call = calls[failure.callID] {
+                let code: MultiprocessingError.Code = failure.code == MultiprocessingError.Code.typeNotFound.description ? .typeNotFound : .decodingFailed
+                call.deliver(.failed(MultiprocessingError(code, "\(worker.identity) could not install the call's function: \(failure.message)", worker: worker.identity)))
+            }
+        case .install, .task, .release:
+            throw MultiprocessingError(.malformedFrame, "\(worker.identity) sent a \(frame.kind) frame, which only the parent sends")
+        }
+    }
+
+    private func processExited(_ worker: WorkerConnection) {
+        // Frames the worker wrote before it exited come first.
+        if worker.hasChannel {
+            channelEvent(worker, readable: true, writable: false, hangup: true)
+            if worker.hasChannel { brokenChannel(worker, nil) }
+        }
+        let termination: ProcessTermination
+        do {
+            guard let reaped = try Platform.reap(worker.processHandle, wait: false) else { return }
+            termination = reaped
+        } catch {
+            termination = .exited(-1)
+        }
+        worker.closeProcessHandle(loop: loop)
+        if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
+        if slots[worker.slot] === worker { slots[worker.slot] = nil }
+
+        switch state {
+        case .starting:
+            failStart(startError(worker, termination))
+        case .running:
+            settleLostWork(worker, termination)
+            respawn(after: worker, termination)
+            pump()
+        case .closing:
+            settleLostWork(worker, termination)
+            finishClosingIfDone()
+        case .closed:
+            break
+        }
+    }
+
+    /// The chunk a dead worker was running fails; the ones waiting behind it go back to
+    /// their calls, to be handed to another worker.
+    private func settleLostWork(_ worker: WorkerConnection, _ termination: ProcessTermination) {
+        for (position, chunk) in worker.inFlight.enumerated() {
+            guard let call = calls[chunk.callID] else { continue }
+            if position == 0 {
+                call.schedule.abandoned(chunk.range)
+                call.deliver(.chunkFailed(range: chunk.range, deathError(worker, termination, running: chunk.range)))
+            } else {
+                call.schedule.giveBack(chunk.range)
+                if !callOrder.contains(chunk.callID) { callOrder.append(chunk.callID) }
+            }
+        }
+        worker.inFlight.removeAll()
+    }
+
+    private func respawn(after worker: WorkerConnection, _ termination: ProcessTermination) {
+        let slot = worker.slot
+        if worker.phase == .handshaking || worker.fatalMessage != nil {
+            startFailures[slot] += 1
+        }
+        if startFailures[slot] >= Self.maximumConsecutiveStartFailures {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: worker slot \(slot) failed to start \(startFailures[slot]) times in a row (last: \(startError(worker, termination).message)); the pool goes on with \(slots.compactMap { $0 }.count) workers\n")
+            if slots.allSatisfy({ $0 == nil }) {
+                let error = MultiprocessingError(.workerDied, "no worker of the pool is left: workers could not be restarted (last: \(startError(worker, termination).message))")
+                for call in calls.values { call.deliver(.failed(error)) }
+                calls.removeAll()
+                callOrder.removeAll()
+            }
+            return
+        }
+        do {
+            try spawn(slot: slot)
+        } catch {
+            startFailures[slot] += 1
+            Platform.writeToStandardError("swift-multiprocessing: could not replace \(worker.identity): \(describe(error))\n")
+        }
+    }
+
+    private func deathError(_ worker: WorkerConnection, _ termination: ProcessTermination, running range: Range<Int>) -> MultiprocessingError {
+        var message = "\(worker.identity) \(termination) while running item"
+        message += range.count == 1 ? " \(range.lowerBound)" : "s \(range.lowerBound)..<\(range.upperBound) (one of them was executing)"
+        if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
+        if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
+        message += ". The worker has been replaced; any output it printed is above."
+        return MultiprocessingError(
+            .workerDied, message, itemIndex: range.count == 1 ? range.lowerBound : nil, worker: worker.identity,
+            underlying: worker.connectionError)
+    }
+
+    private func startError(_ worker: WorkerConnection, _ termination: ProcessTermination) -> MultiprocessingError {
+        if termination == .exited(WorkerMode.bootstrapMissingStatus)
+            || worker.fatalMessage?.code == MultiprocessingError.Code.bootstrapMissing.description
+        {
+            return Self.bootstrapMissingError(detail: "the worker process (pid \(worker.pid)) ran your program's main, which reached pool creation without calling it")
+        }
+        if let error = worker.connectionError { return error }
+        var message = "\(worker.identity) \(termination) before completing the start-up handshake"
+        if let fatal = worker.fatalMessage { message += ": \(fatal.message)" }
+        message += ". Its error output, if any, is above."
+        return MultiprocessingError(.handshakeFailed, message, worker: worker.identity)
+    }
+
+    static func bootstrapMissingError(detail: String) -> MultiprocessingError {
+        MultiprocessingError(
+            .bootstrapMissing,
+            "Multiprocessing.bootstrap() was not called: \(detail). Make `Multiprocessing.bootstrap()` the first line of your program's main (before any pool is created): worker processes are started from the same executable and enter worker mode there.")
+    }
+
+    private func failStart(_ error: any Error) {
+        guard state == .starting else { return }
+        startWaiter?.resume(throwing: error)
+        startWaiter = nil
+        beginClosing()
+    }
+
+    // MARK: - Scheduling
+
+    /// Hands out chunks to workers with room, filling every worker to one chunk before any
+    /// gets a second.
+    private func pump() {
+        guard state == .running else { return }
+        for depth in 1...Self.chunksPerWorker {
+            for case let worker? in slots where worker.phase == .ready && worker.inFlight.count < depth {
+                guard let (call, range) = nextChunk() else { return }
+                dispatch(call, range, to: worker)
+            }
+        }
+    }
+
+    private func nextChunk() -> (CallRecord, Range<Int>)? {
+        while let id = callOrder.first {
+            if let call = calls[id], let range = call.schedule.takeChunk() {
+                if call.schedule.isExhausted { callOrder.removeFirst() }
+                return (call, range)
+            }
+            callOrder.removeFirst()
+        }
+        return nil
+    }
+
+    private func dispatch(_ call: CallRecord, _ range: Range<Int>, to worker: WorkerConnection) {
+        let chunkID = nextChunkID
+        nextChunkID += 1
+        let task = Message.Task(callID: call.id, chunkID: chunkID, firstIndex: range.lowerBound, count: range.count)
+        do {
+            let frame = try call.encodeTask(task, range)
+            guard frame.count - Frame.headerSize <= maximumPayload else {
+                throw MultiprocessingError(
+                    .frameTooLarge,
+                    "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(frame.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes")
+            }
+            if !worker.installed.contains(call.id) {
+                try worker.send(call.installFrame)
+                worker.installed.insert(call.id)
+            }
+            worker.inFlight.append(.init(callID: call.id, chunkID: chunkID, range: range))
+            try worker.send(frame)
+        } catch {
+            let error = MultiprocessingError.from(error)
+            if error.code == .systemCallFailed {
+                // The socket broke: the worker's exit settles the chunk (it is in flight).
+                brokenChannel(worker, error)
+            } else {
+                call.schedule.abandoned(range)
+                call.deliver(.chunkFailed(range: range, error))
+            }
+        }
+    }
+
+    // MARK: - Closing
+
+    private func beginClosing() {
+        guard state == .starting || state == .running else {
+            finishClosingIfDone()
+            return
+        }
+        state = .closing
+        let error = Self.closedError()
+        for call in calls.values { call.deliver(.failed(error)) }
+        calls.removeAll()
+        callOrder.removeAll()
+        for case let worker? in slots {
+            worker.phase = .exiting
+            worker.closeChannel(loop: loop)
+        }
+        killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos) { [weak self] in
+            guard let self else { return }
+            for case let worker? in slots { Platform.kill(worker.pid, 9) }
+        }
+        finishClosingIfDone()
+    }
+
+    private func finishClosingIfDone() {
+        guard state == .closing, slots.allSatisfy({ $0 == nil }) else { return }
+        state = .closed
+        if let killTimer { loop.cancelTimer(killTimer) }
+        loop.stop()
+        for waiter in closeWaiters { waiter.resume() }
+        closeWaiters.removeAll()
+    }
+}
+#endif

@@ -1,0 +1,196 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+import CMultiprocessingShim
+
+/// How a parent tells a spawned process that it is a worker, and what a worker knows
+/// about itself. The variable is removed from the worker's environment as soon as
+/// `bootstrap()` reads it, so programs the worker's function starts never see it.
+enum WorkerMode {
+    /// `v1:<parent pid>:<slot>:<maximum frame payload>`; the channel is descriptor 3 and
+    /// the lifeline descriptor 4.
+    static let environmentVariable = "SWIFT_MULTIPROCESSING_WORKER"
+    static let channelDescriptor: Int32 = 3
+    static let lifelineDescriptor: Int32 = 4
+    /// Exit status of a worker whose program never called `bootstrap()`.
+    static let bootstrapMissingStatus: Int32 = 70
+
+    struct Settings {
+        var parentPID: Int32
+        var slot: Int
+        var maximumPayload: Int
+
+        var environmentValue: String { "v1:\(parentPID):\(slot):\(maximumPayload)" }
+
+        init(parentPID: Int32, slot: Int, maximumPayload: Int) {
+            self.parentPID = parentPID
+            self.slot = slot
+            self.maximumPayload = maximumPayload
+        }
+
+        init?(environmentValue: String) {
+            let parts = environmentValue.split(separator: ":")
+            guard parts.count == 4, parts[0] == "v1", let parent = Int32(parts[1]), let slot = Int(parts[2]),
+                let maximum = Int(parts[3]), maximum > 0
+            else { return nil }
+            self.init(parentPID: parent, slot: slot, maximumPayload: maximum)
+        }
+    }
+
+    /// 0: bootstrap not called; 1: called, this is a parent; 2: this is a worker.
+    static let state = Atomic<Int>(0)
+
+    static var bootstrapped: Bool { state.load(ordering: .acquiring) != 0 }
+    static var isWorker: Bool { state.load(ordering: .acquiring) == 2 }
+
+    /// Called by `Multiprocessing.bootstrap()`: returns in a normal program, never returns
+    /// in a worker.
+    static func bootstrap() {
+        guard let value = Platform.environment(environmentVariable) else {
+            state.store(1, ordering: .releasing)
+            return
+        }
+        unsetenv(environmentVariable)
+        guard let settings = Settings(environmentValue: value) else {
+            Platform.writeToStandardError("swift-multiprocessing: \(environmentVariable)=\(value) is not a value this library wrote; unset it and run the program again\n")
+            Platform.exitImmediately(2)
+        }
+        state.store(2, ordering: .releasing)
+        WorkerLoop(settings: settings).run()
+    }
+
+    /// Called when a process started as a worker reaches pool creation without having
+    /// called `bootstrap()`: tell the parent, and stop before anything is spawned.
+    static func refuseUnbootstrappedWorker() -> Never {
+        let message = Message.Failure(
+            code: MultiprocessingError.Code.bootstrapMissing.description,
+            message: "the worker process ran your program's main without entering worker mode")
+        if let frame = try? message.frame(.fatal) {
+            frame.withUnsafeBytes { try? Platform.writeAll(channelDescriptor, $0) }
+        }
+        Platform.exitImmediately(bootstrapMissingStatus)
+    }
+}
+
+/// The worker's side of the protocol: handshake, then read frames and answer them
+/// until the parent closes the channel. Runs on the worker's main thread; the lifeline
+/// runs on a thread of its own.
+struct WorkerLoop {
+    let settings: WorkerMode.Settings
+    let channel = WorkerMode.channelDescriptor
+
+    func run() -> Never {
+        Platform.ignoreTerminationSignals()
+        #if os(Linux)
+        Platform.dieWithParentThread()
+        #endif
+        if Platform.parentProcessID != settings.parentPID { Platform.exitImmediately(0) }
+        startLifeline()
+        mp_stdout_line_buffered()
+
+        do {
+            let hello = Message.Hello(
+                buildID: Platform.executableBuildID(), pid: Platform.processID, host: Platform.shortHostName())
+            try send(hello.frame())
+            try serve()
+        } catch {
+            let error = MultiprocessingError.from(error)
+            let failure = Message.Failure(code: error.code.description, message: error.message)
+            if let frame = try? failure.frame(.fatal) { try? send(frame) }
+            Platform.writeToStandardError("swift-multiprocessing worker \(settings.slot) (pid \(Platform.processID)): \(error.message)\n")
+            Platform.exitFlushing(1)
+        }
+        Platform.exitFlushing(0)
+    }
+
+    private func send(_ frame: [UInt8]) throws {
+        try frame.withUnsafeBytes { raw throws in try Platform.writeAll(channel, raw) }
+    }
+
+    /// Answers frames until the parent closes the channel (then returns).
+    private func serve() throws {
+        var assembler = FrameAssembler(maximumPayload: settings.maximumPayload)
+        var runners: [UInt64: any ChunkRunner] = [:]
+        let executor = WorkerExecutor()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            while let frame = try assembler.next() {
+                switch frame.kind {
+                case .install:
+                    var header = Message.Install(callID: 0, typeName: "")
+                    do {
+                        let runner = try frame.payload.withUnsafeBytes { raw throws in
+                            var reader = ByteReader(raw)
+                            header = try Message.Install(&reader)
+                            let rest = UnsafeRawBufferPointer(rebasing: raw[reader.offset...])
+                            return try makeChunkRunner(typeName: header.typeName, functionBytes: rest, maximumPayload: settings.maximumPayload)
+                        }
+                        runners[header.callID] = runner
+                    } catch {
+                        let error = MultiprocessingError.from(error)
+                        try send(Message.Failure(callID: header.callID, code: error.code.description, message: error.message).frame(.installFailed))
+                    }
+                case .task:
+                    let (task, offset) = try frame.payload.withUnsafeBytes { raw throws in
+                        var reader = ByteReader(raw)
+                        return (try Message.Task(&reader), reader.offset)
+                    }
+                    let reply: [UInt8]
+                    if let runner = runners[task.callID] {
+                        let payload = frame.payload
+                        reply = executor.run { await runner.execute(task: task, payload: payload, inputsOffset: offset) }
+                    } else {
+                        // The install failed (and was reported): every item of the call fails.
+                        reply = FunctionRunner<NeverFunction>.failAll(task, type: "MultiprocessingError(typeNotFound)", message: "the call's function was not installed in this worker")
+                    }
+                    try send(reply)
+                case .release:
+                    let callID = try frame.payload.withUnsafeBytes { raw throws in
+                        var reader = ByteReader(raw)
+                        return try reader.readVarint()
+                    }
+                    runners[callID] = nil
+                case .hello, .result, .fatal, .installFailed:
+                    throw MultiprocessingError(.malformedFrame, "the parent sent a \(frame.kind) frame, which only workers send")
+                }
+            }
+            let wanted = max(buffer.count, min(assembler.bytesWanted, settings.maximumPayload + Frame.headerSize))
+            if wanted > buffer.count { buffer = [UInt8](repeating: 0, count: wanted) }
+            let n = try buffer.withUnsafeMutableBytes { raw throws in
+                try Platform.read(channel, into: raw.baseAddress!, count: raw.count)
+            }
+            if n == 0 { return }  // the parent closed the channel: an orderly end
+            buffer.withUnsafeBytes { assembler.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+    }
+
+    /// A thread that ends the worker when the parent goes away, even while the main
+    /// thread is busy in a long computation: the lifeline descriptor reaches end of file
+    /// when the parent (its only other holder) exits; `getppid()` is checked too.
+    private func startLifeline() {
+        let parent = settings.parentPID
+        let lifeline = WorkerMode.lifelineDescriptor
+        do {
+            try OSThread.start(name: "mp-lifeline") {
+                var entry = pollfd(fd: lifeline, events: Int16(POLLIN), revents: 0)
+                while true {
+                    let ready = poll(&entry, 1, 500)
+                    if ready > 0 || Platform.parentProcessID != parent {
+                        Platform.exitImmediately(0)
+                    }
+                }
+            }
+        } catch {
+            Platform.writeToStandardError("swift-multiprocessing worker: cannot start the lifeline thread (\(describe(error))); exiting\n")
+            Platform.exitImmediately(1)
+        }
+    }
+}
+
+/// A function type that is never called; names `FunctionRunner.failAll` without a real function.
+struct NeverFunction: ParallelFunction {
+    func callAsFunction(_ input: Int) -> Int { input }
+}
