@@ -23,6 +23,7 @@ let package = Package(
         .target(
             name: "Multiprocessing",
             dependencies: ["CMultiprocessingShim"],
+            exclude: ["Workers/README.md", "Wire/README.md", "Scheduler/README.md"],
             swiftSettings: strict
         ),
         .executableTarget(

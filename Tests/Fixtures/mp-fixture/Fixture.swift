@@ -1,0 +1,360 @@
+// A program the integration tests drive: every scenario runs in its own process, so
+// process counts, descriptors and crashes are checked from the outside.
+//
+//   mp-fixture <scenario> [arguments...]
+//
+// Each scenario prints lines the tests match exactly; anything unexpected exits non-zero.
+
+import Multiprocessing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Square: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { x &* x }
+}
+
+struct FailOn: ParallelFunction {
+    struct Boom: Error, CustomStringConvertible {
+        var value: Int
+        var description: String { "boom at \(value)" }
+    }
+    var bad: Int
+    func callAsFunction(_ x: Int) throws -> Int {
+        if x == bad { throw Boom(value: x) }
+        return x + 1
+    }
+}
+
+/// Counts how often its value is decoded in each worker: the function value must be sent
+/// to a worker once per call, not once per chunk.
+struct Offset: ParallelFunction {
+    nonisolated(unsafe) static var decodes = 0
+    var offset: Int
+    var label: String
+
+    struct Out: Codable, Sendable {
+        var value: Int
+        var pid: Int32
+        var decodes: Int
+        var label: String
+    }
+
+    init(offset: Int, label: String) {
+        self.offset = offset
+        self.label = label
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        offset = try c.decode(Int.self, forKey: .offset)
+        label = try c.decode(String.self, forKey: .label)
+        Offset.decodes += 1
+    }
+
+    func callAsFunction(_ x: Int) -> Out {
+        Out(value: x + offset, pid: getpid(), decodes: Offset.decodes, label: label)
+    }
+}
+
+enum Outer {
+    struct Inner: ParallelFunction {
+        func callAsFunction(_ x: Int) -> String { "inner-\(x)" }
+    }
+}
+
+struct Scale<T: BinaryFloatingPoint & Codable & Sendable>: ParallelFunction {
+    var factor: T
+    func callAsFunction(_ x: T) -> T { x * factor }
+}
+
+struct Pid: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int32 { getpid() }
+}
+
+struct Sleep: ParallelFunction {
+    var milliseconds: Int
+    func callAsFunction(_ x: Int) -> Int {
+        usleep(UInt32(milliseconds * 1000))
+        return x
+    }
+}
+
+struct Spin: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int {
+        var v = UInt64(x)
+        while true { v = v &* 6_364_136_223_846_793_005 &+ 1 }
+    }
+}
+
+struct PrintLines: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int {
+        print("line \(x) from a worker")
+        return x
+    }
+}
+
+struct NestedPool: ParallelFunction {
+    func callAsFunction(_ x: Int) async -> String {
+        do {
+            _ = try await ProcessPool(workers: 1)
+            return "created"
+        } catch let error as MultiprocessingError {
+            return "\(error.code): \(error.message)"
+        } catch {
+            return "other: \(error)"
+        }
+    }
+}
+
+struct AsyncDouble: ParallelFunction {
+    func callAsFunction(_ x: Int) async throws -> Int {
+        try await Task.sleep(for: .milliseconds(1))
+        return 2 * x
+    }
+}
+
+func children() -> [Int32] {
+    // Direct children of this process, zombies included (they are not gone yet).
+    let me = getpid()
+    var result: [Int32] = []
+    guard let dir = opendir("/proc") else { return [] }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let pid = Int32(name), let stat = readFile("/proc/\(pid)/stat") else { continue }
+        // pid (comm) state ppid ...
+        guard let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        if fields.count > 1, Int32(fields[1]) == me { result.append(pid) }
+    }
+    return result.sorted()
+}
+
+func readFile(_ path: String) -> String? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, f)
+        if n <= 0 { break }
+        bytes += buffer[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+func openDescriptors() -> [String] {
+    var result: [String] = []
+    guard let dir = opendir("/proc/self/fd") else { return [] }
+    let own = dirfd(dir)
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if let fd = Int32(name), fd != own { result.append(name) }
+    }
+    closedir(dir)
+    return result.sorted()
+}
+
+func fail(_ message: String) -> Never {
+    print("FAIL: \(message)")
+    fflush(nil)
+    exit(1)
+}
+
+func describe(_ error: any Error) -> String {
+    if let error = error as? MultiprocessingError {
+        return "code=\(error.code) index=\(error.itemIndex.map(String.init) ?? "nil") type=\(error.remoteErrorType ?? "nil") remote=\(error.remoteErrorMessage ?? "nil") message=\(error.message)"
+    }
+    return "other error: \(error)"
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+@main
+struct Fixture {
+    static func main() async throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let scenario = arguments.first ?? ""
+        if scenario != "no-bootstrap" { Multiprocessing.bootstrap() }
+        let args = arguments.dropFirst().map { Int($0) ?? 0 }
+        do {
+            try await run(scenario, args)
+        } catch {
+            print("ERROR \(describe(error))")
+            exit(3)
+        }
+    }
+
+    static func run(_ scenario: String, _ args: [Int]) async throws {
+        switch scenario {
+        case "map-random":
+            // sizes..., workers = last argument
+            let workers = args.last!
+            var generator = SystemRandomNumberGenerator()
+            try await withProcessPool(workers: workers) { pool in
+                for size in args.dropLast() {
+                    let inputs = (0..<size).map { _ in Int.random(in: -1_000_000...1_000_000, using: &generator) }
+                    let got = try await pool.map(Square(), inputs)
+                    guard got == inputs.map({ $0 &* $0 }) else { fail("map of \(size) items differs from the sequential map") }
+                    print("ok \(size)")
+                }
+                print("workers \(pool.workerCount) children \(children().count)")
+            }
+        case "chunked":
+            try await withProcessPool(workers: 2) { pool in
+                let inputs = Array(0..<1000)
+                for size in [1, 7, 1000, 5000] {
+                    let got = try await pool.map(Square(), inputs, chunkSize: size)
+                    guard got == inputs.map({ $0 * $0 }) else { fail("chunkSize \(size)") }
+                }
+                print("ok chunked")
+            }
+        case "throwing":
+            try await withProcessPool(workers: 2) { pool in
+                do {
+                    _ = try await pool.map(FailOn(bad: 37), Array(0..<100))
+                    fail("map did not throw")
+                } catch let error as MultiprocessingError {
+                    print(describe(error))
+                    let partial = error.partialResults(as: Int.self) ?? []
+                    let wrong = partial.enumerated().filter { $0.element != nil && $0.element != $0.offset + 1 }
+                    print("partial count=\(partial.count) received=\(partial.compactMap { $0 }.count) wrong=\(wrong.count) at37=\(partial.count > 37 ? String(describing: partial[37]) : "-")")
+                    print("worker slot in range: \(error.worker.map { $0.slot >= 0 && $0.slot < 2 } ?? false)")
+                }
+                let next = try await pool.map(FailOn(bad: -1), Array(0..<100))
+                print("next ok \(next == (1...100).map { $0 })")
+            }
+        case "stored-props":
+            try await withProcessPool(workers: 2) { pool in
+                for call in 1...2 {
+                    let out = try await pool.map(Offset(offset: 1000 * call, label: "call\(call)"), Array(0..<200), chunkSize: 3)
+                    let values = out.map(\.value) == (0..<200).map { $0 + 1000 * call }
+                    let labels = Set(out.map(\.label))
+                    var perWorker: [Int32: Int] = [:]
+                    for o in out { perWorker[o.pid] = max(perWorker[o.pid] ?? 0, o.decodes) }
+                    print("call \(call) values \(values) labels \(labels.sorted()) workers \(perWorker.count) decodes \(perWorker.values.sorted())")
+                }
+            }
+        case "nested-generic":
+            try await withProcessPool(workers: 2) { pool in
+                print(try await pool.map(Outer.Inner(), [1, 2, 3]))
+                print(try await pool.map(Scale<Double>(factor: 2.5), [1.0, 2.0, 4.0]))
+                print(try await pool.map(Scale<Float>(factor: 0.5), [8, 6]))
+                print(try await pool.apply(AsyncDouble(), 21))
+            }
+        case "local-type":
+            struct Local: ParallelFunction {
+                func callAsFunction(_ x: Int) -> Int { x }
+            }
+            try await withProcessPool(workers: 1) { pool in
+                do {
+                    _ = try await pool.map(Local(), [1, 2])
+                    fail("a local type was accepted")
+                } catch {
+                    print(describe(error))
+                }
+                print("after \(try await pool.map(Square(), [3]))")
+            }
+        case "workers":
+            // args: requested count, items
+            try await withProcessPool(workers: args[0]) { pool in
+                let pids = try await pool.map(Sleep(milliseconds: 20), Array(0..<args[1]), chunkSize: 1)
+                let kids = children()
+                print("workers \(pool.workerCount) children \(kids.count) results \(pids.count)")
+            }
+            print("children after close \(children().count)")
+        case "print-lines":
+            try await withProcessPool(workers: 2) { pool in
+                _ = try await pool.map(PrintLines(), Array(0..<args[0]))
+            }
+            print("done printing")
+        case "kill-mid-map":
+            try await withProcessPool(workers: 2) { pool in
+                let victim = Task {
+                    try await Task.sleep(for: .milliseconds(300))
+                    let kids = children()
+                    guard let pid = kids.first else { fail("no worker to kill") }
+                    kill(pid, SIGKILL)
+                    return now()
+                }
+                do {
+                    _ = try await pool.map(Sleep(milliseconds: 50), Array(0..<400), chunkSize: 1)
+                    fail("map survived a killed worker")
+                } catch {
+                    let killedAt = try await victim.value
+                    let delay = now() - killedAt
+                    print("threw within a second: \(delay < 1.0) (\(Int(delay * 1000)) ms)")
+                    print(describe(error))
+                }
+                let again = try await pool.map(Square(), Array(0..<50))
+                print("after kill ok \(again == (0..<50).map { $0 * $0 }) workers \(children().count)")
+            }
+            print("children after close \(children().count)")
+        case "cpus":
+            let decision = Multiprocessing.defaultWorkerCount()
+            print("count \(decision.count) source \(decision.source.rawValue)")
+            for warning in decision.warnings { print("warning \(warning)") }
+            if args.first == 1 {
+                try await withProcessPool { pool in print("pool \(pool.workerCount)") }
+            }
+        case "no-bootstrap":
+            do {
+                _ = try await ProcessPool(workers: 2)
+                fail("a pool started without bootstrap")
+            } catch {
+                print(describe(error))
+            }
+            print("children \(children().count)")
+        case "pool-in-worker":
+            try await withProcessPool(workers: 1) { pool in
+                print(try await pool.apply(NestedPool(), 0))
+            }
+        case "closed-pool":
+            let pool = try await ProcessPool(workers: 1)
+            print(try await pool.map(Square(), [1, 2]))
+            await pool.close()
+            do {
+                _ = try await pool.map(Square(), [1])
+                fail("a closed pool ran work")
+            } catch {
+                print(describe(error))
+            }
+            await pool.close()
+            print("children \(children().count)")
+        case "leaks":
+            let before = openDescriptors()
+            for _ in 0..<3 {
+                try await withProcessPool(workers: 2) { pool in
+                    _ = try await pool.map(Square(), Array(0..<1000))
+                }
+            }
+            let after = openDescriptors()
+            print("descriptors before \(before.count) after \(after.count) same \(before == after)")
+            print("children \(children().count)")
+        case "parent-death":
+            // The test kills this process with SIGKILL; the workers must go too.
+            let pool = try await ProcessPool(workers: 2)
+            let pids = try await pool.map(Pid(), [0, 1], chunkSize: 1)
+            print("worker pids \(Set(pids).sorted().map(String.init).joined(separator: " "))")
+            print("children \(children().map(String.init).joined(separator: " "))")
+            fflush(nil)
+            _ = try await pool.map(Spin(), [0, 1], chunkSize: 1)
+        case "apply":
+            try await withProcessPool(workers: 2) { pool in
+                print("apply \(try await pool.apply(Square(), 12))")
+            }
+        case "empty":
+            try await withProcessPool(workers: 2) { pool in
+                print("empty \(try await pool.map(Square(), []))")
+            }
+        default:
+            fail("unknown scenario '\(scenario)'")
+        }
+    }
+}

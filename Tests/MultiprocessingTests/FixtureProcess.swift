@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+/// Runs the `mp-fixture` executable (built next to the test bundle) in a child process,
+/// with output captured to files and a deadline: a scenario that hangs fails the test
+/// with what it was waiting for, instead of hanging the suite.
+struct FixtureProcess {
+    struct Outcome {
+        var status: Int32
+        var signaled: Bool
+        var stdout: String
+        var stderr: String
+        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+
+        /// The first line that starts with `prefix`, or "" (so a missing line fails the check that uses it).
+        func line(_ prefix: String) -> String {
+            lines.first { $0.hasPrefix(prefix) } ?? ""
+        }
+    }
+
+    static var buildDirectory: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().resolvingSymlinksInPath()
+    }
+
+    static var executable: String {
+        let candidates = [
+            buildDirectory.appendingPathComponent("mp-fixture").path,
+            buildDirectory.deletingLastPathComponent().appendingPathComponent("mp-fixture").path,
+            URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+                .appendingPathComponent("mp-fixture").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    /// Starts the fixture; `launcher` is put in front (e.g. `["/usr/bin/taskset", "-c", "0"]`).
+    static func start(
+        _ arguments: [String], environment: [String: String] = [:], removing: [String] = [], launcher: [String] = []
+    ) throws -> (Process, URL, URL) {
+        let process = Process()
+        let all = launcher + [executable] + arguments
+        process.executableURL = URL(fileURLWithPath: all[0])
+        process.arguments = Array(all.dropFirst())
+        var env = ProcessInfo.processInfo.environment
+        for name in removing + ["MP_WORKERS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"] { env[name] = nil }
+        for (name, value) in environment { env[name] = value }
+        process.environment = env
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-fixture-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let out = directory.appendingPathComponent("stdout")
+        let err = directory.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, out, err)
+    }
+
+    /// Runs the fixture to completion, failing the test if it takes longer than `timeout`.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], removing: [String] = [], launcher: [String] = [],
+        timeout: Duration = .seconds(60), waitingFor what: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> Outcome {
+        let (process, out, err) = try start(arguments, environment: environment, removing: removing, launcher: launcher)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                process.terminate()
+                kill(process.processIdentifier, SIGKILL)
+                let partial = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+                Issue.record("timed out after \(timeout) waiting for \(what); output so far:\n\(partial)", sourceLocation: sourceLocation)
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let outcome = Outcome(
+            status: process.terminationStatus,
+            signaled: process.terminationReason == .uncaughtSignal,
+            stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        try? FileManager.default.removeItem(at: out.deletingLastPathComponent())
+        return outcome
+    }
+}
+
+/// Whether a process is gone: no /proc entry, or a zombie (on these machines PID 1 does
+/// not reap orphans, so a zombie whose parent has exited counts as gone).
+func processIsGone(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return true }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    return fields.first == "Z" || fields.first == "X"
+}

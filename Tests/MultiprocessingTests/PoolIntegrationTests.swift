@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+
+/// The pool against real worker processes: each scenario runs in a child process (the
+/// `mp-fixture` executable) under a deadline, and is checked from its output.
+@Suite("Process pool (real workers)", .timeLimit(.minutes(3)))
+struct PoolIntegrationTests {
+    @Test("map equals a sequential map for 0, 1, fewer than the workers, and thousands of items")
+    func mapMatchesSequential() async throws {
+        let outcome = try await FixtureProcess.run(
+            ["map-random", "0", "1", "2", "3", "5000", "20000", "4"], waitingFor: "maps of random inputs")
+        #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
+        #expect(outcome.lines.prefix(6) == ["ok 0", "ok 1", "ok 2", "ok 3", "ok 5000", "ok 20000"])
+        #expect(outcome.line("workers") == "workers 4 children 4")
+    }
+
+    @Test("fixed chunk sizes, including larger than the input, keep order")
+    func fixedChunks() async throws {
+        let outcome = try await FixtureProcess.run(["chunked"], waitingFor: "maps with fixed chunk sizes")
+        #expect(outcome.lines == ["ok chunked"], "\(outcome.stderr)")
+    }
+
+    @Test("a throwing function fails the right index with the remote error; partial results kept; the next call works")
+    func throwingFunction() async throws {
+        let outcome = try await FixtureProcess.run(["throwing"], waitingFor: "a map whose item 37 throws")
+        #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
+        #expect(outcome.lines.first?.hasPrefix("code=function threw index=37 type=mp_fixture.FailOn.Boom remote=boom at 37 message=item 37 failed in worker ") == true, "\(outcome.stdout)")
+        let partial = outcome.line("partial")
+        #expect(partial.hasPrefix("partial count=100 received="))
+        #expect(partial.hasSuffix("wrong=0 at37=nil"))
+        #expect(outcome.line("worker slot") == "worker slot in range: true")
+        #expect(outcome.line("next ok") == "next ok true")
+    }
+
+    @Test("a function's stored properties arrive, and its value is sent to each worker once per call")
+    func storedPropertiesSentOncePerWorker() async throws {
+        let outcome = try await FixtureProcess.run(["stored-props"], waitingFor: "two calls of 200 items in chunks of 3")
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        // Decoded once for call 1, once more for call 2, in each of the 2 workers.
+        #expect(outcome.lines == [
+            "call 1 values true labels [\"call1\"] workers 2 decodes [1, 1]",
+            "call 2 values true labels [\"call2\"] workers 2 decodes [2, 2]",
+        ])
+    }
+
+    @Test("nested, generic and async function types work")
+    func nestedAndGenericTypes() async throws {
+        let outcome = try await FixtureProcess.run(["nested-generic"], waitingFor: "nested and generic function types")
+        #expect(outcome.lines == ["[\"inner-1\", \"inner-2\", \"inner-3\"]", "[2.5, 5.0, 10.0]", "[4.0, 3.0]", "42"], "\(outcome.stderr)")
+    }
+
+    @Test("a function type declared inside a function body is a clear error naming the fix")
+    func localTypeError() async throws {
+        let outcome = try await FixtureProcess.run(["local-type"], waitingFor: "a map of a local type")
+        let first = outcome.lines.first ?? ""
+        #expect(first.hasPrefix("code=function type not found index=nil"))
+        #expect(first.contains("Local"))
+        #expect(first.contains("declared inside a function body"))
+        #expect(first.contains("Move `struct Local: ParallelFunction` to the top level of a file"))
+        #expect(outcome.line("after") == "after [9]")
+    }
+
+    @Test("one worker", arguments: [(1, 10), (5, 40)])
+    func workerCounts(workers: Int, items: Int) async throws {
+        let outcome = try await FixtureProcess.run(["workers", "\(workers)", "\(items)"], waitingFor: "a pool of \(workers)")
+        #expect(outcome.lines == ["workers \(workers) children \(workers) results \(items)", "children after close 0"], "\(outcome.stderr)")
+    }
+
+    @Test("lines a function prints all reach stdout")
+    func printedLinesArrive() async throws {
+        let outcome = try await FixtureProcess.run(["print-lines", "500"], waitingFor: "500 printed lines")
+        let printed = outcome.lines.filter { $0.hasSuffix("from a worker") }
+        #expect(Set(printed) == Set((0..<500).map { "line \($0) from a worker" }))
+        #expect(printed.count == 500)
+        #expect(outcome.lines.last == "done printing")
+    }
+
+    @Test("a worker killed with SIGKILL mid-map makes the call throw within a second; the pool goes on")
+    func killedWorker() async throws {
+        let outcome = try await FixtureProcess.run(["kill-mid-map"], waitingFor: "a map whose worker is killed")
+        #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
+        #expect(outcome.line("threw within a second").hasPrefix("threw within a second: true"), "\(outcome.stdout)")
+        let error = outcome.lines.dropFirst().first ?? ""
+        #expect(error.hasPrefix("code=worker died index="))
+        #expect(error.contains("was killed by signal 9 (SIGKILL) — often the kernel's out-of-memory killer"))
+        #expect(error.contains("The worker has been replaced"))
+        #expect(outcome.line("after kill ok") == "after kill ok true workers 2")
+        #expect(outcome.line("children after close") == "children after close 0")
+    }
+
+    @Test("a program that never called bootstrap() gets an error naming the fix and spawns nothing")
+    func missingBootstrap() async throws {
+        let outcome = try await FixtureProcess.run(["no-bootstrap"], waitingFor: "pool creation without bootstrap")
+        let first = outcome.lines.first ?? ""
+        #expect(first.hasPrefix("code=bootstrap missing"))
+        #expect(first.contains("Make `Multiprocessing.bootstrap()` the first line of your program's main"))
+        #expect(outcome.line("children") == "children 0")
+    }
+
+    @Test("creating a pool inside a worker is a clear error")
+    func poolInsideWorker() async throws {
+        let outcome = try await FixtureProcess.run(["pool-in-worker"], waitingFor: "a pool created inside a worker")
+        #expect(outcome.lines.first?.hasPrefix("pool created inside a worker: a pool cannot be created inside a worker process") == true, "\(outcome.stdout)\(outcome.stderr)")
+    }
+
+    @Test("using a closed pool is a clear error; closing twice is harmless")
+    func closedPool() async throws {
+        let outcome = try await FixtureProcess.run(["closed-pool"], waitingFor: "a closed pool")
+        #expect(outcome.lines.first == "[1, 4]")
+        #expect(outcome.lines.dropFirst().first?.hasPrefix("code=pool closed index=nil") == true)
+        #expect(outcome.line("children") == "children 0")
+    }
+
+    @Test("apply runs one call; an empty map returns at once")
+    func applyAndEmpty() async throws {
+        let apply = try await FixtureProcess.run(["apply"], waitingFor: "apply")
+        #expect(apply.lines == ["apply 144"])
+        let empty = try await FixtureProcess.run(["empty"], waitingFor: "an empty map")
+        #expect(empty.lines == ["empty []"])
+    }
+
+    @Test("no descriptors leak and no worker processes remain after pools close")
+    func noLeaks() async throws {
+        let outcome = try await FixtureProcess.run(["leaks"], waitingFor: "three pools opened and closed")
+        #expect(outcome.line("descriptors").hasSuffix("same true"), "\(outcome.stdout)")
+        #expect(outcome.line("children") == "children 0")
+    }
+
+    @Test("workers exit within a second when the parent is killed, even while computing")
+    func parentDeath() async throws {
+        let (process, out, _) = try FixtureProcess.start(["parent-death"])
+        var pids: [Int32] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while pids.isEmpty {
+            if ContinuousClock.now > deadline || !process.isRunning {
+                process.terminate()
+                Issue.record("timed out waiting for the fixture to print its worker pids")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("children ") }) {
+                pids = line.split(separator: " ").dropFirst().compactMap { Int32($0) }
+            }
+        }
+        #expect(pids.count == 2)
+        try await Task.sleep(for: .milliseconds(200))  // both workers are now spinning
+        #expect(pids.allSatisfy { !processIsGone($0) }, "the workers should be alive before the parent dies")
+        kill(process.processIdentifier, SIGKILL)
+        let killedAt = ContinuousClock.now
+        while !pids.allSatisfy(processIsGone) && ContinuousClock.now - killedAt < .seconds(3) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let waited = ContinuousClock.now - killedAt
+        #expect(pids.allSatisfy(processIsGone), "workers \(pids) still alive 3 s after their parent was killed")
+        #expect(waited < .seconds(1), "workers took \(waited) to exit after the parent was killed")
+    }
+}
