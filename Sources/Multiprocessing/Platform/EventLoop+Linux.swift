@@ -31,12 +31,15 @@ final class EventLoop: @unchecked Sendable {
 
     private let epollFD: Int32
     private let wakeFD: Int32
-    private let queue = Mutex<[@Sendable () -> Void]>([])
+    /// Work for the loop thread, and whether the thread has ended (then work runs on the
+    /// caller's thread: nothing else touches the loop's state any more).
+    private let queue = Mutex<(work: [@Sendable () -> Void], ended: Bool)>(([], false))
     private var handlers: [UInt64: any Handler] = [:]
     private var nextToken: UInt64 = 1
     private var timers: [(deadline: UInt64, id: UInt64, work: () -> Void)] = []
     private var nextTimerID: UInt64 = 1
     private var running = true
+    private var afterStop: (() -> Void)?
     private let threadID = Mutex<pthread_t?>(nil)
 
     init() throws {
@@ -59,6 +62,13 @@ final class EventLoop: @unchecked Sendable {
             timers.removeAll()
             Platform.close(wakeFD)
             Platform.close(epollFD)
+            afterStop?()
+            afterStop = nil
+            let leftover = queue.withLock { queue in
+                queue.ended = true
+                return queue.work
+            }
+            for work in leftover { work() }
         }
     }
 
@@ -67,11 +77,17 @@ final class EventLoop: @unchecked Sendable {
         threadID.withLock { id in id.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
     }
 
-    /// Runs `work` on the loop thread, soon. Callable from any thread.
+    /// Runs `work` on the loop thread, soon; once the loop has ended, at once on the
+    /// calling thread. Callable from any thread.
     func execute(_ work: @escaping @Sendable () -> Void) {
-        let wasEmpty = queue.withLock { queue in
-            queue.append(work)
-            return queue.count == 1
+        let (wasEmpty, ended) = queue.withLock { queue in
+            if queue.ended { return (false, true) }
+            queue.work.append(work)
+            return (queue.work.count == 1, false)
+        }
+        if ended {
+            work()
+            return
         }
         if wasEmpty {
             var one: UInt64 = 1
@@ -108,9 +124,11 @@ final class EventLoop: @unchecked Sendable {
         timers.removeAll { $0.id == id }
     }
 
-    /// Ends the loop after the current iteration; loop thread only.
-    func stop() {
+    /// Ends the loop after the current iteration and runs `afterwards` on the loop's
+    /// thread once its descriptors are closed; loop thread only.
+    func stop(afterwards: @escaping () -> Void = {}) {
         running = false
+        afterStop = afterwards
     }
 
     private func run() {
@@ -147,8 +165,8 @@ final class EventLoop: @unchecked Sendable {
     private func runQueuedWork() {
         while true {
             let work = queue.withLock { queue -> [@Sendable () -> Void] in
-                let taken = queue
-                queue.removeAll(keepingCapacity: true)
+                let taken = queue.work
+                queue.work.removeAll(keepingCapacity: true)
                 return taken
             }
             if work.isEmpty { return }
@@ -166,7 +184,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func nextTimeoutMilliseconds() -> Int32 {
-        if queue.withLock({ !$0.isEmpty }) { return 0 }
+        if queue.withLock({ !$0.work.isEmpty }) { return 0 }
         guard let next = timers.map(\.deadline).min() else { return -1 }
         let now = Platform.monotonicNanos()
         if next <= now { return 0 }

@@ -455,9 +455,9 @@ final class Supervisor: @unchecked Sendable {
         guard state == .closing, slots.allSatisfy({ $0 == nil }) else { return }
         state = .closed
         if let killTimer { loop.cancelTimer(killTimer) }
-        loop.stop()
-        for waiter in closeWaiters { waiter.resume() }
+        let waiters = closeWaiters
         closeWaiters.removeAll()
+        loop.stop { for waiter in waiters { waiter.resume() } }
     }
 }
 #endif

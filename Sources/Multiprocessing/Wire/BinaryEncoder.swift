@@ -1,0 +1,920 @@
+// A compact binary encoding of Codable values, used for every item and result that
+// crosses a process boundary. Both ends are always the same build of the program, so
+// the format carries no type information and no version: it is only as self-describing
+// as the decoder needs to find field boundaries. Everything is little-endian.
+//
+// Byte format (`varint` is unsigned LEB128, `len` a varint byte or element count):
+//
+//   Int, Int8...Int64, UInt, UInt8...UInt64, Int128, UInt128
+//                   fixed width, little-endian (Int and UInt are 8 bytes)
+//   Float, Double   the bit pattern, fixed width, little-endian
+//   Bool            one byte, 0 or 1 (anything else is a decoding error)
+//   String          len, then the UTF-8 bytes (invalid UTF-8 is repaired with U+FFFD
+//                   when decoding, it never fails)
+//   single value    just the value
+//   unkeyed         len (element count), then the elements back to back; every element
+//                   takes at least one byte
+//   keyed           len (field count), then per field:
+//                     key   = len + UTF-8 of the key's `stringValue` (`intValue` is never
+//                             used, so Int-keyed dictionaries carry decimal strings)
+//                     value = len (value byte count), then the value's bytes;
+//                             a zero-length value is nil
+//   Optional<W>     in single-value and unkeyed positions: one presence byte (0 = nil,
+//                   1 = some) followed by the W when present; as a keyed field: a
+//                   zero-length value for nil, else W in its single-value form
+//   POD arrays      Array, ArraySlice and ContiguousArray of fixed-width integers, Float,
+//                   Double and SIMD2...SIMD64 vectors of those: len (element count), then
+//                   the elements' raw memory (count * stride bytes, SIMD padding included);
+//                   all three collection types produce identical bytes
+//
+// Counts and lengths that are only known once a container or value is complete are
+// written as a one-byte placeholder and patched afterwards; a count or length of 128 or
+// more grows the placeholder in place (one memmove of the bytes after it).
+//
+// Limitations for hand-written Codable code:
+//   - `encodeNil()` writes a 0 presence byte and `decodeNil()` in unkeyed and
+//     single-value containers consumes the next byte only when it is 0. Code that pairs
+//     `encodeNil()` with encoding the *unwrapped* value (instead of encoding the Optional
+//     itself), or that calls `Optional.encode(to:)` / `Optional(from:)` directly, is
+//     ambiguous: a present value whose first byte is 0 (e.g. the Int 0) decodes as nil.
+//     Encode and decode the Optional (`encode(x)`, `decode(Int?.self)`) instead.
+//   - Every value takes at least one byte, so that a corrupt element count can never
+//     make the decoder loop without consuming input: a value whose `encode(to:)` writes
+//     nothing is written as one 0 byte, and a value whose `init(from:)` reads nothing
+//     consumes one byte that must be 0. (This is also what makes an empty struct work:
+//     its synthesized `encode(to:)` opens a keyed container, writing a field count of 0,
+//     while its synthesized `init(from:)` asks for no container at all.) A type whose
+//     `init(from:)` reads nothing although its `encode(to:)` wrote a value fails to
+//     decode. A `superEncoder()` of an unkeyed container must be used to encode
+//     something.
+//   - Containers must be used in order: once a container has written a later sibling
+//     (or its value has finished), writing to an earlier nested container fails with
+//     `encodingFailed` instead of producing bytes out of order. Decoding reads unkeyed
+//     elements strictly in sequence.
+//   - Values nest at most `BinaryCodec.maximumDepth` levels deep, in both directions.
+//   - Decoding `Int?` as a field via `decodeIfPresent` after `encode(Int??.some(nil))` —
+//     like JSON — cannot tell `.some(nil)` from nil; encoding `T??` as an unkeyed or
+//     single value keeps both levels.
+
+/// The binary codec used for everything that crosses a process boundary.
+///
+/// See the header of `BinaryEncoder.swift` for the byte format. Both entry points throw
+/// only ``MultiprocessingError`` with the code ``MultiprocessingError/Code/encodingFailed``
+/// or ``MultiprocessingError/Code/decodingFailed``.
+enum BinaryCodec {
+    /// The deepest nesting of values that is encoded or decoded; deeper data (or a cyclic
+    /// object graph) fails instead of overflowing the stack.
+    static let maximumDepth = 512
+
+    /// Appends the encoding of `value` to `writer`.
+    ///
+    /// On failure the writer is left as it was before the call.
+    static func encode<T: Encodable>(_ value: T, into writer: inout ByteWriter) throws(MultiprocessingError) {
+        if BinaryValueEncoder.writePrimitive(value, lengthPrefixed: false, into: &writer) { return }
+        if let pod = T.self as? any _PODArrayCodable.Type {
+            pod._podEncode(value, into: &writer)
+            return
+        }
+        let encoder = BinaryValueEncoder()
+        let start = writer.count
+        swap(&writer, &encoder.writer)
+        do throws(MultiprocessingError) {
+            try encoder.encodeValue(value, key: nil)
+            try encoder.closeFrames(downTo: 0)
+            if let failure = encoder.failure { throw failure }
+        } catch {
+            swap(&writer, &encoder.writer)
+            writer.bytes.removeSubrange(start...)
+            throw MultiprocessingError(
+                .encodingFailed,
+                "cannot encode a value of type \(T.self): \(error.message)",
+                underlying: error.underlying
+            )
+        }
+        swap(&writer, &encoder.writer)
+    }
+
+    /// Appends the encoding of the elements of `slice` to `writer`: the same bytes as
+    /// encoding `Array(slice)`, so the result decodes as `[Element]`. (`ArraySlice` is not
+    /// `Codable` itself.) A slice of ``_WirePOD`` elements is one raw copy.
+    ///
+    /// On failure the writer is left as it was before the call.
+    static func encode<Element: Encodable>(
+        _ slice: ArraySlice<Element>,
+        into writer: inout ByteWriter
+    ) throws(MultiprocessingError) {
+        if let pod = ArraySlice<Element>.self as? any _PODArrayCodable.Type {
+            pod._podEncode(slice, into: &writer)
+            return
+        }
+        try encode(SliceElements(slice: slice), into: &writer)
+    }
+
+    /// Encodes a slice's elements exactly as `Array.encode(to:)` encodes an array's.
+    private struct SliceElements<Element: Encodable>: Encodable {
+        /// The elements.
+        let slice: ArraySlice<Element>
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.unkeyedContainer()
+            for element in slice { try container.encode(element) }
+        }
+    }
+
+    /// Describes a coding path for error messages, for example `items[3].name`.
+    static func describe(_ path: [any CodingKey]) -> String {
+        if path.isEmpty { return "the top level" }
+        var text = ""
+        for key in path {
+            if let index = key as? BinaryCodingKey, index.index >= 0 {
+                text += "[\(index.index)]"
+            } else {
+                if !text.isEmpty { text += "." }
+                text += key.stringValue
+            }
+        }
+        return text
+    }
+
+    /// Describes an error thrown by Codable code, in one line.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DecodingError {
+            switch error {
+            case .typeMismatch(let type, let context):
+                return "type mismatch for \(type) at \(describe(context.codingPath)): \(context.debugDescription)"
+            case .valueNotFound(let type, let context):
+                return "no value of type \(type) at \(describe(context.codingPath)): \(context.debugDescription)"
+            case .keyNotFound(let key, let context):
+                return
+                    "no value for key \"\(key.stringValue)\" at \(describe(context.codingPath)): \(context.debugDescription)"
+            case .dataCorrupted(let context):
+                return "data corrupted at \(describe(context.codingPath)): \(context.debugDescription)"
+            @unknown default:
+                return "\(error)"
+            }
+        }
+        if let error = error as? EncodingError {
+            switch error {
+            case .invalidValue(let value, let context):
+                return "invalid value \(value) at \(describe(context.codingPath)): \(context.debugDescription)"
+            @unknown default:
+                return "\(error)"
+            }
+        }
+        return "\(error)"
+    }
+}
+
+/// The coding key the codec makes up itself: an unkeyed container's element index, or
+/// the `super` key of `superEncoder()` / `superDecoder()`.
+struct BinaryCodingKey: CodingKey {
+    /// The element index, or -1 for the `super` key.
+    let index: Int
+
+    /// The key of element `index` of an unkeyed container.
+    init(index: Int) { self.index = index }
+
+    /// The key `superEncoder()` and `superDecoder()` use.
+    static let `super` = BinaryCodingKey(index: -1)
+
+    init?(stringValue: String) {
+        guard stringValue == "super" else { return nil }
+        index = -1
+    }
+
+    init?(intValue: Int) {
+        guard intValue >= 0 else { return nil }
+        index = intValue
+    }
+
+    var stringValue: String { index >= 0 ? "Index \(index)" : "super" }
+    var intValue: Int? { index >= 0 ? index : nil }
+}
+
+/// Reinterprets `value` as `To`; callers have checked that `From` and `To` are the same
+/// type.
+@inline(__always)
+func _binaryIdentityCast<From, To>(_ value: From, to type: To.Type) -> To {
+    assert(From.self == To.self, "identity cast between different types")
+    return unsafeBitCast(value, to: To.self)
+}
+
+/// Lets the generic encode path recognise `Optional` without string checks.
+protocol _BinaryOptionalEncodable {
+    /// Writes `value` (which is `Self`) as a presence byte followed by the wrapped value.
+    static func _encodeWithPresence<V>(
+        _ value: V,
+        to encoder: BinaryValueEncoder,
+        key: (any CodingKey)?
+    ) throws(MultiprocessingError)
+
+    /// Writes `value` (which is `Self`) as a keyed field value, length included: zero
+    /// length for nil, else the wrapped value in its single-value form.
+    static func _encodeField<V>(
+        _ value: V,
+        to encoder: BinaryValueEncoder,
+        key: any CodingKey
+    ) throws(MultiprocessingError)
+}
+
+extension Optional: _BinaryOptionalEncodable where Wrapped: Encodable {
+    static func _encodeWithPresence<V>(
+        _ value: V,
+        to encoder: BinaryValueEncoder,
+        key: (any CodingKey)?
+    ) throws(MultiprocessingError) {
+        switch _binaryIdentityCast(value, to: Self.self) {
+        case .none:
+            encoder.writer.write(0)
+        case .some(let wrapped):
+            encoder.writer.write(1)
+            try encoder.encodeValue(wrapped, key: key)
+        }
+    }
+
+    static func _encodeField<V>(
+        _ value: V,
+        to encoder: BinaryValueEncoder,
+        key: any CodingKey
+    ) throws(MultiprocessingError) {
+        switch _binaryIdentityCast(value, to: Self.self) {
+        case .none:
+            encoder.writer.write(0)
+        case .some(let wrapped):
+            let lengthOffset = encoder.writer.count
+            encoder.writer.write(0)
+            try encoder.encodeValue(wrapped, key: key)
+            encoder.patchLength(encoder.writer.count - lengthOffset - 1, at: lengthOffset)
+        }
+    }
+}
+
+/// The `Encoder` behind ``BinaryCodec/encode(_:into:)``: it streams everything straight
+/// into one ``ByteWriter``.
+///
+/// Containers are tracked on a stack of frames. A keyed or unkeyed container writes a
+/// one-byte count placeholder when it opens and patches it when it closes; a container
+/// closes when its value finishes or when a container below it on the stack writes
+/// again. Writing to a closed container is an error (``failure`` remembers the first
+/// error, so a caller that swallows it still gets a failed encode).
+final class BinaryValueEncoder: Encoder {
+    /// One open container (or `superEncoder` value) on the frame stack.
+    struct Frame {
+        /// What the frame holds.
+        enum Kind: UInt8 {
+            case keyed, unkeyed, singleValue, superValue
+        }
+        /// What the frame holds.
+        var kind: Kind
+        /// Tells a live frame from an earlier one at the same stack index.
+        var id: UInt32
+        /// Where the count placeholder is, or -1 when the frame has no count.
+        var countOffset: Int
+        /// The number of fields or elements (or values, for a single-value container).
+        var count: Int
+        /// Where the value length placeholder to patch on close is, or -1.
+        var lengthOffset: Int
+        /// Where the frame's bytes start.
+        var start: Int
+        /// The coding path length to go back to when the frame closes.
+        var pathDepth: Int
+    }
+
+    /// Names a frame for a container: its stack index and id.
+    struct FrameHandle {
+        /// The frame's index in ``frames``.
+        var index: Int
+        /// The frame's id; 0 names no frame (a container that failed to open).
+        var id: UInt32
+
+        /// A handle that matches no frame.
+        static let dead = FrameHandle(index: 0, id: 0)
+    }
+
+    /// Where the bytes go.
+    @exclusivity(unchecked) var writer = ByteWriter(reservingCapacity: 0)
+    /// The open containers, outermost first.
+    @exclusivity(unchecked) var frames: [Frame] = []
+    /// The current coding path.
+    @exclusivity(unchecked) var path: [any CodingKey] = []
+    /// The frame index at which the value being encoded puts its container.
+    @exclusivity(unchecked) var levelBase = 0
+    /// How many values are being encoded inside each other.
+    @exclusivity(unchecked) var depth = 0
+    /// The last frame id handed out.
+    @exclusivity(unchecked) var lastID: UInt32 = 0
+    /// The first error; the encode fails with it even when Codable code caught it.
+    var failure: MultiprocessingError?
+
+    var codingPath: [any CodingKey] { path }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    /// The first `count` keys of the coding path.
+    func pathPrefix(_ count: Int) -> [any CodingKey] {
+        count >= path.count ? path : Array(path.prefix(count))
+    }
+
+    /// Makes an encoding error that names the coding path, and remembers it.
+    func fail(_ message: String, underlying: (any Error & Sendable)? = nil) -> MultiprocessingError {
+        let error = MultiprocessingError(
+            .encodingFailed,
+            "\(message) (at \(BinaryCodec.describe(path)))",
+            underlying: underlying
+        )
+        if failure == nil { failure = error }
+        return error
+    }
+
+    // MARK: Values
+
+    /// Writes `value` in its single-value form at the current position.
+    ///
+    /// - Parameter key: the coding path key of the value, when it has one of its own.
+    @inline(__always)
+    func encodeValue<T: Encodable>(_ value: T, key: (any CodingKey)?) throws(MultiprocessingError) {
+        if Self.writePrimitive(value, lengthPrefixed: false, into: &writer) { return }
+        if let optional = T.self as? any _BinaryOptionalEncodable.Type {
+            try optional._encodeWithPresence(value, to: self, key: key)
+            return
+        }
+        if let pod = T.self as? any _PODArrayCodable.Type {
+            pod._podEncode(value, into: &writer)
+            return
+        }
+        try encodeNested(value, key: key)
+    }
+
+    /// Writes `value` as a keyed field value: its byte length, then its bytes.
+    @inline(__always)
+    func encodeField<T: Encodable>(_ value: T, key: any CodingKey) throws(MultiprocessingError) {
+        if Self.writePrimitive(value, lengthPrefixed: true, into: &writer) { return }
+        if let optional = T.self as? any _BinaryOptionalEncodable.Type {
+            try optional._encodeField(value, to: self, key: key)
+            return
+        }
+        if let pod = T.self as? any _PODArrayCodable.Type {
+            writer.write(length: pod._podEncodedByteCount(value))
+            pod._podEncode(value, into: &writer)
+            return
+        }
+        let lengthOffset = writer.count
+        writer.write(0)
+        try encodeNested(value, key: key)
+        patchLength(writer.count - lengthOffset - 1, at: lengthOffset)
+    }
+
+    /// Runs `value.encode(to:)` with this encoder as a new value level.
+    func encodeNested<T: Encodable>(_ value: T, key: (any CodingKey)?) throws(MultiprocessingError) {
+        guard depth < BinaryCodec.maximumDepth else {
+            throw fail("\(T.self) is nested more than \(BinaryCodec.maximumDepth) levels deep (or the object graph has a cycle)")
+        }
+        let savedBase = levelBase
+        let savedPathCount = path.count
+        if let key { path.append(key) }
+        levelBase = frames.count
+        depth += 1
+        let start = writer.count
+        do {
+            try value.encode(to: self)
+        } catch let error as MultiprocessingError {
+            if failure == nil { failure = error }
+            throw error
+        } catch {
+            throw fail(
+                "\(T.self).encode(to:) threw: \(BinaryCodec.describe(error))",
+                underlying: error
+            )
+        }
+        try closeFrames(downTo: levelBase)
+        // A value that wrote nothing (no container, or an empty single-value one) gets one
+        // 0 byte, which the decoder consumes when the value's `init(from:)` reads nothing.
+        // An empty struct's keyed container, whose synthesized `init(from:)` asks for no
+        // container, already wrote that byte: its field count.
+        if writer.count == start { writer.write(0) }
+        depth -= 1
+        levelBase = savedBase
+        if path.count > savedPathCount { path.removeSubrange(savedPathCount...) }
+    }
+
+    /// Writes `value` when it is a primitive (an integer, a float, Bool or String) and
+    /// returns whether it did.
+    ///
+    /// - Parameter lengthPrefixed: write the value's byte length first (keyed fields).
+    @inline(__always)
+    static func writePrimitive<T>(_ value: T, lengthPrefixed: Bool, into writer: inout ByteWriter) -> Bool {
+        if T.self == String.self {
+            writeString(_binaryIdentityCast(value, to: String.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == Int.self {
+            writeFixed(_binaryIdentityCast(value, to: Int.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == Double.self {
+            writeFixed(_binaryIdentityCast(value, to: Double.self).bitPattern, lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == Bool.self {
+            if lengthPrefixed { writer.write(1) }
+            writer.write(_binaryIdentityCast(value, to: Bool.self) ? 1 : 0)
+        } else if T.self == Float.self {
+            writeFixed(_binaryIdentityCast(value, to: Float.self).bitPattern, lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == Int64.self {
+            writeFixed(_binaryIdentityCast(value, to: Int64.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == UInt8.self {
+            writeFixed(_binaryIdentityCast(value, to: UInt8.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == Int32.self {
+            writeFixed(_binaryIdentityCast(value, to: Int32.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == UInt.self {
+            writeFixed(_binaryIdentityCast(value, to: UInt.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == UInt64.self {
+            writeFixed(_binaryIdentityCast(value, to: UInt64.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == UInt32.self {
+            writeFixed(_binaryIdentityCast(value, to: UInt32.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == Int8.self {
+            writeFixed(_binaryIdentityCast(value, to: Int8.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == Int16.self {
+            writeFixed(_binaryIdentityCast(value, to: Int16.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == UInt16.self {
+            writeFixed(_binaryIdentityCast(value, to: UInt16.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == Int128.self {
+            writeFixed(_binaryIdentityCast(value, to: Int128.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else if T.self == UInt128.self {
+            writeFixed(_binaryIdentityCast(value, to: UInt128.self), lengthPrefixed: lengthPrefixed, into: &writer)
+        } else {
+            return false
+        }
+        return true
+    }
+
+    /// Writes a fixed-width integer, after its byte length when `lengthPrefixed`.
+    @inline(__always)
+    static func writeFixed<I: FixedWidthInteger>(_ value: I, lengthPrefixed: Bool, into writer: inout ByteWriter) {
+        if lengthPrefixed { writer.write(UInt8(MemoryLayout<I>.size)) }
+        writer.write(fixed: value)
+    }
+
+    /// Writes a string (varint length and UTF-8), after its total byte length when
+    /// `lengthPrefixed`.
+    @inline(__always)
+    static func writeString(_ value: String, lengthPrefixed: Bool, into writer: inout ByteWriter) {
+        if lengthPrefixed {
+            let count = value.utf8.count
+            writer.write(length: varintSize(count) + count)
+        }
+        writer.write(string: value)
+    }
+
+    /// The number of bytes the varint encoding of `value` takes.
+    @inline(__always)
+    static func varintSize(_ value: Int) -> Int {
+        var size = 1
+        var rest = UInt64(value) >> 7
+        while rest != 0 {
+            size += 1
+            rest >>= 7
+        }
+        return size
+    }
+
+    // MARK: Frames
+
+    /// Overwrites the one-byte placeholder at `offset` with the varint `value`, growing it
+    /// in place when the value needs more than one byte.
+    @inline(__always)
+    func patchLength(_ value: Int, at offset: Int) {
+        if value < 0x80 {
+            writer.bytes[offset] = UInt8(truncatingIfNeeded: value)
+        } else {
+            patchLongLength(value, at: offset)
+        }
+    }
+
+    /// The slow part of ``patchLength(_:at:)``: a varint of two or more bytes.
+    func patchLongLength(_ value: Int, at offset: Int) {
+        var varint = ByteWriter(reservingCapacity: 10)
+        varint.write(length: value)
+        writer.bytes.replaceSubrange(offset..<(offset + 1), with: varint.bytes)
+    }
+
+    /// Checks that the frame `handle` names is open and closes every frame above it, so
+    /// that its container may write.
+    @inline(__always)
+    func prepare(_ handle: FrameHandle) throws(MultiprocessingError) {
+        let top = frames.count - 1
+        if top == handle.index && frames[top].id == handle.id { return }
+        try prepareSlow(handle)
+    }
+
+    /// The slow part of ``prepare(_:)``: nested containers to close, or a stale handle.
+    func prepareSlow(_ handle: FrameHandle) throws(MultiprocessingError) {
+        guard handle.index < frames.count, frames[handle.index].id == handle.id else {
+            throw fail(
+                "a container was used after a later sibling container was written or after its value was finished; "
+                    + "the binary codec writes containers strictly in order"
+            )
+        }
+        try closeFrames(downTo: handle.index + 1)
+    }
+
+    /// Closes frames from the top until `count` remain, patching their counts and lengths.
+    func closeFrames(downTo count: Int) throws(MultiprocessingError) {
+        while frames.count > count {
+            let frame = frames.removeLast()
+            if frame.countOffset >= 0 { patchLength(frame.count, at: frame.countOffset) }
+            if frame.lengthOffset >= 0 {
+                patchLength(writer.count - frame.lengthOffset - 1, at: frame.lengthOffset)
+            } else if frame.kind == .superValue && writer.count == frame.start {
+                throw fail("a super encoder in an unkeyed container encoded nothing")
+            }
+            if path.count > frame.pathDepth { path.removeSubrange(frame.pathDepth...) }
+        }
+    }
+
+    /// Pushes a new frame at the current end of the bytes.
+    @inline(__always)
+    func pushFrame(_ kind: Frame.Kind, lengthOffset: Int, pathDepth: Int) -> FrameHandle {
+        lastID &+= 1
+        if lastID == 0 { lastID = 1 }
+        let hasCount = kind == .keyed || kind == .unkeyed
+        frames.append(
+            Frame(
+                kind: kind,
+                id: lastID,
+                countOffset: hasCount ? writer.count : -1,
+                count: 0,
+                lengthOffset: lengthOffset,
+                start: writer.count,
+                pathDepth: pathDepth
+            )
+        )
+        if hasCount { writer.write(0) }
+        return FrameHandle(index: frames.count - 1, id: lastID)
+    }
+
+    /// Returns the container of kind `kind` for the value whose container sits at frame
+    /// index `level`, opening it when the value has none yet.
+    ///
+    /// - Parameter owner: the `superValue` frame of a super encoder, which must be open.
+    func openContainer(_ kind: Frame.Kind, level: Int, owner: FrameHandle?) -> FrameHandle {
+        if let owner {
+            guard owner.index < frames.count, frames[owner.index].id == owner.id else {
+                _ = fail("a super encoder was used after its container wrote again")
+                return .dead
+            }
+        }
+        if frames.count > level {
+            do {
+                try closeFrames(downTo: level + 1)
+            } catch {
+                return .dead
+            }
+            if frames[level].kind == kind { return FrameHandle(index: level, id: frames[level].id) }
+            _ = fail("a value asked for a \(kind) container after it had used a \(frames[level].kind) container")
+            return .dead
+        }
+        guard frames.count == level else {
+            _ = fail("an encoder was used after its value was finished")
+            return .dead
+        }
+        return pushFrame(kind, lengthOffset: -1, pathDepth: path.count)
+    }
+
+    /// Opens a container (or a super encoder's value) nested in the container `parent`,
+    /// as field `key` of a keyed parent or as the next element of an unkeyed one.
+    func openNested(
+        _ kind: Frame.Kind,
+        in parent: FrameHandle,
+        key: any CodingKey,
+        keyed: Bool,
+        parentPathDepth: Int
+    ) -> FrameHandle {
+        do {
+            try prepare(parent)
+        } catch {
+            return .dead
+        }
+        frames[parent.index].count += 1
+        if path.count > parentPathDepth { path.removeSubrange(parentPathDepth...) }
+        var lengthOffset = -1
+        if keyed {
+            writer.write(string: key.stringValue)
+            lengthOffset = writer.count
+            writer.write(0)
+        }
+        let pathDepth = path.count
+        path.append(key)
+        return pushFrame(kind, lengthOffset: lengthOffset, pathDepth: pathDepth)
+    }
+
+    /// Starts a field of the keyed container `frame`: writes the key.
+    @inline(__always)
+    func beginField(_ frame: FrameHandle, key: some CodingKey) throws(MultiprocessingError) {
+        try prepare(frame)
+        frames[frame.index].count += 1
+        writer.write(string: key.stringValue)
+    }
+
+    /// Starts an element of the unkeyed container `frame`; returns the element's index.
+    @inline(__always)
+    func beginElement(_ frame: FrameHandle) throws(MultiprocessingError) -> Int {
+        try prepare(frame)
+        let index = frames[frame.index].count
+        frames[frame.index].count = index + 1
+        return index
+    }
+
+    /// Starts the one value of the single-value container `frame`.
+    @inline(__always)
+    func beginSingle(_ frame: FrameHandle) throws(MultiprocessingError) {
+        try prepare(frame)
+        guard frames[frame.index].count == 0 else {
+            throw fail("a single-value container was asked to encode a second value")
+        }
+        frames[frame.index].count = 1
+    }
+
+    // MARK: Encoder
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        let frame = openContainer(.keyed, level: levelBase, owner: nil)
+        return KeyedEncodingContainer(BinaryKeyedEncodingContainer<Key>(encoder: self, frame: frame, pathDepth: path.count))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        let frame = openContainer(.unkeyed, level: levelBase, owner: nil)
+        return BinaryUnkeyedEncodingContainer(encoder: self, frame: frame, pathDepth: path.count)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        let frame = openContainer(.singleValue, level: levelBase, owner: nil)
+        return BinarySingleValueEncodingContainer(encoder: self, frame: frame, pathDepth: path.count)
+    }
+}
+
+/// The encoder `superEncoder()` returns: its containers live above its `superValue`
+/// frame.
+struct BinarySuperEncoder: Encoder {
+    /// The encoder that owns the bytes.
+    let encoder: BinaryValueEncoder
+    /// The `superValue` frame this encoder writes into.
+    let frame: BinaryValueEncoder.FrameHandle
+    /// The coding path length of this encoder's value.
+    let pathDepth: Int
+
+    var codingPath: [any CodingKey] { encoder.pathPrefix(pathDepth) }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        let handle = encoder.openContainer(.keyed, level: frame.index + 1, owner: frame)
+        return KeyedEncodingContainer(
+            BinaryKeyedEncodingContainer<Key>(encoder: encoder, frame: handle, pathDepth: pathDepth)
+        )
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        let handle = encoder.openContainer(.unkeyed, level: frame.index + 1, owner: frame)
+        return BinaryUnkeyedEncodingContainer(encoder: encoder, frame: handle, pathDepth: pathDepth)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        let handle = encoder.openContainer(.singleValue, level: frame.index + 1, owner: frame)
+        return BinarySingleValueEncodingContainer(encoder: encoder, frame: handle, pathDepth: pathDepth)
+    }
+}
+
+/// A keyed container: a field count, then key, value length and value per field.
+struct BinaryKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    /// The encoder that owns the bytes.
+    let encoder: BinaryValueEncoder
+    /// This container's frame.
+    let frame: BinaryValueEncoder.FrameHandle
+    /// The coding path length of this container.
+    let pathDepth: Int
+
+    var codingPath: [any CodingKey] { encoder.pathPrefix(pathDepth) }
+
+    /// Writes a fixed-width field.
+    @inline(__always)
+    private func field<I: FixedWidthInteger>(_ value: I, _ key: Key) throws(MultiprocessingError) {
+        try encoder.beginField(frame, key: key)
+        BinaryValueEncoder.writeFixed(value, lengthPrefixed: true, into: &encoder.writer)
+    }
+
+    mutating func encodeNil(forKey key: Key) throws(MultiprocessingError) {
+        try encoder.beginField(frame, key: key)
+        encoder.writer.write(0)
+    }
+
+    mutating func encode(_ value: Bool, forKey key: Key) throws(MultiprocessingError) {
+        try encoder.beginField(frame, key: key)
+        encoder.writer.write(1)
+        encoder.writer.write(value ? 1 : 0)
+    }
+
+    mutating func encode(_ value: String, forKey key: Key) throws(MultiprocessingError) {
+        try encoder.beginField(frame, key: key)
+        BinaryValueEncoder.writeString(value, lengthPrefixed: true, into: &encoder.writer)
+    }
+
+    mutating func encode(_ value: Double, forKey key: Key) throws(MultiprocessingError) {
+        try field(value.bitPattern, key)
+    }
+
+    mutating func encode(_ value: Float, forKey key: Key) throws(MultiprocessingError) {
+        try field(value.bitPattern, key)
+    }
+
+    mutating func encode(_ value: Int, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: Int8, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: Int16, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: Int32, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: Int64, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: Int128, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: UInt, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: UInt8, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: UInt16, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: UInt32, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+    mutating func encode(_ value: UInt128, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
+
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws(MultiprocessingError) {
+        try encoder.beginField(frame, key: key)
+        try encoder.encodeField(value, key: key)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type,
+        forKey key: Key
+    ) -> KeyedEncodingContainer<NestedKey> {
+        let handle = encoder.openNested(.keyed, in: frame, key: key, keyed: true, parentPathDepth: pathDepth)
+        return KeyedEncodingContainer(
+            BinaryKeyedEncodingContainer<NestedKey>(encoder: encoder, frame: handle, pathDepth: pathDepth + 1)
+        )
+    }
+
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let handle = encoder.openNested(.unkeyed, in: frame, key: key, keyed: true, parentPathDepth: pathDepth)
+        return BinaryUnkeyedEncodingContainer(encoder: encoder, frame: handle, pathDepth: pathDepth + 1)
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        let handle = encoder.openNested(
+            .superValue,
+            in: frame,
+            key: BinaryCodingKey.super,
+            keyed: true,
+            parentPathDepth: pathDepth
+        )
+        return BinarySuperEncoder(encoder: encoder, frame: handle, pathDepth: pathDepth + 1)
+    }
+
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        let handle = encoder.openNested(.superValue, in: frame, key: key, keyed: true, parentPathDepth: pathDepth)
+        return BinarySuperEncoder(encoder: encoder, frame: handle, pathDepth: pathDepth + 1)
+    }
+}
+
+/// An unkeyed container: an element count, then the elements back to back.
+struct BinaryUnkeyedEncodingContainer: UnkeyedEncodingContainer {
+    /// The encoder that owns the bytes.
+    let encoder: BinaryValueEncoder
+    /// This container's frame.
+    let frame: BinaryValueEncoder.FrameHandle
+    /// The coding path length of this container.
+    let pathDepth: Int
+
+    var codingPath: [any CodingKey] { encoder.pathPrefix(pathDepth) }
+
+    var count: Int {
+        guard frame.index < encoder.frames.count, encoder.frames[frame.index].id == frame.id else { return 0 }
+        return encoder.frames[frame.index].count
+    }
+
+    /// Writes a fixed-width element.
+    @inline(__always)
+    private func element<I: FixedWidthInteger>(_ value: I) throws(MultiprocessingError) {
+        _ = try encoder.beginElement(frame)
+        encoder.writer.write(fixed: value)
+    }
+
+    mutating func encodeNil() throws(MultiprocessingError) {
+        _ = try encoder.beginElement(frame)
+        encoder.writer.write(0)
+    }
+
+    mutating func encode(_ value: Bool) throws(MultiprocessingError) {
+        _ = try encoder.beginElement(frame)
+        encoder.writer.write(value ? 1 : 0)
+    }
+
+    mutating func encode(_ value: String) throws(MultiprocessingError) {
+        _ = try encoder.beginElement(frame)
+        encoder.writer.write(string: value)
+    }
+
+    mutating func encode(_ value: Double) throws(MultiprocessingError) { try element(value.bitPattern) }
+    mutating func encode(_ value: Float) throws(MultiprocessingError) { try element(value.bitPattern) }
+    mutating func encode(_ value: Int) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: Int8) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: Int16) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: Int32) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: Int64) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: Int128) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: UInt) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: UInt8) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: UInt16) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: UInt32) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: UInt64) throws(MultiprocessingError) { try element(value) }
+    mutating func encode(_ value: UInt128) throws(MultiprocessingError) { try element(value) }
+
+    mutating func encode<T: Encodable>(_ value: T) throws(MultiprocessingError) {
+        let index = try encoder.beginElement(frame)
+        try encoder.encodeValue(value, key: BinaryCodingKey(index: index))
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type
+    ) -> KeyedEncodingContainer<NestedKey> {
+        let handle = encoder.openNested(
+            .keyed,
+            in: frame,
+            key: BinaryCodingKey(index: count),
+            keyed: false,
+            parentPathDepth: pathDepth
+        )
+        return KeyedEncodingContainer(
+            BinaryKeyedEncodingContainer<NestedKey>(encoder: encoder, frame: handle, pathDepth: pathDepth + 1)
+        )
+    }
+
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        let handle = encoder.openNested(
+            .unkeyed,
+            in: frame,
+            key: BinaryCodingKey(index: count),
+            keyed: false,
+            parentPathDepth: pathDepth
+        )
+        return BinaryUnkeyedEncodingContainer(encoder: encoder, frame: handle, pathDepth: pathDepth + 1)
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        let handle = encoder.openNested(
+            .superValue,
+            in: frame,
+            key: BinaryCodingKey(index: count),
+            keyed: false,
+            parentPathDepth: pathDepth
+        )
+        return BinarySuperEncoder(encoder: encoder, frame: handle, pathDepth: pathDepth + 1)
+    }
+}
+
+/// A single-value container: the value itself, nothing around it.
+struct BinarySingleValueEncodingContainer: SingleValueEncodingContainer {
+    /// The encoder that owns the bytes.
+    let encoder: BinaryValueEncoder
+    /// This container's frame.
+    let frame: BinaryValueEncoder.FrameHandle
+    /// The coding path length of this container.
+    let pathDepth: Int
+
+    var codingPath: [any CodingKey] { encoder.pathPrefix(pathDepth) }
+
+    /// Writes a fixed-width value.
+    @inline(__always)
+    private func single<I: FixedWidthInteger>(_ value: I) throws(MultiprocessingError) {
+        try encoder.beginSingle(frame)
+        encoder.writer.write(fixed: value)
+    }
+
+    mutating func encodeNil() throws(MultiprocessingError) {
+        try encoder.beginSingle(frame)
+        encoder.writer.write(0)
+    }
+
+    mutating func encode(_ value: Bool) throws(MultiprocessingError) {
+        try encoder.beginSingle(frame)
+        encoder.writer.write(value ? 1 : 0)
+    }
+
+    mutating func encode(_ value: String) throws(MultiprocessingError) {
+        try encoder.beginSingle(frame)
+        encoder.writer.write(string: value)
+    }
+
+    mutating func encode(_ value: Double) throws(MultiprocessingError) { try single(value.bitPattern) }
+    mutating func encode(_ value: Float) throws(MultiprocessingError) { try single(value.bitPattern) }
+    mutating func encode(_ value: Int) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: Int8) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: Int16) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: Int32) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: Int64) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: Int128) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: UInt) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: UInt8) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: UInt16) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: UInt32) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: UInt64) throws(MultiprocessingError) { try single(value) }
+    mutating func encode(_ value: UInt128) throws(MultiprocessingError) { try single(value) }
+
+    mutating func encode<T: Encodable>(_ value: T) throws(MultiprocessingError) {
+        try encoder.beginSingle(frame)
+        try encoder.encodeValue(value, key: nil)
+    }
+}
