@@ -151,7 +151,12 @@ func openDescriptors() -> [String] {
     let own = dirfd(dir)
     while let entry = readdir(dir) {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if let fd = Int32(name), fd != own { result.append(name) }
+        if let fd = Int32(name), fd != own {
+            var target = [CChar](repeating: 0, count: 256)
+            let n = readlink("/proc/self/fd/\(name)", &target, 255)
+            let link = n > 0 ? String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+            result.append("\(name)->\(link)")
+        }
     }
     closedir(dir)
     return result.sorted()
@@ -328,6 +333,10 @@ struct Fixture {
             await pool.close()
             print("children \(children().count)")
         case "leaks":
+            // One pool first: the Swift runtime and Dispatch open descriptors of their own
+            // (epoll, eventfd, timerfd) lazily; after that the set must not change.
+            try await withProcessPool(workers: 1) { pool in _ = try await pool.map(Square(), [1]) }
+            try await Task.sleep(for: .milliseconds(10))
             let before = openDescriptors()
             for _ in 0..<3 {
                 try await withProcessPool(workers: 2) { pool in
@@ -336,6 +345,8 @@ struct Fixture {
             }
             let after = openDescriptors()
             print("descriptors before \(before.count) after \(after.count) same \(before == after)")
+            print("before: \(before)")
+            print("after: \(after)")
             print("children \(children().count)")
         case "parent-death":
             // The test kills this process with SIGKILL; the workers must go too.
