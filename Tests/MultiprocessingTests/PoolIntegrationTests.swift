@@ -83,9 +83,35 @@ struct PoolIntegrationTests {
         let error = outcome.lines.dropFirst().first ?? ""
         #expect(error.hasPrefix("code=worker died index="))
         #expect(error.contains("was killed by signal 9 (SIGKILL) — often the kernel's out-of-memory killer"))
-        #expect(error.contains("The worker has been replaced"))
+        #expect(error.contains("The worker has been replaced; anything it printed went to this program's stdout or stderr."))
         #expect(outcome.line("after kill ok") == "after kill ok true workers 2")
         #expect(outcome.line("children after close") == "children after close 0")
+    }
+
+    @Test("exit(), fatalError and a segmentation fault in a function each fail the item, naming the cause")
+    func crashes() async throws {
+        let outcome = try await FixtureProcess.run(["crash"], waitingFor: "three crashing maps")
+        #expect(outcome.status == 0, "\(outcome.stdout)")
+        let lines = outcome.lines
+        #expect(lines.count == 5, "\(outcome.stdout)")
+        guard lines.count == 5 else { return }
+        #expect(lines[0].hasPrefix("code=worker died index=1 "))
+        #expect(lines[0].contains(" exited with status 3 while running item 1."))
+        #expect(lines[1].contains(" was killed by signal 4 (SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index) while running item 1."))
+        #expect(lines[2].contains(" was killed by signal 11 (SIGSEGV: segmentation fault) while running item 1."))
+        #expect(lines[3] == "after crashes [0, 5]")
+        #expect(lines[4] == "children after close 0")
+        #expect(outcome.stderr.contains("Fatal error: deliberate crash in a worker"), "the worker's own crash report reaches stderr")
+    }
+
+    @Test("workers that skip bootstrap() are refused with the fix, and never start workers of their own")
+    func childSkipsBootstrap() async throws {
+        let outcome = try await FixtureProcess.run(["child-skips-bootstrap"], waitingFor: "a pool whose workers skip bootstrap")
+        let first = outcome.lines.first ?? ""
+        #expect(first.hasPrefix("code=bootstrap missing index=nil"), "\(outcome.stdout)")
+        #expect(first.contains("the worker process (pid "))
+        #expect(first.contains("Make `Multiprocessing.bootstrap()` the first line of your program's main"))
+        #expect(outcome.line("children") == "children 0")
     }
 
     @Test("a program that never called bootstrap() gets an error naming the fix and spawns nothing")

@@ -77,6 +77,12 @@ extension Platform {
         return try callNonBlocking("write") { sysWrite(fd, bytes.baseAddress!, bytes.count) } ?? 0
     }
 
+    /// Whether an error says the other end of a socket went away (EPIPE, ECONNRESET).
+    static func isPeerGone(_ error: MultiprocessingError) -> Bool {
+        guard let cause = error.underlying as? SystemCallError else { return false }
+        return cause.errno == EPIPE || cause.errno == ECONNRESET
+    }
+
     /// The number of open descriptors of this process (Linux: entries of /proc/self/fd).
     static func openDescriptorNumbers() -> [Int32] {
         var result: [Int32] = []

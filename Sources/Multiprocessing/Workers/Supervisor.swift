@@ -342,7 +342,7 @@ final class Supervisor: @unchecked Sendable {
         message += range.count == 1 ? " \(range.lowerBound)" : "s \(range.lowerBound)..<\(range.upperBound) (one of them was executing)"
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
-        message += ". The worker has been replaced; any output it printed is above."
+        message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
         return MultiprocessingError(
             .workerDied, message, itemIndex: range.count == 1 ? range.lowerBound : nil, worker: worker.identity,
             underlying: worker.connectionError)

@@ -63,8 +63,15 @@ final class WorkerConnection {
     /// Writes queued frames until the socket is full (the loop calls again when writable).
     func flush() throws {
         while channelOpen, let first = outbox.first {
-            let written = try first.withUnsafeBytes { raw throws in
-                try Platform.writeNonBlocking(channel, UnsafeRawBufferPointer(rebasing: raw[outboxOffset...]))
+            let written: Int
+            do {
+                written = try first.withUnsafeBytes { raw throws in
+                    try Platform.writeNonBlocking(channel, UnsafeRawBufferPointer(rebasing: raw[outboxOffset...]))
+                }
+            } catch let error as MultiprocessingError where Platform.isPeerGone(error) {
+                // The worker is gone; its exit (seen through the process handle) settles its work.
+                outbox.removeAll()
+                return
             }
             if written == 0 { return }
             outboxOffset += written
@@ -75,11 +82,17 @@ final class WorkerConnection {
         }
     }
 
-    /// Reads everything available; returns false at end of file.
+    /// Reads everything available; returns false at end of file (or when the peer reset
+    /// the connection: a worker that dies with unread data in its socket does that).
     func readAvailable(into buffer: inout [UInt8]) throws -> Bool {
         while channelOpen {
-            let n = try buffer.withUnsafeMutableBytes { raw throws in
-                try Platform.readNonBlocking(channel, into: raw.baseAddress!, count: raw.count)
+            let n: Int?
+            do {
+                n = try buffer.withUnsafeMutableBytes { raw throws in
+                    try Platform.readNonBlocking(channel, into: raw.baseAddress!, count: raw.count)
+                }
+            } catch let error as MultiprocessingError where Platform.isPeerGone(error) {
+                return false
             }
             guard let n else { return true }
             if n == 0 { return false }

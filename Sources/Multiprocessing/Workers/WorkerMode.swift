@@ -90,6 +90,11 @@ struct WorkerLoop {
         if Platform.parentProcessID != settings.parentPID { Platform.exitImmediately(0) }
         startLifeline()
         mp_stdout_line_buffered()
+        // Workers are started through /proc/self/exe; name them after the program instead
+        // of "exe" in top, ps -o comm and crash reports.
+        if let program = CommandLine.arguments.first?.split(separator: "/").last {
+            mp_set_thread_name(String(program))
+        }
 
         do {
             let hello = Message.Hello(

@@ -88,6 +88,19 @@ struct Spin: ParallelFunction {
     }
 }
 
+/// Dies in the way its input says: 1 exit(3), 2 fatalError, 3 a bad pointer; other inputs pass.
+struct Crash: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int {
+        switch x {
+        case 1: exit(3)
+        case 2: fatalError("deliberate crash in a worker")
+        case 3: UnsafeMutablePointer<Int>(bitPattern: 8)!.pointee = x  // a real segmentation fault
+        default: break
+        }
+        return x
+    }
+}
+
 struct PrintLines: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int {
         print("line \(x) from a worker")
@@ -186,7 +199,11 @@ struct Fixture {
     static func main() async throws {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let scenario = arguments.first ?? ""
-        if scenario != "no-bootstrap" { Multiprocessing.bootstrap() }
+        // "child-skips-bootstrap": the parent calls bootstrap() but its workers do not,
+        // as a program that calls it conditionally would.
+        if scenario != "no-bootstrap" && !(scenario == "child-skips-bootstrap" && getenv("SWIFT_MULTIPROCESSING_WORKER") != nil) {
+            Multiprocessing.bootstrap()
+        }
         let args = arguments.dropFirst().map { Int($0) ?? 0 }
         do {
             try await run(scenario, args)
@@ -312,6 +329,27 @@ struct Fixture {
             do {
                 _ = try await ProcessPool(workers: 2)
                 fail("a pool started without bootstrap")
+            } catch {
+                print(describe(error))
+            }
+            print("children \(children().count)")
+        case "crash":
+            try await withProcessPool(workers: 2) { pool in
+                for kind in 1...3 {
+                    do {
+                        _ = try await pool.map(Crash(), [0, kind, 0], chunkSize: 1)
+                        fail("crash \(kind) went unnoticed")
+                    } catch {
+                        print(describe(error))
+                    }
+                }
+                print("after crashes \(try await pool.map(Crash(), [0, 5]))")
+            }
+            print("children after close \(children().count)")
+        case "child-skips-bootstrap":
+            do {
+                _ = try await ProcessPool(workers: 2)
+                fail("a pool started with workers that skip bootstrap")
             } catch {
                 print(describe(error))
             }

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// The README's examples, run as a user would run them.
+@Suite("Examples", .timeLimit(.minutes(2)))
+struct ExampleTests {
+    func run(_ product: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = FixtureProcess.buildDirectory.appendingPathComponent(product)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for name in ["MP_WORKERS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"] { env[name] = nil }
+        for (name, value) in environment { env[name] = value }
+        process.environment = env
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-example-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("out")
+        let err = directory.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                process.terminate()
+                Issue.record("timed out waiting for \(product) \(arguments.joined(separator: " "))")
+                break
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return (process.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
+    }
+
+    @Test("squares prints exactly the seed's list")
+    func squares() async throws {
+        let (status, out, err) = try await run("squares", [])
+        #expect(status == 0, "\(err)")
+        #expect(out == "[1, 4, 9, 16, 25, 36, 49, 64]\n")
+    }
+
+    @Test("pi --json gives the known hit counts", arguments: [(100_000, 5_025_046), (1_000_000, 50_268_706)])
+    func piJSON(samples: Int, hits: Int) async throws {
+        let (status, out, err) = try await run("pi", ["--chunks", "64", "--samples", "\(samples)", "--json"])
+        #expect(status == 0, "\(err)")
+        let object = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        #expect(object?["hits"] as? Int == hits)
+        #expect(object?["samples"] as? Int == 64 * samples)
+        #expect(object?["workers"] as? Int == ProcessInfo.processInfo.activeProcessorCount)
+        #expect((object?["nodes"] as? [String])?.count == 1)
+        #expect(object?["seconds"] is Double)
+        #expect(abs((object?["pi"] as? Double ?? 0) - 3.1415) < 0.01)
+        #expect(out.split(separator: "\n").count == 1, "one line of JSON and nothing else on stdout")
+    }
+
+    @Test("pi --workers starts that many workers, even above the CPU count; the plain output is one sentence")
+    func piWorkers() async throws {
+        let (status, out, _) = try await run("pi", ["--chunks", "16", "--samples", "1000", "--workers", "5", "--json"])
+        #expect(status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        #expect(object?["workers"] as? Int == 5)
+        let (_, sentence, _) = try await run("pi", ["--chunks", "16", "--samples", "1000", "--workers", "3"])
+        #expect(sentence.hasPrefix("pi ≈ "))
+        #expect(sentence.contains("of 16000 samples, 3 workers on "))
+    }
+
+    @Test("pi --help and bad flags")
+    func piHelp() async throws {
+        let (status, out, _) = try await run("pi", ["--help"])
+        #expect(status == 0)
+        #expect(out.contains("--chunks <chunks>"))
+        #expect(out.contains("--samples <samples>"))
+        let (badStatus, _, badErr) = try await run("pi", ["--chunks", "0"])
+        #expect(badStatus != 0)
+        #expect(badErr.contains("--chunks must be at least 1"))
+    }
+
+    @Test("mp cpus explains the default worker count")
+    func mpCPUs() async throws {
+        let (status, out, _) = try await run("mp", ["cpus"], environment: ["SLURM_CPUS_PER_TASK": "1"])
+        #expect(status == 0)
+        #expect(out.hasPrefix("1 (decided by: SLURM_CPUS_PER_TASK)\nwhy: SLURM_CPUS_PER_TASK=1 is below the "))
+    }
+}
