@@ -29,7 +29,7 @@ public protocol ParallelFunction: Codable, Sendable {
     associatedtype Output: Codable & Sendable
 
     /// Computes the output for one input, in a worker process.
-    func callAsFunction(_ input: Input) async throws -> Output
+    nonisolated(nonsending) func callAsFunction(_ input: Input) async throws -> Output
 }
 
 extension ParallelFunction {

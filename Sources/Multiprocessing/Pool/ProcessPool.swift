@@ -150,8 +150,7 @@ public final class ProcessPool: Sendable {
             },
             deliver: { event in continuation.yield(event) })
 
-        var results = [F.Output?](repeating: nil, count: items.count)
-        var received = 0
+        var results = OrderedResults<F.Output>(count: items.count)
         let supervisor = self.supervisor
         defer { supervisor.finish(callID: callID) }
         var failure: MultiprocessingError?
@@ -161,9 +160,7 @@ public final class ProcessPool: Sendable {
                 do {
                     switch event {
                     case .results(let header, let range, let payload, let offset, let worker):
-                        try Self.decodeResults(
-                            F.Output.self, header, range, payload, offset, worker, into: &results)
-                        received += range.count
+                        try Self.decodeResults(F.Output.self, header, range, payload, offset, worker, into: &results)
                     case .chunkFailed(_, let error):
                         throw error
                     case .failed(let error):
@@ -173,19 +170,21 @@ public final class ProcessPool: Sendable {
                     failure = MultiprocessingError.from(error)
                     break
                 }
-                if received == items.count || Task.isCancelled { break }
+                if results.isComplete || Task.isCancelled { break }
             }
         } onCancel: {
             continuation.yield(.failed(MultiprocessingError(.cancelled, "the task that called map was cancelled")))
         }
         continuation.finish()
         if let failure {
-            throw MultiprocessingError(copying: failure, partialResults: results)
+            throw MultiprocessingError(copying: failure, partialResults: results.partial())
         }
-        if received < items.count {
-            throw MultiprocessingError(copying: MultiprocessingError(.cancelled, "the task that called map was cancelled"), partialResults: results)
+        guard results.isComplete else {
+            throw MultiprocessingError(
+                copying: MultiprocessingError(.cancelled, "the task that called map was cancelled"),
+                partialResults: results.partial())
         }
-        return results.map { $0! }
+        return results.inOrder()
     }
 
     /// Runs `function` on one input in a worker and returns its output (Python's `Pool.apply`).
@@ -199,10 +198,11 @@ public final class ProcessPool: Sendable {
         if closed.load(ordering: .acquiring) { throw Supervisor.closedError() }
     }
 
-    /// Decodes a result frame into `results`; throws the first failed item's error.
+    /// Decodes a result frame into `results`; throws the first failed item's error (after
+    /// keeping the successes of the same chunk).
     static func decodeResults<Output: Decodable>(
         _ type: Output.Type, _ header: Message.Result, _ range: Range<Int>, _ payload: [UInt8], _ offset: Int,
-        _ worker: MultiprocessingError.WorkerIdentity, into results: inout [Output?]
+        _ worker: MultiprocessingError.WorkerIdentity, into results: inout OrderedResults<Output>
     ) throws {
         try payload.withUnsafeBytes { raw throws in
             var reader = ByteReader(raw, offset: offset)
@@ -211,14 +211,15 @@ public final class ProcessPool: Sendable {
                 guard outputs.count == range.count, reader.isAtEnd else {
                     throw MultiprocessingError(.malformedFrame, "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
                 }
-                for (position, output) in outputs.enumerated() { results[range.lowerBound + position] = output }
+                results.add(chunkStartingAt: range.lowerBound, outputs)
                 return
             }
             var firstFailure: MultiprocessingError?
-            for index in range {
+            var index = range.lowerBound
+            while index < range.upperBound {
                 let tag = try reader.readByte("a result tag")
                 if tag == Message.Result.itemSucceeded {
-                    results[index] = try BinaryCodec.decode(Output.self, from: &reader)
+                    results.add(try BinaryCodec.decode(Output.self, from: &reader), at: index)
                 } else {
                     let errorType = try reader.readString()
                     let errorMessage = try reader.readString()
@@ -229,6 +230,7 @@ public final class ProcessPool: Sendable {
                             itemIndex: index, worker: worker, remoteErrorType: errorType, remoteErrorMessage: errorMessage)
                     }
                 }
+                index += 1
             }
             if let firstFailure { throw firstFailure }
         }

@@ -5,7 +5,7 @@ import CMultiprocessingShim
 protocol ChunkRunner: Sendable {
     /// Runs every item of a task and returns the result frame (never throws: failures
     /// of items, or of decoding the inputs, are reported inside the frame).
-    func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8]
+    nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8]
 }
 
 /// Looks up a function type by its mangled name and decodes its value (worker side).
@@ -32,7 +32,7 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
     let function: F
     let maximumPayload: Int
 
-    func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8] {
+    nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8] {
         let inputs: [F.Input]
         do {
             inputs = try payload.withUnsafeBytes { raw throws in
@@ -51,13 +51,17 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
         var outputs: [F.Output] = []
         outputs.reserveCapacity(inputs.count)
         var failures: [(offset: Int, type: String, message: String)] = []
-        for (offset, input) in inputs.enumerated() {
+        // An index loop: `enumerated()` would look up tuple metadata per item in this
+        // unspecialized generic code.
+        var offset = 0
+        while offset < inputs.count {
             do {
-                outputs.append(try await function(input))
+                outputs.append(try await function(inputs[offset]))
             } catch {
                 failures.append((offset, String(reflecting: Swift.type(of: error)), String(describing: error)))
             }
             if mp_stdout_pending() > 0 { mp_flush_stdio() }
+            offset += 1
         }
         let elapsed = Platform.monotonicNanos() &- start
         let header = Message.Result(

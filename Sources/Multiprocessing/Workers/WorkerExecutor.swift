@@ -2,12 +2,18 @@
 ///
 /// The worker's main thread reads a task frame, then must call your (possibly `async`)
 /// function for each item. Handing each chunk to the Swift concurrency pool and waiting
-/// would cost a thread hop per chunk (tens of microseconds between vCPUs on these
-/// machines). Instead the chunk runs in a `Task` whose executor preference is this
-/// executor, and the main thread drains this executor's jobs until the chunk is done: a
-/// synchronous function runs with no thread hop at all, and an `async` one that
-/// suspends on other executors still works (its continuations come back here).
-final class WorkerExecutor: TaskExecutor, @unchecked Sendable {
+/// would cost two thread wake-ups per chunk (tens of microseconds between vCPUs on these
+/// machines). Instead the chunk runs isolated to ``WorkerActor``, whose executor is this
+/// one, and the main thread drains this executor's jobs until the chunk is done: a
+/// synchronous function runs with no thread hop at all, and an `async` one that suspends
+/// on other executors still works (its continuations come back here).
+///
+/// Why an actor and not a task-executor preference: with a preference, every `await` of
+/// the function (once per item) looks the preference up under a lock in the runtime;
+/// an actor's executor check is a pointer comparison.
+final class WorkerExecutor: SerialExecutor, @unchecked Sendable {
+    static let shared = WorkerExecutor()
+
     private let lock = ConditionLock()
     private var jobs: [UnownedJob] = []
     private var finished = false
@@ -20,17 +26,22 @@ final class WorkerExecutor: TaskExecutor, @unchecked Sendable {
         lock.unlock()
     }
 
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
     private final class Box<T>: @unchecked Sendable {
         var value: T?
     }
 
     /// Runs `operation` to completion on the calling thread and returns its result.
-    func run<T>(_ operation: @escaping @Sendable () async -> T) -> T {
+    /// Only the worker's main thread calls this.
+    func run<T>(_ operation: @escaping @WorkerActor @Sendable () async -> T) -> T {
         let box = Box<T>()
         lock.lock()
         finished = false
         lock.unlock()
-        Task(executorPreference: self) {
+        Task { @WorkerActor in
             box.value = await operation()
             self.lock.lock()
             self.finished = true
@@ -47,8 +58,18 @@ final class WorkerExecutor: TaskExecutor, @unchecked Sendable {
             let ready = jobs
             jobs.removeAll(keepingCapacity: true)
             lock.unlock()
-            for job in ready { job.runSynchronously(on: asUnownedTaskExecutor()) }
+            for job in ready { job.runSynchronously(on: asUnownedSerialExecutor()) }
         }
         return box.value!
+    }
+}
+
+/// The isolation of a worker's chunks: the worker's main thread, through ``WorkerExecutor``.
+@globalActor
+actor WorkerActor {
+    static let shared = WorkerActor()
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor {
+        WorkerExecutor.shared.asUnownedSerialExecutor()
     }
 }

@@ -119,7 +119,7 @@ struct WorkerLoop {
     private func serve() throws {
         var assembler = FrameAssembler(maximumPayload: settings.maximumPayload)
         var runners: [UInt64: any ChunkRunner] = [:]
-        let executor = WorkerExecutor()
+        let executor = WorkerExecutor.shared
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             while let frame = try assembler.next() {
