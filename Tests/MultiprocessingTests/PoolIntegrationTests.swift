@@ -83,6 +83,7 @@ struct PoolIntegrationTests {
         let error = outcome.lines.dropFirst().first ?? ""
         #expect(error.hasPrefix("code=worker died index="))
         #expect(error.contains("was killed by signal 9 (SIGKILL) — often the kernel's out-of-memory killer"))
+        #expect(error.hasSuffix("[signal 9]"))
         #expect(error.contains("The worker has been replaced; anything it printed went to this program's stdout or stderr."))
         #expect(outcome.line("after kill ok") == "after kill ok true workers 2")
         #expect(outcome.line("children after close") == "children after close 0")
@@ -99,6 +100,9 @@ struct PoolIntegrationTests {
         #expect(lines[0].contains(" exited with status 3 while running item 1."))
         #expect(lines[1].contains(" was killed by signal 4 (SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index) while running item 1."))
         #expect(lines[2].contains(" was killed by signal 11 (SIGSEGV: segmentation fault) while running item 1."))
+        #expect(lines[0].hasSuffix("[exit 3]"))
+        #expect(lines[1].hasSuffix("[signal 4]"))
+        #expect(lines[2].hasSuffix("[signal 11]"))
         #expect(lines[3] == "after crashes [0, 5]")
         #expect(lines[4] == "children after close 0")
         #expect(outcome.stderr.contains("Fatal error: deliberate crash in a worker"), "the worker's own crash report reaches stderr")

@@ -68,6 +68,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         /// An error the library did not expect; the message and ``MultiprocessingError/underlying`` say more.
         public static let unexpected = Code(storage: .unexpected)
 
+        /// The code's name in words, e.g. `worker died`.
         public var description: String { storage.rawValue }
     }
 
@@ -87,6 +88,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
             self.host = host
         }
 
+        /// `worker <slot> (pid <pid> on <host>)`.
         public var description: String { "worker \(slot) (pid \(pid) on \(host))" }
     }
 
@@ -102,6 +104,8 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
     public let remoteErrorType: String?
     /// The description of the error your function threw in the worker.
     public let remoteErrorMessage: String?
+    /// How the worker process ended, for ``Code/workerDied`` and start-up failures.
+    public let termination: ProcessTermination?
     /// The underlying cause (for example a ``SystemCallError``), when there is one.
     public let underlying: (any Error & Sendable)?
     /// Results a call had already received when it failed, type-erased; read them with
@@ -116,6 +120,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         worker: WorkerIdentity? = nil,
         remoteErrorType: String? = nil,
         remoteErrorMessage: String? = nil,
+        termination: ProcessTermination? = nil,
         underlying: (any Error & Sendable)? = nil
     ) {
         self.code = code
@@ -124,6 +129,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.worker = worker
         self.remoteErrorType = remoteErrorType
         self.remoteErrorMessage = remoteErrorMessage
+        self.termination = termination
         self.underlying = underlying
         self.partialResultsStorage = nil
     }
@@ -141,6 +147,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.worker = other.worker
         self.remoteErrorType = other.remoteErrorType
         self.remoteErrorMessage = other.remoteErrorMessage
+        self.termination = other.termination
         self.underlying = other.underlying
         self.partialResultsStorage = partialResults
     }
@@ -155,6 +162,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         partialResultsStorage as? [Output?]
     }
 
+    /// The code, the message and the underlying cause, on one line.
     public var description: String {
         var text = "MultiprocessingError.\(code): \(message)"
         if let underlying { text += " (underlying: \(underlying))" }
@@ -175,5 +183,6 @@ public struct SystemCallError: Error, Sendable, Hashable, CustomStringConvertibl
         self.errno = errno
     }
 
+    /// `<call> failed: <strerror> (errno <n>)`.
     public var description: String { "\(call) failed: \(Platform.errorString(errno)) (errno \(errno))" }
 }

@@ -12,6 +12,7 @@ public enum ProcessTermination: Sendable, Hashable, CustomStringConvertible {
     /// A signal killed it.
     case signaled(Int32)
 
+    /// The termination in words, e.g. `was killed by signal 9 (SIGKILL) — ...`.
     public var description: String {
         switch self {
         case .exited(let status):

@@ -71,6 +71,7 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
     /// Values that were ignored or overruled, each with what to do about it.
     public let warnings: [String]
 
+    /// The count, the reason and the warnings, one per line.
     public var description: String {
         var text = "\(count) worker\(count == 1 ? "" : "s"): \(reason)"
         for warning in warnings { text += "\nwarning: \(warning)" }

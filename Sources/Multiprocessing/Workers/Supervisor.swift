@@ -345,7 +345,7 @@ final class Supervisor: @unchecked Sendable {
         message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
         return MultiprocessingError(
             .workerDied, message, itemIndex: range.count == 1 ? range.lowerBound : nil, worker: worker.identity,
-            underlying: worker.connectionError)
+            termination: termination, underlying: worker.connectionError)
     }
 
     private func startError(_ worker: WorkerConnection, _ termination: ProcessTermination) -> MultiprocessingError {
@@ -358,7 +358,7 @@ final class Supervisor: @unchecked Sendable {
         var message = "\(worker.identity) \(termination) before completing the start-up handshake"
         if let fatal = worker.fatalMessage { message += ": \(fatal.message)" }
         message += ". Its error output, if any, is above."
-        return MultiprocessingError(.handshakeFailed, message, worker: worker.identity)
+        return MultiprocessingError(.handshakeFailed, message, worker: worker.identity, termination: termination)
     }
 
     static func bootstrapMissingError(detail: String) -> MultiprocessingError {

@@ -183,7 +183,13 @@ func fail(_ message: String) -> Never {
 
 func describe(_ error: any Error) -> String {
     if let error = error as? MultiprocessingError {
-        return "code=\(error.code) index=\(error.itemIndex.map(String.init) ?? "nil") type=\(error.remoteErrorType ?? "nil") remote=\(error.remoteErrorMessage ?? "nil") message=\(error.message)"
+        var text = "code=\(error.code) index=\(error.itemIndex.map(String.init) ?? "nil") type=\(error.remoteErrorType ?? "nil") remote=\(error.remoteErrorMessage ?? "nil") message=\(error.message)"
+        switch error.termination {
+        case .exited(let status)?: text += " [exit \(status)]"
+        case .signaled(let signal)?: text += " [signal \(signal)]"
+        case nil: break
+        }
+        return text
     }
     return "other error: \(error)"
 }
