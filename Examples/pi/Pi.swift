@@ -81,9 +81,13 @@ struct Pi: AsyncParsableCommand {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if json {
                 let nodeList = nodes.map { "\"\($0)\"" }.joined(separator: ",")
-                print("{\"hits\":\(hits),\"samples\":\(total),\"pi\":\(pi),\"workers\":\(workerCount),\"nodes\":[\(nodeList)],\"seconds\":\(seconds)}")
+                print(
+                    "{\"hits\":\(hits),\"samples\":\(total),\"pi\":\(pi),\"workers\":\(workerCount),\"nodes\":[\(nodeList)],\"seconds\":\(seconds)}"
+                )
             } else {
-                print("pi ≈ \(pi) (\(hits) hits of \(total) samples, \(workerCount) workers on \(nodes.joined(separator: ", ")), \(seconds) s)")
+                print(
+                    "pi ≈ \(pi) (\(hits) hits of \(total) samples, \(workerCount) workers on \(nodes.joined(separator: ", ")), \(seconds) s)"
+                )
             }
         } catch let error as MultiprocessingError {
             printToStandardError("pi: \(error.message)")

@@ -4,7 +4,9 @@ import Testing
 /// The README's examples, run as a user would run them.
 @Suite("Examples", .timeLimit(.minutes(2)))
 struct ExampleTests {
-    func run(_ product: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String, String) {
+    func run(_ product: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (
+        Int32, String, String
+    ) {
         let process = Process()
         process.executableURL = FixtureProcess.buildDirectory.appendingPathComponent(product)
         process.arguments = arguments
@@ -31,7 +33,10 @@ struct ExampleTests {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        return (process.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
+        return (
+            process.terminationStatus, try String(contentsOf: out, encoding: .utf8),
+            try String(contentsOf: err, encoding: .utf8)
+        )
     }
 
     @Test("squares prints exactly the seed's list")

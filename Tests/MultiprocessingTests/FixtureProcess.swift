@@ -70,7 +70,9 @@ struct FixtureProcess {
                 process.terminate()
                 kill(process.processIdentifier, SIGKILL)
                 let partial = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
-                Issue.record("timed out after \(timeout) waiting for \(what); output so far:\n\(partial)", sourceLocation: sourceLocation)
+                Issue.record(
+                    "timed out after \(timeout) waiting for \(what); output so far:\n\(partial)",
+                    sourceLocation: sourceLocation)
                 throw CancellationError()
             }
             try await Task.sleep(for: .milliseconds(10))

@@ -24,7 +24,10 @@ struct PoolIntegrationTests {
     func throwingFunction() async throws {
         let outcome = try await FixtureProcess.run(["throwing"], waitingFor: "a map whose item 37 throws")
         #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
-        #expect(outcome.lines.first?.hasPrefix("code=function threw index=37 type=mp_fixture.FailOn.Boom remote=boom at 37 message=item 37 failed in worker ") == true, "\(outcome.stdout)")
+        #expect(
+            outcome.lines.first?.hasPrefix(
+                "code=function threw index=37 type=mp_fixture.FailOn.Boom remote=boom at 37 message=item 37 failed in worker "
+            ) == true, "\(outcome.stdout)")
         let partial = outcome.line("partial")
         #expect(partial.hasPrefix("partial count=100 received="))
         #expect(partial.hasSuffix("wrong=0 at37=nil"))
@@ -34,19 +37,23 @@ struct PoolIntegrationTests {
 
     @Test("a function's stored properties arrive, and its value is sent to each worker once per call")
     func storedPropertiesSentOncePerWorker() async throws {
-        let outcome = try await FixtureProcess.run(["stored-props"], waitingFor: "two calls of 200 items in chunks of 3")
+        let outcome = try await FixtureProcess.run(
+            ["stored-props"], waitingFor: "two calls of 200 items in chunks of 3")
         #expect(outcome.status == 0, "\(outcome.stderr)")
         // Decoded once for call 1, once more for call 2, in each of the 2 workers.
-        #expect(outcome.lines == [
-            "call 1 values true labels [\"call1\"] workers 2 decodes [1, 1]",
-            "call 2 values true labels [\"call2\"] workers 2 decodes [2, 2]",
-        ])
+        #expect(
+            outcome.lines == [
+                "call 1 values true labels [\"call1\"] workers 2 decodes [1, 1]",
+                "call 2 values true labels [\"call2\"] workers 2 decodes [2, 2]",
+            ])
     }
 
     @Test("nested, generic and async function types work")
     func nestedAndGenericTypes() async throws {
         let outcome = try await FixtureProcess.run(["nested-generic"], waitingFor: "nested and generic function types")
-        #expect(outcome.lines == ["[\"inner-1\", \"inner-2\", \"inner-3\"]", "[2.5, 5.0, 10.0]", "[4.0, 3.0]", "42"], "\(outcome.stderr)")
+        #expect(
+            outcome.lines == ["[\"inner-1\", \"inner-2\", \"inner-3\"]", "[2.5, 5.0, 10.0]", "[4.0, 3.0]", "42"],
+            "\(outcome.stderr)")
     }
 
     @Test("a function type declared inside a function body is a clear error naming the fix")
@@ -62,8 +69,11 @@ struct PoolIntegrationTests {
 
     @Test("one worker", arguments: [(1, 10), (5, 40)])
     func workerCounts(workers: Int, items: Int) async throws {
-        let outcome = try await FixtureProcess.run(["workers", "\(workers)", "\(items)"], waitingFor: "a pool of \(workers)")
-        #expect(outcome.lines == ["workers \(workers) children \(workers) results \(items)", "children after close 0"], "\(outcome.stderr)")
+        let outcome = try await FixtureProcess.run(
+            ["workers", "\(workers)", "\(items)"], waitingFor: "a pool of \(workers)")
+        #expect(
+            outcome.lines == ["workers \(workers) children \(workers) results \(items)", "children after close 0"],
+            "\(outcome.stderr)")
     }
 
     @Test("lines a function prints all reach stdout")
@@ -84,7 +94,9 @@ struct PoolIntegrationTests {
         #expect(error.hasPrefix("code=worker died index="))
         #expect(error.contains("was killed by signal 9 (SIGKILL) — often the kernel's out-of-memory killer"))
         #expect(error.hasSuffix("[signal 9]"))
-        #expect(error.contains("The worker has been replaced; anything it printed went to this program's stdout or stderr."))
+        #expect(
+            error.contains("The worker has been replaced; anything it printed went to this program's stdout or stderr.")
+        )
         #expect(outcome.line("after kill ok") == "after kill ok true workers 2")
         #expect(outcome.line("children after close") == "children after close 0")
     }
@@ -98,19 +110,25 @@ struct PoolIntegrationTests {
         guard lines.count == 5 else { return }
         #expect(lines[0].hasPrefix("code=worker died index=1 "))
         #expect(lines[0].contains(" exited with status 3 while running item 1."))
-        #expect(lines[1].contains(" was killed by signal 4 (SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index) while running item 1."))
+        #expect(
+            lines[1].contains(
+                " was killed by signal 4 (SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index) while running item 1."
+            ))
         #expect(lines[2].contains(" was killed by signal 11 (SIGSEGV: segmentation fault) while running item 1."))
         #expect(lines[0].hasSuffix("[exit 3]"))
         #expect(lines[1].hasSuffix("[signal 4]"))
         #expect(lines[2].hasSuffix("[signal 11]"))
         #expect(lines[3] == "after crashes [0, 5]")
         #expect(lines[4] == "children after close 0")
-        #expect(outcome.stderr.contains("Fatal error: deliberate crash in a worker"), "the worker's own crash report reaches stderr")
+        #expect(
+            outcome.stderr.contains("Fatal error: deliberate crash in a worker"),
+            "the worker's own crash report reaches stderr")
     }
 
     @Test("workers that skip bootstrap() are refused with the fix, and never start workers of their own")
     func childSkipsBootstrap() async throws {
-        let outcome = try await FixtureProcess.run(["child-skips-bootstrap"], waitingFor: "a pool whose workers skip bootstrap")
+        let outcome = try await FixtureProcess.run(
+            ["child-skips-bootstrap"], waitingFor: "a pool whose workers skip bootstrap")
         let first = outcome.lines.first ?? ""
         #expect(first.hasPrefix("code=bootstrap missing index=nil"), "\(outcome.stdout)")
         #expect(first.contains("the worker process (pid "))
@@ -130,7 +148,10 @@ struct PoolIntegrationTests {
     @Test("creating a pool inside a worker is a clear error")
     func poolInsideWorker() async throws {
         let outcome = try await FixtureProcess.run(["pool-in-worker"], waitingFor: "a pool created inside a worker")
-        #expect(outcome.lines.first?.hasPrefix("pool created inside a worker: a pool cannot be created inside a worker process") == true, "\(outcome.stdout)\(outcome.stderr)")
+        #expect(
+            outcome.lines.first?.hasPrefix(
+                "pool created inside a worker: a pool cannot be created inside a worker process") == true,
+            "\(outcome.stdout)\(outcome.stderr)")
     }
 
     @Test("using a closed pool is a clear error; closing twice is harmless")

@@ -5,7 +5,9 @@ import Testing
 
 @Suite("Wire frames")
 struct FrameTests {
-    func header(magic: (UInt8, UInt8) = Frame.magic, version: UInt8 = Frame.protocolVersion, kind: UInt8 = 4, length: UInt32) -> [UInt8] {
+    func header(
+        magic: (UInt8, UInt8) = Frame.magic, version: UInt8 = Frame.protocolVersion, kind: UInt8 = 4, length: UInt32
+    ) -> [UInt8] {
         [magic.0, magic.1, version, kind] + withUnsafeBytes(of: length.littleEndian, Array.init)
     }
 
@@ -39,7 +41,8 @@ struct FrameTests {
         } throws: { error in
             let error = error as! MultiprocessingError
             return error.code == .frameTooLarge
-                && error.message == "the peer sent a result frame of 4294967295 bytes, above this connection's limit of 1024 bytes; if your items or results are really this large, raise ProcessPool.Options.maximumFrameBytes"
+                && error.message
+                    == "the peer sent a result frame of 4294967295 bytes, above this connection's limit of 1024 bytes; if your items or results are really this large, raise ProcessPool.Options.maximumFrameBytes"
         }
     }
 
@@ -52,13 +55,16 @@ struct FrameTests {
         } throws: { error in
             let error = error as! MultiprocessingError
             return error.code == .protocolMismatch
-                && error.message == "the peer speaks wire protocol version 9, this program speaks 1: both ends must be the same build of the program"
+                && error.message
+                    == "the peer speaks wire protocol version 9, this program speaks 1: both ends must be the same build of the program"
         }
     }
 
     @Test("bad magic and unknown kinds are malformed frames")
     func garbage() {
-        for bytes in [header(magic: (0x47, 0x45), length: 0), header(kind: 200, length: 0), Array("GET / HTTP/1.1\r\n".utf8)] {
+        for bytes in [
+            header(magic: (0x47, 0x45), length: 0), header(kind: 200, length: 0), Array("GET / HTTP/1.1\r\n".utf8),
+        ] {
             var assembler = FrameAssembler()
             bytes.withUnsafeBytes { assembler.append($0) }
             #expect(throws: MultiprocessingError.self) { _ = try assembler.next() }
@@ -105,7 +111,9 @@ struct WorkerProtocolTests {
         let settings = WorkerMode.Settings(parentPID: getpid(), slot: 0, maximumPayload: maximumPayload)
         let pid = try Platform.spawn(
             executable: FixtureProcess.executable, arguments: ["mp-fixture", "apply"],
-            environment: Platform.environmentStrings() + ["\(WorkerMode.environmentVariable)=\(settings.environmentValue)"],
+            environment: Platform.environmentStrings() + [
+                "\(WorkerMode.environmentVariable)=\(settings.environmentValue)"
+            ],
             descriptors: [(childChannel, 3), (childLifeline, 4)])
         return Worker(pid: pid, channel: channel, lifeline: lifeline)
     }

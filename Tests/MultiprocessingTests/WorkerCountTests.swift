@@ -40,9 +40,10 @@ struct WorkerCountTests {
         let decision = resolve(["SLURM_CPUS_PER_TASK": "4"], WorkerCount.SystemCPUs(affinity: 1, online: 8))
         #expect(decision.count == 1)
         #expect(decision.source == .affinityMask)
-        #expect(decision.warnings == [
-            "SLURM_CPUS_PER_TASK=4 but this job step may only run on 1 CPU (its affinity mask); using 1. Slurm 22.05's srun does not pass -c on to steps: run `srun -c 4 ...` (or export SRUN_CPUS_PER_TASK=4) to give the step all of them"
-        ])
+        #expect(
+            decision.warnings == [
+                "SLURM_CPUS_PER_TASK=4 but this job step may only run on 1 CPU (its affinity mask); using 1. Slurm 22.05's srun does not pass -c on to steps: run `srun -c 4 ...` (or export SRUN_CPUS_PER_TASK=4) to give the step all of them"
+            ])
     }
 
     @Test func cpusOnNodeBoundsOnlyWithoutBindingAndWithoutCPUsPerTask() {
@@ -61,15 +62,23 @@ struct WorkerCountTests {
             #expect(decision.warnings.count == 1)
             #expect(decision.warnings.first?.hasPrefix("\(name)='\(value)' is ignored: ") == true)
         }
-        #expect(resolve(["MP_WORKERS": "abc"], unbound).warnings == ["MP_WORKERS='abc' is ignored: it is not a whole number; set it to a positive whole number or unset it"])
-        #expect(resolve(["MP_WORKERS": "0"], unbound).warnings == ["MP_WORKERS='0' is ignored: it is not positive; set it to a positive whole number or unset it"])
+        #expect(
+            resolve(["MP_WORKERS": "abc"], unbound).warnings == [
+                "MP_WORKERS='abc' is ignored: it is not a whole number; set it to a positive whole number or unset it"
+            ])
+        #expect(
+            resolve(["MP_WORKERS": "0"], unbound).warnings == [
+                "MP_WORKERS='0' is ignored: it is not positive; set it to a positive whole number or unset it"
+            ])
     }
 
     @Test func cgroupQuotaCapsTheMask() {
         let decision = resolve([:], WorkerCount.SystemCPUs(affinity: 8, online: 8, cgroupQuota: 2.5))
         #expect(decision.count == 3)
         #expect(decision.source == .cgroupQuota)
-        #expect(resolve(["SLURM_CPUS_PER_TASK": "2"], WorkerCount.SystemCPUs(affinity: 8, online: 8, cgroupQuota: 2.5)).count == 2)
+        #expect(
+            resolve(["SLURM_CPUS_PER_TASK": "2"], WorkerCount.SystemCPUs(affinity: 8, online: 8, cgroupQuota: 2.5))
+                .count == 2)
     }
 
     @Test func cgroupFilesAreRead() {
@@ -103,15 +112,22 @@ struct WorkerCountTests {
             ["cpus", "1"], environment: ["SLURM_CPUS_PER_TASK": "4"], launcher: ["/usr/bin/taskset", "-c", "0"],
             waitingFor: "the count with SLURM_CPUS_PER_TASK above the mask")
         #expect(slurm.lines.first == "count 1 source affinity mask")
-        #expect(slurm.stderr.contains("swift-multiprocessing: warning: SLURM_CPUS_PER_TASK=4 but this job step may only run on 1 CPU"))
+        #expect(
+            slurm.stderr.contains(
+                "swift-multiprocessing: warning: SLURM_CPUS_PER_TASK=4 but this job step may only run on 1 CPU"))
         #expect(slurm.stderr.components(separatedBy: "warning:").count == 2, "the warning is printed once")
 
-        let override = try await FixtureProcess.run(["cpus", "1"], environment: ["MP_WORKERS": "3"], waitingFor: "MP_WORKERS")
+        let override = try await FixtureProcess.run(
+            ["cpus", "1"], environment: ["MP_WORKERS": "3"], waitingFor: "MP_WORKERS")
         #expect(override.lines.first == "count 3 source MP_WORKERS")
         #expect(override.line("pool") == "pool 3")
 
-        let bad = try await FixtureProcess.run(["cpus", "0"], environment: ["MP_WORKERS": "abc"], waitingFor: "a bad MP_WORKERS")
+        let bad = try await FixtureProcess.run(
+            ["cpus", "0"], environment: ["MP_WORKERS": "abc"], waitingFor: "a bad MP_WORKERS")
         #expect(bad.lines.first == "count \(online) source affinity mask")
-        #expect(bad.line("warning") == "warning MP_WORKERS='abc' is ignored: it is not a whole number; set it to a positive whole number or unset it")
+        #expect(
+            bad.line("warning")
+                == "warning MP_WORKERS='abc' is ignored: it is not a whole number; set it to a positive whole number or unset it"
+        )
     }
 }

@@ -4,7 +4,10 @@
 /// fake tree.
 enum CgroupQuota {
     /// The quota in CPUs (e.g. 1.5), or `nil` when there is none or it cannot be read.
-    static func cpus(root: String = "/sys/fs/cgroup", selfCgroup: String? = nil, read: (String) -> String? = Platform.readSmallTextFile) -> Double? {
+    static func cpus(
+        root: String = "/sys/fs/cgroup", selfCgroup: String? = nil,
+        read: (String) -> String? = Platform.readSmallTextFile
+    ) -> Double? {
         guard let membership = selfCgroup ?? read("/proc/self/cgroup") else { return nil }
         var best: Double?
         func consider(_ value: Double?) {

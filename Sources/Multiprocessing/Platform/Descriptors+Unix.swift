@@ -1,9 +1,10 @@
+import CMultiprocessingShim
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CMultiprocessingShim
 
 #if canImport(Glibc)
 private let sysRead = Glibc.read

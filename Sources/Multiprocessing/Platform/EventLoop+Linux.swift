@@ -139,7 +139,9 @@ final class EventLoop: @unchecked Sendable {
             let count = mp_epoll_wait(epollFD, &tokens, &events, 64, timeout)
             if count < 0 {
                 if mp_errno() == EINTR { continue }
-                Platform.writeToStandardError("swift-multiprocessing: epoll_wait failed: \(Platform.errorString(mp_errno())); the pool's event loop stops\n")
+                Platform.writeToStandardError(
+                    "swift-multiprocessing: epoll_wait failed: \(Platform.errorString(mp_errno())); the pool's event loop stops\n"
+                )
                 return
             }
             for i in 0..<Int(count) {

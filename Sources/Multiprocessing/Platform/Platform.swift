@@ -1,9 +1,10 @@
+import CMultiprocessingShim
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CMultiprocessingShim
 
 /// The one door to the operating system. Every system call goes through ``Platform/call(_:_:)``,
 /// which retries `EINTR` and turns `errno` into a ``SystemCallError`` wrapped in a

@@ -1,9 +1,10 @@
+import CMultiprocessingShim
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CMultiprocessingShim
 
 /// How a process ended.
 public enum ProcessTermination: Sendable, Hashable, CustomStringConvertible {
@@ -20,7 +21,8 @@ public enum ProcessTermination: Sendable, Hashable, CustomStringConvertible {
         case .signaled(let signal):
             var text = "was killed by signal \(signal) (\(Platform.signalName(signal)))"
             if signal == SIGKILL {
-                text += " — often the kernel's out-of-memory killer: check the job's memory request (--mem / --mem-per-cpu)"
+                text +=
+                    " — often the kernel's out-of-memory killer: check the job's memory request (--mem / --mem-per-cpu)"
             }
             return text
         }
@@ -126,8 +128,11 @@ extension Platform {
         case SIGHUP: return "SIGHUP"
         case SIGINT: return "SIGINT"
         case SIGQUIT: return "SIGQUIT"
-        case SIGILL: return "SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index"
-        case SIGTRAP: return "SIGTRAP: a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index"
+        case SIGILL:
+            return
+                "SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index"
+        case SIGTRAP:
+            return "SIGTRAP: a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index"
         case SIGABRT: return "SIGABRT: abort()"
         case SIGBUS: return "SIGBUS: bus error"
         case SIGFPE: return "SIGFPE: arithmetic error"

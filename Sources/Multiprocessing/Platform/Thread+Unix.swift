@@ -1,9 +1,10 @@
+import CMultiprocessingShim
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CMultiprocessingShim
 
 /// A plain operating-system thread, for the blocking work that must never run on the
 /// Swift concurrency pool's threads (there are only as many as cores).

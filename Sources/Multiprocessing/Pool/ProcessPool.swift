@@ -58,7 +58,8 @@ public final class ProcessPool: Sendable {
         if WorkerMode.isWorker {
             throw MultiprocessingError(
                 .insideWorker,
-                "a pool cannot be created inside a worker process (your function is already running in a pool's worker): do the work directly in the function, or create the pool in the parent")
+                "a pool cannot be created inside a worker process (your function is already running in a pool's worker): do the work directly in the function, or create the pool in the parent"
+            )
         }
         if let value = Platform.environment(WorkerMode.environmentVariable), !value.isEmpty {
             // Started as a worker, but main reached here without bootstrap(): never spawn.
@@ -71,7 +72,10 @@ public final class ProcessPool: Sendable {
             throw MultiprocessingError(.invalidArgument, "a pool needs at least 1 worker; \(workers) was given")
         }
         guard options.maximumFrameBytes > 0, options.maximumFrameBytes <= Frame.absoluteMaximumPayload else {
-            throw MultiprocessingError(.invalidArgument, "maximumFrameBytes must be between 1 and \(Frame.absoluteMaximumPayload); \(options.maximumFrameBytes) was given")
+            throw MultiprocessingError(
+                .invalidArgument,
+                "maximumFrameBytes must be between 1 and \(Frame.absoluteMaximumPayload); \(options.maximumFrameBytes) was given"
+            )
         }
         let decision = WorkerCount.resolve(
             explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
@@ -124,7 +128,9 @@ public final class ProcessPool: Sendable {
     ///   Also ``MultiprocessingError/Code/typeNotFound`` for a function type declared
     ///   inside a function body, ``MultiprocessingError/Code/poolClosed`` on a closed pool,
     ///   and ``MultiprocessingError/Code/cancelled`` when the calling task is cancelled.
-    public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil) async throws -> [F.Output] {
+    public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil)
+        async throws -> [F.Output]
+    {
         let items = Array(inputs)
         try checkOpen()
         if let chunkSize, chunkSize < 1 {
@@ -209,7 +215,8 @@ public final class ProcessPool: Sendable {
             if header.status == Message.Result.allSucceeded {
                 let outputs = try BinaryCodec.decode([Output].self, from: &reader)
                 guard outputs.count == range.count, reader.isAtEnd else {
-                    throw MultiprocessingError(.malformedFrame, "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
+                    throw MultiprocessingError(
+                        .malformedFrame, "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
                 }
                 results.add(chunkStartingAt: range.lowerBound, outputs)
                 return
@@ -227,7 +234,8 @@ public final class ProcessPool: Sendable {
                         firstFailure = MultiprocessingError(
                             .functionThrew,
                             "item \(index) failed in \(worker): \(errorType): \(errorMessage)",
-                            itemIndex: index, worker: worker, remoteErrorType: errorType, remoteErrorMessage: errorMessage)
+                            itemIndex: index, worker: worker, remoteErrorType: errorType,
+                            remoteErrorMessage: errorMessage)
                     }
                 }
                 index += 1

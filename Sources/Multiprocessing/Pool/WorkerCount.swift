@@ -54,7 +54,8 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
         public static func current() -> SystemCPUs {
             #if os(Linux)
             let online = Platform.onlineCPUCount()
-            return SystemCPUs(affinity: Platform.affinityCPUCount() ?? online, online: online, cgroupQuota: CgroupQuota.cpus())
+            return SystemCPUs(
+                affinity: Platform.affinityCPUCount() ?? online, online: online, cgroupQuota: CgroupQuota.cpus())
             #else
             let online = Platform.onlineCPUCount()
             return SystemCPUs(affinity: online, online: online)
@@ -97,11 +98,14 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
     public static func resolve(explicit: Int?, environment: [String: String], cpus: SystemCPUs) -> WorkerCount {
         var warnings: [String] = []
         if let explicit {
-            return WorkerCount(count: explicit, source: .explicit, reason: "the count given in code (workers: \(explicit))", warnings: [])
+            return WorkerCount(
+                count: explicit, source: .explicit, reason: "the count given in code (workers: \(explicit))",
+                warnings: [])
         }
         switch SlurmEnvironment.positiveCount(SlurmEnvironment.workersOverride, in: environment) {
         case .value(let n):
-            return WorkerCount(count: n, source: .environmentOverride, reason: "MP_WORKERS=\(n) overrides the CPU rules", warnings: [])
+            return WorkerCount(
+                count: n, source: .environmentOverride, reason: "MP_WORKERS=\(n) overrides the CPU rules", warnings: [])
         case .invalid(let warning):
             warnings.append(warning)
         case .absent:
@@ -118,7 +122,8 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
             if limit < count {
                 count = limit
                 source = .cgroupQuota
-                reason = "the cgroup CPU quota allows \(formatted(quota)) CPUs (rounded up to \(limit)), fewer than the \(mask) CPUs of the affinity mask"
+                reason =
+                    "the cgroup CPU quota allows \(formatted(quota)) CPUs (rounded up to \(limit)), fewer than the \(mask) CPUs of the affinity mask"
             }
         }
 
@@ -143,7 +148,8 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
         if perTask == .absent, mask >= cpus.online {
             switch SlurmEnvironment.positiveCount(SlurmEnvironment.cpusOnNode, in: environment) {
             case .value(let n) where n < count:
-                reason = "SLURM_CPUS_ON_NODE=\(n): the job's CPUs on this node (the process is not bound to CPUs and no -c was given)"
+                reason =
+                    "SLURM_CPUS_ON_NODE=\(n): the job's CPUs on this node (the process is not bound to CPUs and no -c was given)"
                 count = n
                 source = .slurmCPUsOnNode
             case .invalid(let warning):

@@ -51,7 +51,8 @@ struct ChunkSizer: Sendable {
         let cap = min(remaining ?? Int.max, Self.maximumChunkItems)
         guard cap > 0 else { return 0 }
         if let fixedSize { return max(1, min(fixedSize, cap)) }
-        let share = remaining.map { max(1, ($0 + Self.shrinkFactor * workers - 1) / (Self.shrinkFactor * workers)) } ?? Int.max
+        let share =
+            remaining.map { max(1, ($0 + Self.shrinkFactor * workers - 1) / (Self.shrinkFactor * workers)) } ?? Int.max
         guard let cost = nanosPerItem else {
             let size = min(rampSize, share, cap)
             rampSize = min(rampSize * 2, Self.maximumChunkItems)

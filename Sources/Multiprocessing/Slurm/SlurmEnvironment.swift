@@ -18,7 +18,8 @@ enum SlurmEnvironment {
         let text = raw.trimmingWhitespace
         // Slurm writes some counts as "4(x2)"; CPU counts are plain numbers.
         guard let value = Int(text), value > 0 else {
-            let why = Int(text) != nil ? "it is not positive" : (text.isEmpty ? "it is empty" : "it is not a whole number")
+            let why =
+                Int(text) != nil ? "it is not positive" : (text.isEmpty ? "it is empty" : "it is not a whole number")
             return .invalid("\(name)='\(raw)' is ignored: \(why); set it to a positive whole number or unset it")
         }
         return .value(value)

@@ -140,7 +140,9 @@ struct ByteReader {
     }
 
     /// Returns the next `count` bytes and advances past them.
-    mutating func readBytes(_ count: Int, _ what: @autoclosure () -> String = "bytes") throws(MultiprocessingError) -> UnsafeRawBufferPointer {
+    mutating func readBytes(_ count: Int, _ what: @autoclosure () -> String = "bytes") throws(MultiprocessingError)
+        -> UnsafeRawBufferPointer
+    {
         guard count >= 0, remaining >= count else { throw Self.truncated(what(), need: count, have: remaining) }
         let slice = UnsafeRawBufferPointer(rebasing: base[offset..<(offset + count)])
         offset += count

@@ -109,7 +109,8 @@ enum Message {
             let first = try reader.readVarint()
             let count = try reader.readVarint()
             guard first <= UInt64(Int.max), count <= UInt64(Int32.max) else {
-                throw MultiprocessingError(.malformedFrame, "a task frame names an impossible item range (\(first), \(count))")
+                throw MultiprocessingError(
+                    .malformedFrame, "a task frame names an impossible item range (\(first), \(count))")
             }
             firstIndex = Int(first)
             self.count = Int(count)

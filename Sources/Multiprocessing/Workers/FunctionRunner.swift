@@ -9,7 +9,9 @@ protocol ChunkRunner: Sendable {
 }
 
 /// Looks up a function type by its mangled name and decodes its value (worker side).
-func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, maximumPayload: Int) throws -> any ChunkRunner {
+func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, maximumPayload: Int) throws
+    -> any ChunkRunner
+{
     guard let type = _typeByName(typeName) else {
         throw MultiprocessingError(
             .typeNotFound,
@@ -17,12 +19,15 @@ func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, ma
         )
     }
     guard let functionType = type as? any ParallelFunction.Type else {
-        throw MultiprocessingError(.typeNotFound, "the type \(String(reflecting: type)) does not conform to ParallelFunction in this worker")
+        throw MultiprocessingError(
+            .typeNotFound, "the type \(String(reflecting: type)) does not conform to ParallelFunction in this worker")
     }
     return try makeRunner(functionType, functionBytes, maximumPayload)
 }
 
-private func makeRunner<F: ParallelFunction>(_ type: F.Type, _ bytes: UnsafeRawBufferPointer, _ maximumPayload: Int) throws -> any ChunkRunner {
+private func makeRunner<F: ParallelFunction>(_ type: F.Type, _ bytes: UnsafeRawBufferPointer, _ maximumPayload: Int)
+    throws -> any ChunkRunner
+{
     var reader = ByteReader(bytes)
     let function = try BinaryCodec.decode(F.self, from: &reader)
     return FunctionRunner(function: function, maximumPayload: maximumPayload)
@@ -39,12 +44,17 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
                 var reader = ByteReader(raw, offset: inputsOffset)
                 let values = try BinaryCodec.decode([F.Input].self, from: &reader)
                 guard reader.isAtEnd, values.count == task.count else {
-                    throw MultiprocessingError(.malformedFrame, "a task frame for \(task.count) items held \(values.count) inputs and \(reader.remaining) stray bytes")
+                    throw MultiprocessingError(
+                        .malformedFrame,
+                        "a task frame for \(task.count) items held \(values.count) inputs and \(reader.remaining) stray bytes"
+                    )
                 }
                 return values
             }
         } catch {
-            return Self.failAll(task, type: "MultiprocessingError(decodingFailed)", message: "the worker could not decode the inputs: \(describe(error))")
+            return Self.failAll(
+                task, type: "MultiprocessingError(decodingFailed)",
+                message: "the worker could not decode the inputs: \(describe(error))")
         }
 
         let start = Platform.monotonicNanos()
@@ -68,16 +78,23 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
             callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed,
             status: failures.isEmpty ? Message.Result.allSucceeded : Message.Result.perItem)
 
-        if failures.isEmpty, let frame = try? Frame.encode(.result, payload: { w throws in
-            header.write(to: &w)
-            try BinaryCodec.encode(outputs, into: &w)
-        }) {
+        if failures.isEmpty,
+            let frame = try? Frame.encode(
+                .result,
+                payload: { w throws in
+                    header.write(to: &w)
+                    try BinaryCodec.encode(outputs, into: &w)
+                })
+        {
             if frame.count - Frame.headerSize <= maximumPayload { return frame }
             return Self.failAll(
                 task, type: "MultiprocessingError(frameTooLarge)",
-                message: "the results of items \(task.firstIndex)..<\(task.firstIndex + task.count) encode to \(frame.count) bytes, above the frame limit of \(maximumPayload) bytes: return smaller results, use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes")
+                message:
+                    "the results of items \(task.firstIndex)..<\(task.firstIndex + task.count) encode to \(frame.count) bytes, above the frame limit of \(maximumPayload) bytes: return smaller results, use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes"
+            )
         }
-        return Self.perItemFrame(task, elapsed: elapsed, outputs: outputs, failures: failures, maximumPayload: maximumPayload)
+        return Self.perItemFrame(
+            task, elapsed: elapsed, outputs: outputs, failures: failures, maximumPayload: maximumPayload)
     }
 
     /// A result frame with one outcome per item (used when any item failed, or an output
@@ -86,7 +103,8 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
         _ task: Message.Task, elapsed: UInt64, outputs: [F.Output],
         failures: [(offset: Int, type: String, message: String)], maximumPayload: Int
     ) -> [UInt8] {
-        let header = Message.Result(callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem)
+        let header = Message.Result(
+            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem)
         let frame = try? Frame.encode(.result) { w in
             header.write(to: &w)
             var nextFailure = 0
@@ -114,21 +132,27 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
             }
         }
         if let frame, frame.count - Frame.headerSize <= maximumPayload { return frame }
-        return failAll(task, type: "MultiprocessingError(frameTooLarge)", message: "the results of items \(task.firstIndex)..<\(task.firstIndex + task.count) are above the frame limit of \(maximumPayload) bytes")
+        return failAll(
+            task, type: "MultiprocessingError(frameTooLarge)",
+            message:
+                "the results of items \(task.firstIndex)..<\(task.firstIndex + task.count) are above the frame limit of \(maximumPayload) bytes"
+        )
     }
 
     /// A result frame in which every item of the task failed with the same error.
     static func failAll(_ task: Message.Task, type: String, message: String) -> [UInt8] {
-        let header = Message.Result(callID: task.callID, chunkID: task.chunkID, computeNanos: 0, status: Message.Result.perItem)
+        let header = Message.Result(
+            callID: task.callID, chunkID: task.chunkID, computeNanos: 0, status: Message.Result.perItem)
         // Encoding strings cannot fail.
-        return (try? Frame.encode(.result) { w in
-            header.write(to: &w)
-            for _ in 0..<task.count {
-                w.write(Message.Result.itemFailed)
-                w.write(string: type)
-                w.write(string: message)
-            }
-        }) ?? []
+        return
+            (try? Frame.encode(.result) { w in
+                header.write(to: &w)
+                for _ in 0..<task.count {
+                    w.write(Message.Result.itemFailed)
+                    w.write(string: type)
+                    w.write(string: message)
+                }
+            }) ?? []
     }
 }
 

@@ -2,7 +2,8 @@
 /// What the supervisor tells the task that waits on a call.
 enum CallEvent: Sendable {
     /// A chunk's results arrived (decode them from `payload` starting at `offset`).
-    case results(Message.Result, range: Range<Int>, payload: [UInt8], offset: Int, worker: MultiprocessingError.WorkerIdentity)
+    case results(
+        Message.Result, range: Range<Int>, payload: [UInt8], offset: Int, worker: MultiprocessingError.WorkerIdentity)
     /// These items failed together: their worker died, or their inputs could not be encoded.
     case chunkFailed(range: Range<Int>, MultiprocessingError)
     /// The whole call failed (its function could not be installed, the pool closed).
@@ -144,7 +145,9 @@ final class Supervisor: @unchecked Sendable {
     }
 
     static func closedError() -> MultiprocessingError {
-        MultiprocessingError(.poolClosed, "the pool is closed: create a new pool, or keep using this one inside its withProcessPool { } body")
+        MultiprocessingError(
+            .poolClosed,
+            "the pool is closed: create a new pool, or keep using this one inside its withProcessPool { } body")
     }
 
     // MARK: - Workers
@@ -221,7 +224,8 @@ final class Supervisor: @unchecked Sendable {
             guard hello.buildID == buildID else {
                 throw MultiprocessingError(
                     .protocolMismatch,
-                    "\(worker.identity) is a different build of the program (build id differs): rebuild, and run the same binary everywhere")
+                    "\(worker.identity) is a different build of the program (build id differs): rebuild, and run the same binary everywhere"
+                )
             }
             worker.host = hello.host
             worker.phase = .ready
@@ -238,13 +242,16 @@ final class Supervisor: @unchecked Sendable {
                 var reader = ByteReader(raw)
                 return (try Message.Result(&reader), reader.offset)
             }
-            guard let first = worker.inFlight.first, first.callID == header.callID, first.chunkID == header.chunkID else {
+            guard let first = worker.inFlight.first, first.callID == header.callID, first.chunkID == header.chunkID
+            else {
                 throw MultiprocessingError(.malformedFrame, "\(worker.identity) answered a chunk it was not running")
             }
             worker.inFlight.removeFirst()
             if let call = calls[header.callID] {
                 call.schedule.completed(first.range, computeNanos: header.computeNanos)
-                call.deliver(.results(header, range: first.range, payload: frame.payload, offset: offset, worker: worker.identity))
+                call.deliver(
+                    .results(
+                        header, range: first.range, payload: frame.payload, offset: offset, worker: worker.identity))
             }
             pump()
         case .installFailed, .fatal:
@@ -257,11 +264,17 @@ final class Supervisor: @unchecked Sendable {
                 return
             }
             if let call = calls[failure.callID] {
-                let code: MultiprocessingError.Code = failure.code == MultiprocessingError.Code.typeNotFound.description ? .typeNotFound : .decodingFailed
-                call.deliver(.failed(MultiprocessingError(code, "\(worker.identity) could not install the call's function: \(failure.message)", worker: worker.identity)))
+                let code: MultiprocessingError.Code =
+                    failure.code == MultiprocessingError.Code.typeNotFound.description ? .typeNotFound : .decodingFailed
+                call.deliver(
+                    .failed(
+                        MultiprocessingError(
+                            code, "\(worker.identity) could not install the call's function: \(failure.message)",
+                            worker: worker.identity)))
             }
         case .install, .task, .release:
-            throw MultiprocessingError(.malformedFrame, "\(worker.identity) sent a \(frame.kind) frame, which only the parent sends")
+            throw MultiprocessingError(
+                .malformedFrame, "\(worker.identity) sent a \(frame.kind) frame, which only the parent sends")
         }
     }
 
@@ -320,9 +333,13 @@ final class Supervisor: @unchecked Sendable {
         }
         if startFailures[slot] >= Self.maximumConsecutiveStartFailures {
             Platform.writeToStandardError(
-                "swift-multiprocessing: worker slot \(slot) failed to start \(startFailures[slot]) times in a row (last: \(startError(worker, termination).message)); the pool goes on with \(slots.compactMap { $0 }.count) workers\n")
+                "swift-multiprocessing: worker slot \(slot) failed to start \(startFailures[slot]) times in a row (last: \(startError(worker, termination).message)); the pool goes on with \(slots.compactMap { $0 }.count) workers\n"
+            )
             if slots.allSatisfy({ $0 == nil }) {
-                let error = MultiprocessingError(.workerDied, "no worker of the pool is left: workers could not be restarted (last: \(startError(worker, termination).message))")
+                let error = MultiprocessingError(
+                    .workerDied,
+                    "no worker of the pool is left: workers could not be restarted (last: \(startError(worker, termination).message))"
+                )
                 for call in calls.values { call.deliver(.failed(error)) }
                 calls.removeAll()
                 callOrder.removeAll()
@@ -333,13 +350,18 @@ final class Supervisor: @unchecked Sendable {
             try spawn(slot: slot)
         } catch {
             startFailures[slot] += 1
-            Platform.writeToStandardError("swift-multiprocessing: could not replace \(worker.identity): \(describe(error))\n")
+            Platform.writeToStandardError(
+                "swift-multiprocessing: could not replace \(worker.identity): \(describe(error))\n")
         }
     }
 
-    private func deathError(_ worker: WorkerConnection, _ termination: ProcessTermination, running range: Range<Int>) -> MultiprocessingError {
+    private func deathError(_ worker: WorkerConnection, _ termination: ProcessTermination, running range: Range<Int>)
+        -> MultiprocessingError
+    {
         var message = "\(worker.identity) \(termination) while running item"
-        message += range.count == 1 ? " \(range.lowerBound)" : "s \(range.lowerBound)..<\(range.upperBound) (one of them was executing)"
+        message +=
+            range.count == 1
+            ? " \(range.lowerBound)" : "s \(range.lowerBound)..<\(range.upperBound) (one of them was executing)"
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
         message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
@@ -352,7 +374,10 @@ final class Supervisor: @unchecked Sendable {
         if termination == .exited(WorkerMode.bootstrapMissingStatus)
             || worker.fatalMessage?.code == MultiprocessingError.Code.bootstrapMissing.description
         {
-            return Self.bootstrapMissingError(detail: "the worker process (pid \(worker.pid)) ran your program's main, which reached pool creation without calling it")
+            return Self.bootstrapMissingError(
+                detail:
+                    "the worker process (pid \(worker.pid)) ran your program's main, which reached pool creation without calling it"
+            )
         }
         if let error = worker.connectionError { return error }
         var message = "\(worker.identity) \(termination) before completing the start-up handshake"
@@ -364,7 +389,8 @@ final class Supervisor: @unchecked Sendable {
     static func bootstrapMissingError(detail: String) -> MultiprocessingError {
         MultiprocessingError(
             .bootstrapMissing,
-            "Multiprocessing.bootstrap() was not called: \(detail). Make `Multiprocessing.bootstrap()` the first line of your program's main (before any pool is created): worker processes are started from the same executable and enter worker mode there.")
+            "Multiprocessing.bootstrap() was not called: \(detail). Make `Multiprocessing.bootstrap()` the first line of your program's main (before any pool is created): worker processes are started from the same executable and enter worker mode there."
+        )
     }
 
     private func failStart(_ error: any Error) {
@@ -408,7 +434,8 @@ final class Supervisor: @unchecked Sendable {
             guard frame.count - Frame.headerSize <= maximumPayload else {
                 throw MultiprocessingError(
                     .frameTooLarge,
-                    "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(frame.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes")
+                    "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(frame.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
+                )
             }
             if !worker.installed.contains(call.id) {
                 try worker.send(call.installFrame)

@@ -1,10 +1,11 @@
+import CMultiprocessingShim
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
-import CMultiprocessingShim
 
 /// How a parent tells a spawned process that it is a worker, and what a worker knows
 /// about itself. The variable is removed from the worker's environment as soon as
@@ -55,7 +56,9 @@ enum WorkerMode {
         }
         unsetenv(environmentVariable)
         guard let settings = Settings(environmentValue: value) else {
-            Platform.writeToStandardError("swift-multiprocessing: \(environmentVariable)=\(value) is not a value this library wrote; unset it and run the program again\n")
+            Platform.writeToStandardError(
+                "swift-multiprocessing: \(environmentVariable)=\(value) is not a value this library wrote; unset it and run the program again\n"
+            )
             Platform.exitImmediately(2)
         }
         state.store(2, ordering: .releasing)
@@ -105,7 +108,8 @@ struct WorkerLoop {
             let error = MultiprocessingError.from(error)
             let failure = Message.Failure(code: error.code.description, message: error.message)
             if let frame = try? failure.frame(.fatal) { try? send(frame) }
-            Platform.writeToStandardError("swift-multiprocessing worker \(settings.slot) (pid \(Platform.processID)): \(error.message)\n")
+            Platform.writeToStandardError(
+                "swift-multiprocessing worker \(settings.slot) (pid \(Platform.processID)): \(error.message)\n")
             Platform.exitFlushing(1)
         }
         Platform.exitFlushing(0)
@@ -131,12 +135,15 @@ struct WorkerLoop {
                             var reader = ByteReader(raw)
                             header = try Message.Install(&reader)
                             let rest = UnsafeRawBufferPointer(rebasing: raw[reader.offset...])
-                            return try makeChunkRunner(typeName: header.typeName, functionBytes: rest, maximumPayload: settings.maximumPayload)
+                            return try makeChunkRunner(
+                                typeName: header.typeName, functionBytes: rest, maximumPayload: settings.maximumPayload)
                         }
                         runners[header.callID] = runner
                     } catch {
                         let error = MultiprocessingError.from(error)
-                        try send(Message.Failure(callID: header.callID, code: error.code.description, message: error.message).frame(.installFailed))
+                        try send(
+                            Message.Failure(callID: header.callID, code: error.code.description, message: error.message)
+                                .frame(.installFailed))
                     }
                 case .task:
                     let (task, offset) = try frame.payload.withUnsafeBytes { raw throws in
@@ -146,10 +153,14 @@ struct WorkerLoop {
                     let reply: [UInt8]
                     if let runner = runners[task.callID] {
                         let payload = frame.payload
-                        reply = executor.run { await runner.execute(task: task, payload: payload, inputsOffset: offset) }
+                        reply = executor.run {
+                            await runner.execute(task: task, payload: payload, inputsOffset: offset)
+                        }
                     } else {
                         // The install failed (and was reported): every item of the call fails.
-                        reply = FunctionRunner<NeverFunction>.failAll(task, type: "MultiprocessingError(typeNotFound)", message: "the call's function was not installed in this worker")
+                        reply = FunctionRunner<NeverFunction>.failAll(
+                            task, type: "MultiprocessingError(typeNotFound)",
+                            message: "the call's function was not installed in this worker")
                     }
                     try send(reply)
                 case .release:
@@ -159,7 +170,8 @@ struct WorkerLoop {
                     }
                     runners[callID] = nil
                 case .hello, .result, .fatal, .installFailed:
-                    throw MultiprocessingError(.malformedFrame, "the parent sent a \(frame.kind) frame, which only workers send")
+                    throw MultiprocessingError(
+                        .malformedFrame, "the parent sent a \(frame.kind) frame, which only workers send")
                 }
             }
             let wanted = max(buffer.count, min(assembler.bytesWanted, settings.maximumPayload + Frame.headerSize))
@@ -189,7 +201,8 @@ struct WorkerLoop {
                 }
             }
         } catch {
-            Platform.writeToStandardError("swift-multiprocessing worker: cannot start the lifeline thread (\(describe(error))); exiting\n")
+            Platform.writeToStandardError(
+                "swift-multiprocessing worker: cannot start the lifeline thread (\(describe(error))); exiting\n")
             Platform.exitImmediately(1)
         }
     }

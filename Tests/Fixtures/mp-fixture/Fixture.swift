@@ -183,7 +183,8 @@ func fail(_ message: String) -> Never {
 
 func describe(_ error: any Error) -> String {
     if let error = error as? MultiprocessingError {
-        var text = "code=\(error.code) index=\(error.itemIndex.map(String.init) ?? "nil") type=\(error.remoteErrorType ?? "nil") remote=\(error.remoteErrorMessage ?? "nil") message=\(error.message)"
+        var text =
+            "code=\(error.code) index=\(error.itemIndex.map(String.init) ?? "nil") type=\(error.remoteErrorType ?? "nil") remote=\(error.remoteErrorMessage ?? "nil") message=\(error.message)"
         switch error.termination {
         case .exited(let status)?: text += " [exit \(status)]"
         case .signaled(let signal)?: text += " [signal \(signal)]"
@@ -207,7 +208,9 @@ struct Fixture {
         let scenario = arguments.first ?? ""
         // "child-skips-bootstrap": the parent calls bootstrap() but its workers do not,
         // as a program that calls it conditionally would.
-        if scenario != "no-bootstrap" && !(scenario == "child-skips-bootstrap" && getenv("SWIFT_MULTIPROCESSING_WORKER") != nil) {
+        if scenario != "no-bootstrap"
+            && !(scenario == "child-skips-bootstrap" && getenv("SWIFT_MULTIPROCESSING_WORKER") != nil)
+        {
             Multiprocessing.bootstrap()
         }
         let args = arguments.dropFirst().map { Int($0) ?? 0 }
@@ -229,7 +232,9 @@ struct Fixture {
                 for size in args.dropLast() {
                     let inputs = (0..<size).map { _ in Int.random(in: -1_000_000...1_000_000, using: &generator) }
                     let got = try await pool.map(Square(), inputs)
-                    guard got == inputs.map({ $0 &* $0 }) else { fail("map of \(size) items differs from the sequential map") }
+                    guard got == inputs.map({ $0 &* $0 }) else {
+                        fail("map of \(size) items differs from the sequential map")
+                    }
                     print("ok \(size)")
                 }
                 print("workers \(pool.workerCount) children \(children().count)")
@@ -252,7 +257,9 @@ struct Fixture {
                     print(describe(error))
                     let partial = error.partialResults(as: Int.self) ?? []
                     let wrong = partial.enumerated().filter { $0.element != nil && $0.element != $0.offset + 1 }
-                    print("partial count=\(partial.count) received=\(partial.compactMap { $0 }.count) wrong=\(wrong.count) at37=\(partial.count > 37 ? String(describing: partial[37]) : "-")")
+                    print(
+                        "partial count=\(partial.count) received=\(partial.compactMap { $0 }.count) wrong=\(wrong.count) at37=\(partial.count > 37 ? String(describing: partial[37]) : "-")"
+                    )
                     print("worker slot in range: \(error.worker.map { $0.slot >= 0 && $0.slot < 2 } ?? false)")
                 }
                 let next = try await pool.map(FailOn(bad: -1), Array(0..<100))
@@ -261,12 +268,15 @@ struct Fixture {
         case "stored-props":
             try await withProcessPool(workers: 2) { pool in
                 for call in 1...2 {
-                    let out = try await pool.map(Offset(offset: 1000 * call, label: "call\(call)"), Array(0..<200), chunkSize: 3)
+                    let out = try await pool.map(
+                        Offset(offset: 1000 * call, label: "call\(call)"), Array(0..<200), chunkSize: 3)
                     let values = out.map(\.value) == (0..<200).map { $0 + 1000 * call }
                     let labels = Set(out.map(\.label))
                     var perWorker: [Int32: Int] = [:]
                     for o in out { perWorker[o.pid] = max(perWorker[o.pid] ?? 0, o.decodes) }
-                    print("call \(call) values \(values) labels \(labels.sorted()) workers \(perWorker.count) decodes \(perWorker.values.sorted())")
+                    print(
+                        "call \(call) values \(values) labels \(labels.sorted()) workers \(perWorker.count) decodes \(perWorker.values.sorted())"
+                    )
                 }
             }
         case "nested-generic":
