@@ -32,22 +32,67 @@ struct SchedulerTests {
         #expect(sizer.nextSize(remaining: 3) == 3)
     }
 
+    /// Drives a schedule as the supervisor does: hand out, answer, consume.
+    func take(_ schedule: inout CallSchedule<Int>, nextID: inout UInt64) -> CallSchedule<Int>.Chunk? {
+        if let chunk = schedule.takeRequeued() { return chunk }
+        guard let size = schedule.nextChunkSize() else { return nil }
+        let first = schedule.nextIndex
+        let count = min(size, (schedule.totalItems ?? Int.max) - first)
+        schedule.handedOut(count: count)
+        nextID += 1
+        return .init(id: nextID, range: first..<(first + count), payload: 0)
+    }
+
     @Test("a call hands out every item exactly once, given-back chunks first")
     func scheduleCoversEveryItem() {
-        var schedule = CallSchedule(totalItems: 1000, workers: 3, fixedChunkSize: nil)
+        var schedule = CallSchedule<Int>(totalItems: 1000, workers: 3, fixedChunkSize: nil, window: nil)
         var seen = [Int](repeating: 0, count: 1000)
-        var given: [Range<Int>] = []
-        while let range = schedule.takeChunk() {
-            given.append(range)
-            if given.count == 3 {
-                schedule.giveBack(range)
-                #expect(schedule.takeChunk() == range)
+        var id: UInt64 = 0
+        var count = 0
+        while let chunk = take(&schedule, nextID: &id) {
+            count += 1
+            if count == 3 {
+                schedule.giveBack(chunk)
+                let again = schedule.takeRequeued()
+                #expect(again?.id == chunk.id && again?.range == chunk.range)
             }
-            for i in range { seen[i] += 1 }
-            schedule.completed(range, computeNanos: UInt64(range.count) * 1000)
+            for i in chunk.range { seen[i] += 1 }
+            schedule.completed(chunk.range, computeNanos: UInt64(chunk.range.count) * 1000)
         }
         #expect(seen.allSatisfy { $0 == 1 })
-        #expect(schedule.isExhausted)
-        #expect(schedule.outstandingChunks == 0)
+        #expect(schedule.isSettled)
     }
+
+    @Test("a stream's window stops new chunks until the consumer takes results")
+    func windowAppliesBackpressure() {
+        var schedule = CallSchedule<Int>(totalItems: nil, workers: 2, fixedChunkSize: 10, window: 4)
+        var id: UInt64 = 0
+        var handed: [CallSchedule<Int>.Chunk] = []
+        while let chunk = take(&schedule, nextID: &id) { handed.append(chunk) }
+        #expect(handed.count == 4, "the window holds back the fifth chunk")
+        for chunk in handed { schedule.completed(chunk.range, computeNanos: 1000) }
+        #expect(take(&schedule, nextID: &id) == nil, "answered but not consumed results still count")
+        schedule.consumed(chunks: 2)
+        #expect(take(&schedule, nextID: &id)?.range == 40..<50)
+        #expect(take(&schedule, nextID: &id)?.range == 50..<60)
+        #expect(take(&schedule, nextID: &id) == nil)
+    }
+
+    @Test("an input of unknown length learns its total when it runs dry")
+    func unknownLength() {
+        var schedule = CallSchedule<Int>(totalItems: nil, workers: 1, fixedChunkSize: 5, window: nil)
+        #expect(schedule.nextChunkSize() == 5)
+        schedule.handedOut(count: 3)  // the source had only 3 left
+        #expect(!schedule.isExhausted)
+        schedule.endOfSource()
+        #expect(schedule.totalItems == 3)
+        #expect(schedule.isExhausted)
+        #expect(!schedule.isSettled)
+        schedule.completed(0..<3, computeNanos: 10)
+        #expect(schedule.isSettled)
+    }
+}
+
+extension CallSchedule<Int>.Chunk: Equatable {
+    static func == (a: Self, b: Self) -> Bool { a.id == b.id && a.range == b.range }
 }

@@ -37,7 +37,7 @@ public final class ProcessPool: Sendable {
     /// Why the pool has ``workerCount`` workers.
     public let workerCountDecision: WorkerCount
     let supervisor: Supervisor
-    private let nextCallID = Atomic<UInt64>(1)
+    let nextCallID = Atomic<UInt64>(1)
     private let closed = Atomic<Bool>(false)
 
     /// Starts a pool and waits until every worker is ready.
@@ -133,61 +133,45 @@ public final class ProcessPool: Sendable {
     {
         let items = Array(inputs)
         try checkOpen()
-        if let chunkSize, chunkSize < 1 {
-            throw MultiprocessingError(.invalidArgument, "chunkSize must be at least 1; \(chunkSize) was given")
-        }
+        try Self.check(chunkSize: chunkSize)
         let typeName = try F.checkFindableByName()
         if items.isEmpty { return [] }
 
-        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let installFrame = try Frame.encode(.install) { w throws in
-            Message.Install(callID: callID, typeName: typeName).write(to: &w)
-            try BinaryCodec.encode(function, into: &w)
-        }
-        let (events, continuation) = AsyncStream<CallEvent>.makeStream()
-        let call = CallRecord(
-            id: callID, installFrame: installFrame,
-            schedule: CallSchedule(totalItems: items.count, workers: workerCount, fixedChunkSize: chunkSize),
-            encodeTask: { (task: Message.Task, range: Range<Int>) throws -> [UInt8] in
-                try Frame.encode(.task) { w throws in
-                    task.write(to: &w)
-                    try BinaryCodec.encode(Array(items[range]), into: &w)
-                }
-            },
-            deliver: { event in continuation.yield(event) })
-
+        let (callID, events) = try startCall(
+            function, typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
+            produce: { callID, chunkID, first, count in
+                Self.taskFrame(callID: callID, chunkID: chunkID, first: first, inputs: Array(items[first..<(first + count)]))
+            })
         var results = OrderedResults<F.Output>(count: items.count)
         let supervisor = self.supervisor
-        defer { supervisor.finish(callID: callID) }
         var failure: MultiprocessingError?
         await withTaskCancellationHandler {
-            supervisor.submit(call)
             for await event in events {
                 do {
                     switch event {
                     case .results(let header, let range, let payload, let offset, let worker):
                         try Self.decodeResults(F.Output.self, header, range, payload, offset, worker, into: &results)
-                    case .chunkFailed(_, let error):
+                    case .chunkFailed(_, let error), .failed(let error):
                         throw error
-                    case .failed(let error):
-                        throw error
+                    case .ended:
+                        break
                     }
                 } catch {
                     failure = MultiprocessingError.from(error)
                     break
                 }
-                if results.isComplete || Task.isCancelled { break }
+                if results.isComplete { break }
             }
         } onCancel: {
-            continuation.yield(.failed(MultiprocessingError(.cancelled, "the task that called map was cancelled")))
+            supervisor.finish(callID: callID, stopRunningWork: true)
         }
-        continuation.finish()
+        supervisor.finish(callID: callID)
         if let failure {
             throw MultiprocessingError(copying: failure, partialResults: results.partial())
         }
         guard results.isComplete else {
             throw MultiprocessingError(
-                copying: MultiprocessingError(.cancelled, "the task that called map was cancelled"),
+                copying: MultiprocessingError(.cancelled, "the task that called map was cancelled; the work it started was stopped"),
                 partialResults: results.partial())
         }
         return results.inOrder()
@@ -200,7 +184,7 @@ public final class ProcessPool: Sendable {
         try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
     }
 
-    private func checkOpen() throws {
+    func checkOpen() throws {
         if closed.load(ordering: .acquiring) { throw Supervisor.closedError() }
     }
 

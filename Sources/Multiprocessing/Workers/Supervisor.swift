@@ -6,30 +6,47 @@ enum CallEvent: Sendable {
         Message.Result, range: Range<Int>, payload: [UInt8], offset: Int, worker: MultiprocessingError.WorkerIdentity)
     /// These items failed together: their worker died, or their inputs could not be encoded.
     case chunkFailed(range: Range<Int>, MultiprocessingError)
+    /// The input ran dry: the call has `total` items in all.
+    case ended(total: Int)
     /// The whole call failed (its function could not be installed, the pool closed).
     case failed(MultiprocessingError)
 }
 
-/// One call (a `map`, an `apply`) as the supervisor sees it: type-erased, on the loop thread.
+/// What a call's input produced for one chunk.
+enum ProducedChunk {
+    /// `count` items, encoded as a task frame.
+    case frame(count: Int, [UInt8])
+    /// `count` items that could not be encoded.
+    case failed(count: Int, MultiprocessingError)
+}
+
+/// One call (a `map`, a stream, an `apply`) as the supervisor sees it: type-erased, on the
+/// loop thread.
 final class CallRecord: @unchecked Sendable {
     let id: UInt64
     /// The install frame: the function's type name and encoded value.
     let installFrame: [UInt8]
-    var schedule: CallSchedule
-    /// Encodes the task frame for a range of this call's inputs.
-    let encodeTask: (Message.Task, Range<Int>) throws -> [UInt8]
+    var schedule: CallSchedule<[UInt8]>
+    /// Takes up to `maxCount` items from the input, starting at item `firstIndex`, and
+    /// encodes them as the task frame of chunk `chunkID`; `nil` when the input is dry.
+    /// Called only on the loop thread, in order.
+    let produce: (_ chunkID: UInt64, _ firstIndex: Int, _ maxCount: Int) -> ProducedChunk?
     let deliver: @Sendable (CallEvent) -> Void
+    /// Called once when the supervisor forgets the call (it ends the caller's event stream).
+    let onForget: @Sendable () -> Void
 
     init(
-        id: UInt64, installFrame: [UInt8], schedule: CallSchedule,
-        encodeTask: @escaping (Message.Task, Range<Int>) throws -> [UInt8],
-        deliver: @escaping @Sendable (CallEvent) -> Void
+        id: UInt64, installFrame: [UInt8], schedule: CallSchedule<[UInt8]>,
+        produce: @escaping (UInt64, Int, Int) -> ProducedChunk?,
+        deliver: @escaping @Sendable (CallEvent) -> Void,
+        onForget: @escaping @Sendable () -> Void
     ) {
         self.id = id
         self.installFrame = installFrame
         self.schedule = schedule
-        self.encodeTask = encodeTask
+        self.produce = produce
         self.deliver = deliver
+        self.onForget = onForget
     }
 }
 
@@ -102,6 +119,7 @@ final class Supervisor: @unchecked Sendable {
         loop.execute { [self] in
             guard state == .running else {
                 call.deliver(.failed(Self.closedError()))
+                call.onForget()
                 return
             }
             calls[call.id] = call
@@ -110,16 +128,36 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
-    /// Forgets a call (finished, failed or cancelled): no more of its chunks are handed
-    /// out, results still on their way are dropped, workers release its function.
-    func finish(callID: UInt64) {
+    /// Forgets a call (finished, or failed): no more of its chunks are handed out, results
+    /// still on their way are dropped, workers release its function.
+    ///
+    /// With `stopRunningWork` (the caller was cancelled, or stopped consuming a stream),
+    /// workers still running chunks of the call are stopped (SIGKILL) and replaced, so no
+    /// orphaned work goes on; chunks of other calls they held are handed out again.
+    func finish(callID: UInt64, stopRunningWork: Bool = false) {
         loop.execute { [self] in
-            guard calls.removeValue(forKey: callID) != nil else { return }
+            guard let call = calls.removeValue(forKey: callID) else { return }
+            call.onForget()
             callOrder.removeAll { $0 == callID }
             for case let worker? in slots where worker.installed.contains(callID) {
                 worker.installed.remove(callID)
+                if stopRunningWork, worker.phase == .ready, worker.inFlight.first?.callID == callID {
+                    worker.retiring = true
+                    Platform.kill(worker.pid, 9)
+                    continue
+                }
                 if let frame = try? Message.releaseFrame(callID: callID) { try? worker.send(frame) }
             }
+        }
+    }
+
+    /// The consumer of a stream took the results of `chunks` chunks: more may be sent.
+    func consumed(callID: UInt64, chunks: Int) {
+        loop.execute { [self] in
+            guard let call = calls[callID] else { return }
+            call.schedule.consumed(chunks: chunks)
+            if !callOrder.contains(callID) && !call.schedule.isExhausted { callOrder.append(callID) }
+            pump()
         }
     }
 
@@ -315,11 +353,11 @@ final class Supervisor: @unchecked Sendable {
     private func settleLostWork(_ worker: WorkerConnection, _ termination: ProcessTermination) {
         for (position, chunk) in worker.inFlight.enumerated() {
             guard let call = calls[chunk.callID] else { continue }
-            if position == 0 {
+            if position == 0 && !worker.retiring {
                 call.schedule.abandoned(chunk.range)
                 call.deliver(.chunkFailed(range: chunk.range, deathError(worker, termination, running: chunk.range)))
             } else {
-                call.schedule.giveBack(chunk.range)
+                call.schedule.giveBack(.init(id: chunk.chunkID, range: chunk.range, payload: chunk.frame))
                 if !callOrder.contains(chunk.callID) { callOrder.append(chunk.callID) }
             }
         }
@@ -340,7 +378,10 @@ final class Supervisor: @unchecked Sendable {
                     .workerDied,
                     "no worker of the pool is left: workers could not be restarted (last: \(startError(worker, termination).message))"
                 )
-                for call in calls.values { call.deliver(.failed(error)) }
+                for call in calls.values {
+                    call.deliver(.failed(error))
+                    call.onForget()
+                }
                 calls.removeAll()
                 callOrder.removeAll()
             }
@@ -408,41 +449,64 @@ final class Supervisor: @unchecked Sendable {
         guard state == .running else { return }
         for depth in 1...Self.chunksPerWorker {
             for case let worker? in slots where worker.phase == .ready && worker.inFlight.count < depth {
-                guard let (call, range) = nextChunk() else { return }
-                dispatch(call, range, to: worker)
+                guard let (call, chunk) = nextChunk() else { return }
+                dispatch(call, chunk, to: worker)
             }
         }
     }
 
-    private func nextChunk() -> (CallRecord, Range<Int>)? {
-        while let id = callOrder.first {
-            if let call = calls[id], let range = call.schedule.takeChunk() {
-                if call.schedule.isExhausted { callOrder.removeFirst() }
-                return (call, range)
+    /// The next chunk to send: a given-back one, else new items from the oldest call that
+    /// has some and room in its window.
+    private func nextChunk() -> (CallRecord, CallSchedule<[UInt8]>.Chunk)? {
+        var index = 0
+        while index < callOrder.count {
+            guard let call = calls[callOrder[index]] else {
+                callOrder.remove(at: index)
+                continue
             }
-            callOrder.removeFirst()
+            if let chunk = call.schedule.takeRequeued() { return (call, chunk) }
+            if let size = call.schedule.nextChunkSize() {
+                let chunkID = nextChunkID
+                nextChunkID += 1
+                let first = call.schedule.nextIndex
+                switch call.produce(chunkID, first, size) {
+                case .frame(let count, let frame)?:
+                    call.schedule.handedOut(count: count)
+                    return (call, .init(id: chunkID, range: first..<(first + count), payload: frame))
+                case .failed(let count, let error)?:
+                    call.schedule.handedOut(count: count)
+                    call.schedule.abandoned(first..<(first + count))
+                    call.deliver(.chunkFailed(range: first..<(first + count), error))
+                    continue
+                case nil:
+                    call.schedule.endOfSource()
+                    call.deliver(.ended(total: call.schedule.nextIndex))
+                }
+            }
+            if call.schedule.isExhausted {
+                callOrder.remove(at: index)
+            } else {
+                index += 1  // its window is full: the consumer will make room
+            }
         }
         return nil
     }
 
-    private func dispatch(_ call: CallRecord, _ range: Range<Int>, to worker: WorkerConnection) {
-        let chunkID = nextChunkID
-        nextChunkID += 1
-        let task = Message.Task(callID: call.id, chunkID: chunkID, firstIndex: range.lowerBound, count: range.count)
+    private func dispatch(_ call: CallRecord, _ chunk: CallSchedule<[UInt8]>.Chunk, to worker: WorkerConnection) {
+        let range = chunk.range
         do {
-            let frame = try call.encodeTask(task, range)
-            guard frame.count - Frame.headerSize <= maximumPayload else {
+            guard chunk.payload.count - Frame.headerSize <= maximumPayload else {
                 throw MultiprocessingError(
                     .frameTooLarge,
-                    "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(frame.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
+                    "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(chunk.payload.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
                 )
             }
             if !worker.installed.contains(call.id) {
                 try worker.send(call.installFrame)
                 worker.installed.insert(call.id)
             }
-            worker.inFlight.append(.init(callID: call.id, chunkID: chunkID, range: range))
-            try worker.send(frame)
+            worker.inFlight.append(.init(callID: call.id, chunkID: chunk.id, range: range, frame: chunk.payload))
+            try worker.send(chunk.payload)
         } catch {
             let error = MultiprocessingError.from(error)
             if error.code == .systemCallFailed {
@@ -464,7 +528,10 @@ final class Supervisor: @unchecked Sendable {
         }
         state = .closing
         let error = Self.closedError()
-        for call in calls.values { call.deliver(.failed(error)) }
+        for call in calls.values {
+            call.deliver(.failed(error))
+            call.onForget()
+        }
         calls.removeAll()
         callOrder.removeAll()
         for case let worker? in slots {

@@ -8,6 +8,8 @@ final class WorkerConnection {
         let callID: UInt64
         let chunkID: UInt64
         let range: Range<Int>
+        /// The encoded task, kept so that a chunk the worker never started can be re-sent.
+        let frame: [UInt8]
     }
 
     enum Phase {
@@ -24,6 +26,8 @@ final class WorkerConnection {
     private(set) var lifeline: Int32
     var host = "?"
     var phase = Phase.handshaking
+    /// Killed on purpose (its call was cancelled): its death fails no item.
+    var retiring = false
     var inFlight: [InFlight] = []
     var installed: Set<UInt64> = []
     var handshakeTimer: UInt64?

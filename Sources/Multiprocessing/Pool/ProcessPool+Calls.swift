@@ -1,0 +1,58 @@
+import Synchronization
+
+/// What every call (`map`, the streams, `apply`) shares: starting a call in the
+/// supervisor, encoding its chunks, checking arguments.
+extension ProcessPool {
+    /// Registers a call with the supervisor and returns its id and its events. The events
+    /// stream finishes when the supervisor forgets the call.
+    func startCall<F: ParallelFunction>(
+        _ function: F, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
+        produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?
+    ) throws -> (UInt64, AsyncStream<CallEvent>) {
+        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let installFrame = try Frame.encode(.install) { w throws in
+            Message.Install(callID: callID, typeName: typeName).write(to: &w)
+            try BinaryCodec.encode(function, into: &w)
+        }
+        let (events, continuation) = AsyncStream<CallEvent>.makeStream()
+        let supervisor = self.supervisor
+        continuation.onTermination = { reason in
+            // The consumer went away (its task was cancelled, or it dropped the stream).
+            if case .cancelled = reason { supervisor.finish(callID: callID, stopRunningWork: true) }
+        }
+        let call = CallRecord(
+            id: callID, installFrame: installFrame,
+            schedule: CallSchedule(totalItems: totalItems, workers: workerCount, fixedChunkSize: chunkSize, window: window),
+            produce: { chunkID, first, count in produce(callID, chunkID, first, count) },
+            deliver: { event in continuation.yield(event) },
+            onForget: { continuation.finish() })
+        supervisor.submit(call)
+        return (callID, events)
+    }
+
+    /// Encodes inputs as the task frame of one chunk.
+    static func taskFrame<Input: Encodable>(callID: UInt64, chunkID: UInt64, first: Int, inputs: [Input]) -> ProducedChunk {
+        do {
+            return .frame(
+                count: inputs.count,
+                try Frame.encode(.task) { w throws in
+                    Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count).write(to: &w)
+                    try BinaryCodec.encode(inputs, into: &w)
+                })
+        } catch {
+            let cause = MultiprocessingError.from(error)
+            return .failed(
+                count: inputs.count,
+                MultiprocessingError(
+                    .encodingFailed,
+                    "the inputs of items \(first)..<\(first + inputs.count) could not be encoded: \(cause.message)",
+                    itemIndex: inputs.count == 1 ? first : nil, underlying: cause))
+        }
+    }
+
+    static func check(chunkSize: Int?) throws {
+        if let chunkSize, chunkSize < 1 {
+            throw MultiprocessingError(.invalidArgument, "chunkSize must be at least 1; \(chunkSize) was given")
+        }
+    }
+}
