@@ -70,11 +70,18 @@ struct Pi: AsyncParsableCommand {
         Multiprocessing.bootstrap()  // a worker process never returns from here
         let start = ContinuousClock.now
         do {
-            let (results, workerCount) = try await withProcessPool(workers: workers) { pool in
-                (try await pool.map(CountHits(samples: samples), (0..<UInt64(chunks)).map { $0 }), pool.workerCount)
+            // Map the chunks over the pool and reduce the hits here, as they arrive:
+            // no list of all the results is ever kept.
+            let (hits, nodes, workerCount) = try await withProcessPool(workers: workers) { pool in
+                let tally = try await pool.mapReduce(
+                    CountHits(samples: samples), 0..<UInt64(chunks), into: (hits: UInt64(0), nodes: Set<String>()),
+                    ordered: false
+                ) { tally, chunk in
+                    tally.hits += chunk.hits
+                    tally.nodes.insert(chunk.node)
+                }
+                return (tally.hits, tally.nodes.sorted(), pool.workerCount)
             }
-            let hits = results.reduce(0) { $0 + $1.hits }
-            let nodes = Array(Set(results.map(\.node))).sorted()
             let total = chunks * samples
             let pi = 4 * Double(hits) / Double(total)
             let elapsed = start.duration(to: .now)

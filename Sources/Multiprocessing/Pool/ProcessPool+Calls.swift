@@ -7,6 +7,7 @@ extension ProcessPool {
     /// stream finishes when the supervisor forgets the call.
     func startCall<F: ParallelFunction>(
         _ function: F, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
+        largestChunk: Int = ChunkSizer.maximumChunkItems,
         produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?
     ) throws -> (UInt64, AsyncStream<CallEvent>) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -22,7 +23,9 @@ extension ProcessPool {
         }
         let call = CallRecord(
             id: callID, installFrame: installFrame,
-            schedule: CallSchedule(totalItems: totalItems, workers: workerCount, fixedChunkSize: chunkSize, window: window),
+            schedule: CallSchedule(
+                totalItems: totalItems, workers: workerCount, fixedChunkSize: chunkSize, window: window,
+                largestChunk: largestChunk),
             produce: { chunkID, first, count in produce(callID, chunkID, first, count) },
             deliver: { event in continuation.yield(event) },
             onForget: { continuation.finish() })

@@ -177,6 +177,19 @@ public final class ProcessPool: Sendable {
         return results.inOrder()
     }
 
+    /// Applies a function of several arguments to every tuple of arguments, in parallel,
+    /// and returns the outputs in input order (Python's `Pool.starmap`).
+    ///
+    /// The function's input type is ``Arguments``; a struct input with `map` does the same
+    /// with named fields.
+    ///
+    /// - Throws: the errors of ``map(_:_:chunkSize:)``.
+    public func starmap<F: ParallelFunction, each Value: Codable & Sendable>(
+        _ function: F, _ inputs: [(repeat each Value)], chunkSize: Int? = nil
+    ) async throws -> [F.Output] where F.Input == Arguments<repeat each Value> {
+        try await map(function, inputs.map { Arguments(repeat each $0) }, chunkSize: chunkSize)
+    }
+
     /// Runs `function` on one input in a worker and returns its output (Python's `Pool.apply`).
     ///
     /// - Throws: the errors of ``map(_:_:chunkSize:)``, for this one item (index 0).

@@ -33,10 +33,10 @@ struct CallSchedule<Payload>: Sendable where Payload: Sendable {
     /// The most chunks that may be outstanding plus unconsumed; `nil` for no bound.
     let window: Int?
 
-    init(totalItems: Int?, workers: Int, fixedChunkSize: Int?, window: Int?) {
+    init(totalItems: Int?, workers: Int, fixedChunkSize: Int?, window: Int?, largestChunk: Int = ChunkSizer.maximumChunkItems) {
         self.totalItems = totalItems
         self.window = window
-        sizer = ChunkSizer(workers: workers, fixedSize: fixedChunkSize)
+        sizer = ChunkSizer(workers: workers, fixedSize: fixedChunkSize, largestChunk: largestChunk)
         if totalItems == 0 { sourceEnded = true }
     }
 

@@ -25,13 +25,17 @@ struct ChunkSizer: Sendable {
 
     let workers: Int
     let fixedSize: Int?
+    /// The most items one chunk may have (``maximumChunkItems`` for `map`; streams use less
+    /// to bound their memory).
+    let largestChunk: Int
     private(set) var nanosPerItem: Double?
     private var rampSize = 1
 
-    init(workers: Int, fixedSize: Int?) {
-        precondition(workers > 0)
+    init(workers: Int, fixedSize: Int?, largestChunk: Int = ChunkSizer.maximumChunkItems) {
+        precondition(workers > 0 && largestChunk > 0)
         self.workers = workers
         self.fixedSize = fixedSize
+        self.largestChunk = largestChunk
     }
 
     /// Feeds back a finished chunk: `items` items took `computeNanos` in the worker.
@@ -48,18 +52,18 @@ struct ChunkSizer: Sendable {
     /// The size of the next chunk. `remaining` is the number of items not yet handed out
     /// (`nil` for a stream of unknown length). Always at least 1 and at most `remaining`.
     mutating func nextSize(remaining: Int?) -> Int {
-        let cap = min(remaining ?? Int.max, Self.maximumChunkItems)
+        let cap = min(remaining ?? Int.max, largestChunk)
         guard cap > 0 else { return 0 }
         if let fixedSize { return max(1, min(fixedSize, cap)) }
         let share =
             remaining.map { max(1, ($0 + Self.shrinkFactor * workers - 1) / (Self.shrinkFactor * workers)) } ?? Int.max
         guard let cost = nanosPerItem else {
             let size = min(rampSize, share, cap)
-            rampSize = min(rampSize * 2, Self.maximumChunkItems)
+            rampSize = min(rampSize * 2, largestChunk)
             return max(1, size)
         }
-        let byTarget = max(1, Int(min(Self.targetChunkNanos / cost, Double(Self.maximumChunkItems))))
-        let floor = max(1, Int(min(Self.minimumChunkNanos / cost, Double(Self.maximumChunkItems))))
+        let byTarget = max(1, Int(min(Self.targetChunkNanos / cost, Double(largestChunk))))
+        let floor = max(1, Int(min(Self.minimumChunkNanos / cost, Double(largestChunk))))
         let size = max(min(share, byTarget), floor)
         return max(1, min(size, cap))
     }

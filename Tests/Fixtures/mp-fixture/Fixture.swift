@@ -101,6 +101,62 @@ struct Crash: ParallelFunction {
     }
 }
 
+/// Busy for about `milliseconds` of CPU time, then returns its input.
+struct Busy: ParallelFunction {
+    var milliseconds: Int
+    func callAsFunction(_ x: Int) -> Int {
+        let end = now() + Double(milliseconds) / 1000
+        var v = UInt64(x)
+        while now() < end { v = v &* 6_364_136_223_846_793_005 &+ 1 }
+        return x + Int(v & 0)
+    }
+}
+
+struct Power: ParallelFunction {
+    func callAsFunction(_ args: Arguments<Int, Int>) -> Int {
+        let (base, exponent) = args.values
+        return (0..<exponent).reduce(1) { product, _ in product * base }
+    }
+}
+
+struct Rectangle: ParallelFunction {
+    struct Size: Codable, Sendable {
+        var width: Double
+        var height: Double
+    }
+    func callAsFunction(_ size: Size) -> Double { size.width * size.height }
+}
+
+/// A lazy input that records how far it has been read.
+final class CountingSequence: Sequence, @unchecked Sendable {
+    var pulled = 0
+    let count: Int
+    init(count: Int) { self.count = count }
+    func makeIterator() -> AnyIterator<Int> {
+        AnyIterator { [self] in
+            guard pulled < count else { return nil }
+            pulled += 1
+            return pulled - 1
+        }
+    }
+}
+
+/// CPU time (user + system, in clock ticks) a process has used.
+func cpuTicks(_ pid: Int32) -> Int {
+    guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return -1 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // fields[0] is the state (field 3); utime and stime are fields 14 and 15.
+    return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+}
+
+func peakRSSKiB() -> Int {
+    guard let status = readFile("/proc/self/status") else { return -1 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+    }
+    return -1
+}
+
 struct PrintLines: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int {
         print("line \(x) from a worker")
@@ -370,6 +426,130 @@ struct Fixture {
                 print(describe(error))
             }
             print("children \(children().count)")
+        case "imap-rss":
+            // args: items. Streams a lazy input through the ordered stream, summing.
+            let count = args[0]
+            var sum = 0
+            var seen = 0
+            var inOrder = true
+            try await withProcessPool(workers: 2) { pool in
+                for try await item in pool.imap(Square(), (0..<count).lazy.map { $0 }) {
+                    if item.index != seen { inOrder = false }
+                    sum = sum &+ (try item.get())
+                    seen += 1
+                }
+            }
+            var expected = 0
+            for i in 0..<count { expected = expected &+ i &* i }
+            print("count \(seen) sum ok \(sum == expected) in order \(inOrder)")
+            print("peak rss kib \(peakRSSKiB())")
+        case "imap-backpressure":
+            // A consumer that takes 100 items slowly, then stops: the input is read only
+            // as far as the window allows.
+            let input = CountingSequence(count: 1_000_000_000)
+            try await withProcessPool(workers: 2) { pool in
+                var taken = 0
+                for try await item in pool.imap(Square(), input, chunkSize: 10) {
+                    _ = try item.get()
+                    taken += 1
+                    if taken == 100 { break }
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+                try await Task.sleep(for: .milliseconds(100))
+                print("taken \(taken) pulled at most 190: \(input.pulled <= 190) (\(input.pulled))")
+                print("after \(try await pool.map(Square(), [7]))")
+            }
+        case "imap-failures":
+            try await withProcessPool(workers: 2) { pool in
+                var ordered: [String] = []
+                for try await item in pool.imap(FailOn(bad: 5), Array(0..<12), chunkSize: 3) {
+                    switch item.result {
+                    case .success(let v): ordered.append("\(item.index):\(v)")
+                    case .failure(let e): ordered.append("\(item.index):\(e.code)@\(e.itemIndex ?? -1)")
+                    }
+                }
+                print(ordered.joined(separator: " "))
+                var unordered: [Int: String] = [:]
+                for try await item in pool.imapUnordered(FailOn(bad: 7), Array(0..<12), chunkSize: 2) {
+                    unordered[item.index] = (try? item.get()).map(String.init) ?? "E"
+                }
+                print((0..<12).map { unordered[$0] ?? "missing" }.joined(separator: " "))
+            }
+        case "unordered":
+            // args: items. Uneven work; every index must come back exactly once.
+            try await withProcessPool(workers: 2) { pool in
+                var counts = [Int](repeating: 0, count: args[0])
+                var order: [Int] = []
+                for try await item in pool.imapUnordered(Sleep(milliseconds: 1), (0..<args[0]).map { $0 }) {
+                    counts[item.index] += 1
+                    order.append(item.index)
+                    guard try item.get() == item.index else { fail("item \(item.index) has another item's result") }
+                }
+                print("every index once \(counts.allSatisfy { $0 == 1 }) count \(order.count)")
+            }
+        case "apply-async":
+            try await withProcessPool(workers: 2) { pool in
+                let calls = (0..<args[0]).map { pool.applyAsync(Square(), $0) }
+                var ok = true
+                for i in (0..<args[0]).reversed() {
+                    if try await calls[i].value != i * i { ok = false }
+                }
+                print("awaited \(calls.count) out of order ok \(ok)")
+                let slow = pool.applyAsync(Busy(milliseconds: 5000), 1)
+                try await Task.sleep(for: .milliseconds(200))
+                slow.cancel()
+                do {
+                    _ = try await slow.value
+                    fail("a cancelled call returned")
+                } catch {
+                    print("cancelled: \(describe(error))")
+                }
+                print("after cancel \(try await pool.apply(Square(), 9))")
+            }
+        case "cancel-stream":
+            try await withProcessPool(workers: 2) { pool in
+                let consumer = Task {
+                    var got = 0
+                    for try await _ in pool.imap(Busy(milliseconds: 5000), Array(0..<10), chunkSize: 1) { got += 1 }
+                    return got
+                }
+                // Wait (up to 10 s on a loaded machine) until both workers are computing.
+                var busyBefore: [Int] = []
+                for _ in 0..<200 {
+                    try await Task.sleep(for: .milliseconds(50))
+                    busyBefore = children().map(cpuTicks)
+                    if busyBefore.count == 2 && busyBefore.allSatisfy({ $0 >= 5 }) { break }
+                }
+                consumer.cancel()
+                let got = try? await consumer.value
+                try await Task.sleep(for: .milliseconds(300))
+                let workers = children()
+                let first = workers.map(cpuTicks)
+                try await Task.sleep(for: .milliseconds(500))
+                let second = workers.map(cpuTicks)
+                let idle = zip(first, second).allSatisfy { $1 - $0 <= 2 }
+                print("was busy \(busyBefore.count == 2 && busyBefore.allSatisfy { $0 >= 5 }) consumer got \(got.map(String.init) ?? "error")")
+                print("workers \(workers.count) idle after cancel \(idle)")
+                print("after \(try await pool.map(Square(), [1, 2, 3]))")
+            }
+        case "starmap":
+            try await withProcessPool(workers: 2) { pool in
+                print(try await pool.starmap(Power(), [(2, 10), (3, 2), (10, 0)]))
+                print(try await pool.map(Rectangle(), [.init(width: 2, height: 3), .init(width: 0.5, height: 4)]))
+            }
+        case "map-reduce":
+            try await withProcessPool(workers: 2) { pool in
+                let ordered = try await pool.mapReduce(Square(), 0..<1000, into: [Int]()) { $0.append($1) }
+                print("ordered \(ordered == (0..<1000).map { $0 * $0 })")
+                let total = try await pool.mapReduce(Square(), 0..<100_000, into: 0, ordered: false) { $0 &+= $1 }
+                print("unordered sum \(total)")
+                do {
+                    _ = try await pool.mapReduce(FailOn(bad: 50), 0..<100, into: 0) { $0 += $1 }
+                    fail("mapReduce did not throw")
+                } catch {
+                    print(describe(error))
+                }
+            }
         case "pool-in-worker":
             try await withProcessPool(workers: 1) { pool in
                 print(try await pool.apply(NestedPool(), 0))

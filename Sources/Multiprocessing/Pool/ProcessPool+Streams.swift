@@ -1,0 +1,139 @@
+/// Streams, submitted calls and map-reduce: the calls for consuming results as they come.
+extension ProcessPool {
+    /// How many chunks a stream may have in flight or waiting for its consumer, per
+    /// worker: enough to keep every worker busy while the consumer catches up, few
+    /// enough that memory stays bounded whatever the input's length.
+    static let streamChunksPerWorker = 2 * Supervisor.chunksPerWorker
+    /// The most items one chunk of a stream holds (streams bound their memory; `map`,
+    /// whose input is in memory already, allows larger chunks).
+    static let streamLargestChunk = 1 << 16
+
+    /// Applies `function` to every input and yields the results in input order, as they
+    /// become available (Python's `Pool.imap`).
+    ///
+    /// The input is read lazily, as workers need more, so an input of 10^9 items streams
+    /// in bounded memory; a consumer slower than the workers holds new work back
+    /// (backpressure). A failed item is yielded as its failure, at its index, and the
+    /// stream goes on.
+    ///
+    /// ```swift
+    /// for try await item in pool.imap(Square(), (0..<1_000_000).lazy.map { $0 }) {
+    ///     total += try item.get()
+    /// }
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - function: the function value.
+    ///   - inputs: any sequence, read on the pool's thread as workers need items; it is
+    ///     `sending`: the pool takes it over.
+    ///   - chunkSize: items per chunk; `nil` sizes chunks automatically.
+    /// - Returns: the stream. Stopping the iteration, or cancelling the task that iterates,
+    ///   stops the work: workers still running its chunks are stopped and replaced.
+    ///   The stream throws (ending the iteration) only when the whole call fails: the
+    ///   pool is closed, or the function cannot be installed in a worker.
+    public func imap<F: ParallelFunction, S: Sequence>(
+        _ function: F, _ inputs: sending S, chunkSize: Int? = nil
+    ) -> Results<F.Output> where S.Element == F.Input {
+        stream(function, inputs, chunkSize: chunkSize, ordered: true)
+    }
+
+    /// Applies `function` to every input and yields each result as soon as it is ready,
+    /// in any order, with its input index (Python's `Pool.imap_unordered`).
+    ///
+    /// Everything ``imap(_:_:chunkSize:)`` says holds, except the order: uneven work is
+    /// not held up behind a slow item.
+    public func imapUnordered<F: ParallelFunction, S: Sequence>(
+        _ function: F, _ inputs: sending S, chunkSize: Int? = nil
+    ) -> Results<F.Output> where S.Element == F.Input {
+        stream(function, inputs, chunkSize: chunkSize, ordered: false)
+    }
+
+    private func stream<F: ParallelFunction, S: Sequence>(
+        _ function: F, _ inputs: sending S, chunkSize: Int?, ordered: Bool
+    ) -> Results<F.Output> where S.Element == F.Input {
+        do {
+            try checkOpen()
+            try Self.check(chunkSize: chunkSize)
+            let typeName = try F.checkFindableByName()
+            let source = IteratorBox(inputs.makeIterator())
+            let (callID, events) = try startCall(
+                function, typeName: typeName, totalItems: nil, chunkSize: chunkSize,
+                window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
+                produce: { callID, chunkID, first, count in
+                    var items: [F.Input] = []
+                    items.reserveCapacity(min(count, 4096))
+                    while items.count < count, let item = source.iterator.next() { items.append(item) }
+                    if items.isEmpty { return nil }
+                    return Self.taskFrame(callID: callID, chunkID: chunkID, first: first, inputs: items)
+                })
+            return Results(core: ResultsCore(callID: callID, events: events, supervisor: supervisor, ordered: ordered))
+        } catch {
+            return Results(failure: MultiprocessingError.from(error))
+        }
+    }
+
+    /// Submits one call and returns at once; await the handle's ``PendingCall/value``
+    /// later (Python's `Pool.apply_async`). Many may be in flight at once.
+    ///
+    /// - Returns: a handle. Cancelling it (or the task that submitted it, if it awaits it)
+    ///   stops the work: a worker running it is stopped and replaced.
+    public func applyAsync<F: ParallelFunction>(_ function: F, _ input: F.Input) -> PendingCall<F.Output> {
+        PendingCall(task: Task { try await self.apply(function, input) })
+    }
+
+    /// Applies `function` to every input and folds the outputs into `initial` as they
+    /// arrive, without keeping them (a streaming map-reduce; Python's
+    /// `functools.reduce(f, pool.imap(...))`).
+    ///
+    /// - Parameters:
+    ///   - function: the function value.
+    ///   - inputs: any sequence, read lazily (as for ``imap(_:_:chunkSize:)``).
+    ///   - initial: the starting value of the fold.
+    ///   - ordered: `true` folds in input order (for a `combine` that is not commutative);
+    ///     `false` folds in arrival order, which never waits for a slow item.
+    ///   - chunkSize: items per chunk; `nil` sizes chunks automatically.
+    ///   - combine: folds one output into the accumulated value; runs in this process.
+    /// - Returns: the folded value.
+    /// - Throws: at the first failed item, its ``MultiprocessingError`` (the rest of the
+    ///   work is stopped); whatever `combine` throws; ``MultiprocessingError/Code/cancelled``
+    ///   when the task is cancelled.
+    public func mapReduce<F: ParallelFunction, S: Sequence, Value>(
+        _ function: F, _ inputs: sending S, into initial: Value, ordered: Bool = true, chunkSize: Int? = nil,
+        _ combine: (inout Value, F.Output) throws -> Void
+    ) async throws -> Value where S.Element == F.Input {
+        var value = initial
+        let results = stream(function, inputs, chunkSize: chunkSize, ordered: ordered)
+        for try await item in results {
+            try combine(&value, item.get())
+        }
+        if Task.isCancelled {
+            throw MultiprocessingError(.cancelled, "the task that called mapReduce was cancelled; the work it started was stopped")
+        }
+        return value
+    }
+}
+
+/// The input of a stream, read only on the supervisor's thread once the pool has taken
+/// it over (the `sending` parameter guarantees the caller no longer touches it).
+final class IteratorBox<Iterator: IteratorProtocol>: @unchecked Sendable {
+    var iterator: Iterator
+    init(_ iterator: Iterator) { self.iterator = iterator }
+}
+
+/// A submitted call (``ProcessPool/applyAsync(_:_:)``).
+public struct PendingCall<Output: Sendable>: Sendable {
+    let task: Task<Output, any Error>
+
+    /// The call's output, once it is ready.
+    /// - Throws: the errors of ``ProcessPool/apply(_:_:)``; ``MultiprocessingError/Code/cancelled``
+    ///   when the call was cancelled.
+    public var value: Output {
+        get async throws { try await task.value }
+    }
+
+    /// Stops the call: it is no longer sent to a worker, and a worker running it is
+    /// stopped and replaced. Awaiting ``value`` then throws.
+    public func cancel() {
+        task.cancel()
+    }
+}

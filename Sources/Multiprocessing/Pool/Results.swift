@@ -1,0 +1,210 @@
+/// The results of a stream (``ProcessPool/imap(_:_:chunkSize:)``,
+/// ``ProcessPool/imapUnordered(_:_:chunkSize:)``): one ``ItemResult`` per input.
+///
+/// Iterate it once. Breaking out of the loop, dropping the stream or cancelling the
+/// iterating task stops the call's work. The iteration throws only when the whole call
+/// fails (the pool closed, the function could not be installed); a failed item is
+/// yielded as its ``ItemResult`` and the stream goes on.
+public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
+    public typealias Element = ItemResult<Output>
+    public typealias Failure = MultiprocessingError
+
+    let core: ResultsCore<Output>?
+    let failure: MultiprocessingError?
+
+    init(core: ResultsCore<Output>) {
+        self.core = core
+        failure = nil
+    }
+
+    init(failure: MultiprocessingError) {
+        core = nil
+        self.failure = failure
+    }
+
+    /// Iterates the results.
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(core: core, failure: failure)
+    }
+
+    /// Yields the results of a stream.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let core: ResultsCore<Output>?
+        var failure: MultiprocessingError?
+
+        /// The next result, `nil` at the end.
+        /// - Throws: ``MultiprocessingError`` when the whole call failed, or with code
+        ///   ``MultiprocessingError/Code/cancelled`` when the iterating task was cancelled.
+        public mutating func next() async throws(MultiprocessingError) -> ItemResult<Output>? {
+            if let failure {
+                self.failure = nil
+                throw failure
+            }
+            guard let core else { return nil }
+            return try await core.next()
+        }
+    }
+}
+
+/// The state of one stream's consumer: reorders (or not) and decodes chunks as their
+/// events arrive, and tells the supervisor when a chunk has been consumed so that more
+/// work may be sent. Used by one iterating task at a time.
+final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
+    /// A chunk's outcome, decoded.
+    enum Chunk {
+        case values(start: Int, [Output])
+        case mixed(start: Int, [Result<Output, MultiprocessingError>])
+        case failed(range: Range<Int>, MultiprocessingError)
+
+        var start: Int {
+            switch self {
+            case .values(let start, _), .mixed(let start, _): return start
+            case .failed(let range, _): return range.lowerBound
+            }
+        }
+
+        var count: Int {
+            switch self {
+            case .values(_, let values): return values.count
+            case .mixed(_, let results): return results.count
+            case .failed(let range, _): return range.count
+            }
+        }
+
+        func item(_ offset: Int) -> ItemResult<Output> {
+            switch self {
+            case .values(let start, let values): return ItemResult(index: start + offset, result: .success(values[offset]))
+            case .mixed(let start, let results): return ItemResult(index: start + offset, result: results[offset])
+            case .failed(let range, let error): return ItemResult(index: range.lowerBound + offset, result: .failure(error))
+            }
+        }
+    }
+
+    let callID: UInt64
+    let supervisor: Supervisor
+    let ordered: Bool
+    private var events: AsyncStream<CallEvent>.AsyncIterator
+    private var total: Int?
+    /// Ordered: the index of the next item to yield. Unordered: items yielded so far.
+    private var yielded = 0
+    private var waiting: [Int: Chunk] = [:]
+    private var arrivals: [Chunk] = []
+    private var current: Chunk?
+    private var position = 0
+    private var done = false
+
+    init(callID: UInt64, events: AsyncStream<CallEvent>, supervisor: Supervisor, ordered: Bool) {
+        self.callID = callID
+        self.events = events.makeAsyncIterator()
+        self.supervisor = supervisor
+        self.ordered = ordered
+    }
+
+    deinit {
+        // Dropped before the end: stop the work (a no-op when the call is over).
+        supervisor.finish(callID: callID, stopRunningWork: !done)
+    }
+
+    func next() async throws(MultiprocessingError) -> ItemResult<Output>? {
+        while !done {
+            if let chunk = current {
+                if position < chunk.count {
+                    position += 1
+                    yielded += 1
+                    return chunk.item(position - 1)
+                }
+                current = nil
+                supervisor.consumed(callID: callID, chunks: 1)
+            }
+            if let total, yielded >= total {
+                finish(stopRunningWork: false)
+                return nil
+            }
+            if ordered, let chunk = waiting.removeValue(forKey: yielded) {
+                current = chunk
+                position = 0
+                continue
+            }
+            if !ordered, !arrivals.isEmpty {
+                current = arrivals.removeFirst()
+                position = 0
+                continue
+            }
+            guard let event = await events.next() else {
+                finish(stopRunningWork: true)
+                if Task.isCancelled {
+                    throw MultiprocessingError(.cancelled, "the task iterating the stream was cancelled; the work it started was stopped")
+                }
+                return nil
+            }
+            switch event {
+            case .results(let header, let range, let payload, let offset, let worker):
+                add(Self.decode(header, range, payload, offset, worker))
+            case .chunkFailed(let range, let error):
+                add(.failed(range: range, error))
+            case .ended(let count):
+                total = count
+            case .failed(let error):
+                finish(stopRunningWork: true)
+                throw error
+            }
+        }
+        return nil
+    }
+
+    private func add(_ chunk: Chunk) {
+        if ordered {
+            waiting[chunk.start] = chunk
+        } else {
+            arrivals.append(chunk)
+        }
+    }
+
+    private func finish(stopRunningWork: Bool) {
+        guard !done else { return }
+        done = true
+        supervisor.finish(callID: callID, stopRunningWork: stopRunningWork)
+    }
+
+    /// Decodes a result frame; a frame that cannot be decoded fails its chunk's items.
+    static func decode(
+        _ header: Message.Result, _ range: Range<Int>, _ payload: [UInt8], _ offset: Int,
+        _ worker: MultiprocessingError.WorkerIdentity
+    ) -> Chunk {
+        do {
+            return try payload.withUnsafeBytes { raw throws -> Chunk in
+                var reader = ByteReader(raw, offset: offset)
+                if header.status == Message.Result.allSucceeded {
+                    let outputs = try BinaryCodec.decode([Output].self, from: &reader)
+                    guard outputs.count == range.count, reader.isAtEnd else {
+                        throw MultiprocessingError(
+                            .malformedFrame, "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
+                    }
+                    return .values(start: range.lowerBound, outputs)
+                }
+                var results: [Result<Output, MultiprocessingError>] = []
+                results.reserveCapacity(range.count)
+                var index = range.lowerBound
+                while index < range.upperBound {
+                    let tag = try reader.readByte("a result tag")
+                    if tag == Message.Result.itemSucceeded {
+                        results.append(.success(try BinaryCodec.decode(Output.self, from: &reader)))
+                    } else {
+                        let errorType = try reader.readString()
+                        let errorMessage = try reader.readString()
+                        results.append(
+                            .failure(
+                                MultiprocessingError(
+                                    .functionThrew, "item \(index) failed in \(worker): \(errorType): \(errorMessage)",
+                                    itemIndex: index, worker: worker, remoteErrorType: errorType,
+                                    remoteErrorMessage: errorMessage)))
+                    }
+                    index += 1
+                }
+                return .mixed(start: range.lowerBound, results)
+            }
+        } catch {
+            return .failed(range: range, MultiprocessingError.from(error))
+        }
+    }
+}
