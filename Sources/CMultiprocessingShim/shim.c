@@ -14,6 +14,7 @@
 #include <stdio_ext.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -67,6 +68,8 @@ int mp_affinity_cpu_list(int *cpus, int capacity) {
 int mp_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
 
 int mp_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int mp_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int mp_pidfd_reap(int pidfd, int nohang, int *code, int *status) {
     siginfo_t info;
@@ -156,6 +159,7 @@ int mp_affinity_cpu_count(void) { errno = ENOSYS; return -1; }
 int mp_affinity_cpu_list(int *cpus, int capacity) { (void)cpus; (void)capacity; errno = ENOSYS; return -1; }
 int mp_set_parent_death_signal(int signal) { (void)signal; errno = ENOSYS; return -1; }
 int mp_pidfd_open(pid_t pid) { (void)pid; errno = ENOSYS; return -1; }
+int mp_memfd_create(const char *name) { (void)name; errno = ENOSYS; return -1; }
 int mp_pidfd_reap(int pidfd, int nohang, int *code, int *status) {
     (void)pidfd; (void)nohang; (void)code; (void)status; errno = ENOSYS; return -1;
 }

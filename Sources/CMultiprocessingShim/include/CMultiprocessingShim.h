@@ -25,6 +25,9 @@ int mp_set_parent_death_signal(int signal);
 /// Linux: opens a pidfd for `pid` (close-on-exec); -1 with errno set elsewhere.
 int mp_pidfd_open(pid_t pid);
 
+/// Linux: memfd_create(name, MFD_CLOEXEC); -1 with errno set elsewhere.
+int mp_memfd_create(const char *name);
+
 /// Linux: reaps the process behind `pidfd` if it has exited (WNOHANG when `nohang`).
 /// Returns 1 and fills `code`/`status` (siginfo's si_code / si_status) when it reaped,
 /// 0 when the process is still running, -1 with errno set on error.

@@ -29,6 +29,9 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
             case handshakeFailed = "handshake failed"
             case cancelled = "cancelled"
             case unexpected = "unexpected error"
+            case initializerFailed = "initializer failed"
+            case timedOut = "timed out"
+            case interrupted = "interrupted"
         }
         let storage: Storage
 
@@ -65,6 +68,12 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         /// The call was cancelled (its Swift task was cancelled, or an earlier item failed).
         public static let cancelled = Code(storage: .cancelled)
 
+        /// The pool's ``WorkerInitializer`` threw, or its worker died in it.
+        public static let initializerFailed = Code(storage: .initializerFailed)
+        /// An item ran longer than the pool's per-item timeout; its worker was stopped.
+        public static let timedOut = Code(storage: .timedOut)
+        /// The program received SIGINT or SIGTERM; the pool stopped its work.
+        public static let interrupted = Code(storage: .interrupted)
         /// An error the library did not expect; the message and ``MultiprocessingError/underlying`` say more.
         public static let unexpected = Code(storage: .unexpected)
 

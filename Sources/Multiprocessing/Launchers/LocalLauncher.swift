@@ -5,8 +5,9 @@
 /// Descriptor 3 of the worker is its end of a close-on-exec Unix socket pair (the
 /// channel); descriptor 4 is its end of a second pair, the lifeline, whose other end
 /// only this process holds and never writes: when this process dies, the worker's
-/// lifeline reads end of file and the worker exits. Every other descriptor is closed
-/// in the worker, and its stdin is `/dev/null`.
+/// lifeline reads end of file and the worker exits. Descriptor 5 is a shared page where
+/// the worker notes its progress. Every other descriptor is closed in the worker, and its
+/// stdin is `/dev/null`.
 struct LocalLauncher: Sendable {
     /// A started worker process, seen from the parent.
     struct SpawnedWorker {
@@ -17,20 +18,24 @@ struct LocalLauncher: Sendable {
         let channel: Int32
         /// The parent's end of the lifeline (never written; closing it tells the worker to go).
         let lifeline: Int32
+        /// The page where the worker notes its progress.
+        let progress: ProgressPage
     }
 
     let executable: String
     let arguments: [String]
     let baseEnvironment: [String]
     let maximumPayload: Int
+    let timesItems: Bool
 
-    init(maximumPayload: Int) {
+    init(maximumPayload: Int, timesItems: Bool) {
         executable = Platform.currentExecutablePath
         arguments = CommandLine.arguments
         baseEnvironment = Platform.environmentStrings().filter {
             !$0.hasPrefix(WorkerMode.environmentVariable + "=")
         }
         self.maximumPayload = maximumPayload
+        self.timesItems = timesItems
     }
 
     func spawn(slot: Int) throws -> SpawnedWorker {
@@ -48,7 +53,16 @@ struct LocalLauncher: Sendable {
             Platform.close(channelChild)
             Platform.close(lifelineChild)
         }
-        let settings = WorkerMode.Settings(parentPID: Platform.processID, slot: slot, maximumPayload: maximumPayload)
+        let settings = WorkerMode.Settings(
+            parentPID: Platform.processID, slot: slot, maximumPayload: maximumPayload, timesItems: timesItems)
+        let progress: ProgressPage
+        do {
+            progress = try ProgressPage()
+        } catch {
+            Platform.close(channelParent)
+            Platform.close(lifelineParent)
+            throw error
+        }
         do {
             try Platform.setNonBlocking(channelParent)
             let pid = try Platform.spawn(
@@ -57,6 +71,7 @@ struct LocalLauncher: Sendable {
                 environment: baseEnvironment + ["\(WorkerMode.environmentVariable)=\(settings.environmentValue)"],
                 descriptors: [
                     (channelChild, WorkerMode.channelDescriptor), (lifelineChild, WorkerMode.lifelineDescriptor),
+                    (progress.descriptor, WorkerMode.progressDescriptor),
                 ]
             )
             let handle: Int32
@@ -66,7 +81,8 @@ struct LocalLauncher: Sendable {
                 Platform.kill(pid, 9)
                 throw error
             }
-            return SpawnedWorker(pid: pid, processHandle: handle, channel: channelParent, lifeline: lifelineParent)
+            return SpawnedWorker(
+                pid: pid, processHandle: handle, channel: channelParent, lifeline: lifelineParent, progress: progress)
         } catch {
             Platform.close(channelParent)
             Platform.close(lifelineParent)

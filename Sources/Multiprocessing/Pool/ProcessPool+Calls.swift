@@ -36,19 +36,15 @@ extension ProcessPool {
     /// Encodes inputs as the task frame of one chunk.
     static func taskFrame<Input: Encodable>(callID: UInt64, chunkID: UInt64, first: Int, inputs: [Input]) -> ProducedChunk {
         do {
-            return .frame(
-                count: inputs.count,
-                try Frame.encode(.task) { w throws in
-                    Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count).write(to: &w)
-                    try BinaryCodec.encode(inputs, into: &w)
-                })
+            let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
+            return .frame(count: inputs.count, try TaskFrame(task: task) { w in try BinaryCodec.encode(inputs, into: &w) })
         } catch {
             let cause = MultiprocessingError.from(error)
             return .failed(
                 count: inputs.count,
                 MultiprocessingError(
                     .encodingFailed,
-                    "the inputs of items \(first)..<\(first + inputs.count) could not be encoded: \(cause.message)",
+                    "the inputs of items \(first)..<\(first + inputs.count) (\(String(reflecting: Input.self))) could not be encoded: \(cause.message)",
                     itemIndex: inputs.count == 1 ? first : nil, underlying: cause))
         }
     }

@@ -25,11 +25,38 @@ public final class ProcessPool: Sendable {
         /// ``MultiprocessingError/Code/frameTooLarge``; nothing larger is ever allocated
         /// on the receiving side.
         public var maximumFrameBytes: Int = Frame.defaultMaximumPayload
-        /// How long a new worker may take to start and complete the handshake (default 30 s).
+        /// How long a new worker may take to start, complete the handshake and run the
+        /// initializer (default 30 s).
         public var startTimeoutSeconds: Double = 30
+        /// Extra attempts for an item whose worker died or timed out (default 0: none).
+        /// A retried item runs again on another, healthy worker; when every attempt fails,
+        /// the error lists each attempt. An error your function throws is its answer and
+        /// is not retried.
+        public var retries: Int = 0
+        /// The longest one item may run (default: no limit). An item past it is stopped
+        /// with its worker (SIGKILL) and fails with ``MultiprocessingError/Code/timedOut``
+        /// (or is retried, see ``retries``); the worker is replaced.
+        public var itemTimeout: Duration?
+        /// Runs once in each worker before its first item (Python's `initializer`).
+        public var initializer: (any WorkerInitializer)?
+        /// Replaces a worker with a fresh process once it has run this many items
+        /// (Python's `maxtasksperchild`, counted in items; chunks are cut so that no worker
+        /// runs more). Default: never.
+        public var maximumItemsPerWorker: Int?
 
         /// The default options.
         public init() {}
+
+        /// Options with the given settings (each `nil` keeps the default).
+        public init(
+            retries: Int = 0, itemTimeout: Duration? = nil, initializer: (any WorkerInitializer)? = nil,
+            maximumItemsPerWorker: Int? = nil
+        ) {
+            self.retries = retries
+            self.itemTimeout = itemTimeout
+            self.initializer = initializer
+            self.maximumItemsPerWorker = maximumItemsPerWorker
+        }
     }
 
     /// The number of worker processes.
@@ -51,9 +78,11 @@ public final class ProcessPool: Sendable {
     ///   ``MultiprocessingError/Code/bootstrapMissing`` when the program never called
     ///   ``Multiprocessing/bootstrap()``; ``MultiprocessingError/Code/insideWorker`` when
     ///   called inside a worker; ``MultiprocessingError/Code/invalidArgument`` for a
-    ///   count below 1; ``MultiprocessingError/Code/spawnFailed`` or
+    ///   count or option out of range; ``MultiprocessingError/Code/spawnFailed`` or
     ///   ``MultiprocessingError/Code/handshakeFailed`` when a worker cannot start (a
-    ///   worker that dies while starting fails the creation, naming its exit status).
+    ///   worker that dies while starting fails the creation, naming its exit status);
+    ///   ``MultiprocessingError/Code/initializerFailed`` when the initializer throws or
+    ///   its worker dies in it (reported once, naming your error).
     public init(workers: Int? = nil, options: Options = Options()) async throws {
         if WorkerMode.isWorker {
             throw MultiprocessingError(
@@ -77,6 +106,21 @@ public final class ProcessPool: Sendable {
                 "maximumFrameBytes must be between 1 and \(Frame.absoluteMaximumPayload); \(options.maximumFrameBytes) was given"
             )
         }
+        guard options.retries >= 0 else {
+            throw MultiprocessingError(.invalidArgument, "retries must be 0 or more; \(options.retries) was given")
+        }
+        if let limit = options.maximumItemsPerWorker, limit < 1 {
+            throw MultiprocessingError(.invalidArgument, "maximumItemsPerWorker must be at least 1; \(limit) was given")
+        }
+        var timeoutNanos: UInt64?
+        if let timeout = options.itemTimeout {
+            let (seconds, attoseconds) = timeout.components
+            guard timeout > .zero else {
+                throw MultiprocessingError(.invalidArgument, "itemTimeout must be positive; \(timeout) was given")
+            }
+            timeoutNanos = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        }
+        let initializerFrame = try options.initializer.map { try $0.initializeFrame() }
         let decision = WorkerCount.resolve(
             explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
         decision.reportWarningsOnce()
@@ -84,8 +128,11 @@ public final class ProcessPool: Sendable {
         workerCount = decision.count
         Platform.ignoreBrokenPipe()
         supervisor = try Supervisor(
-            workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
-            handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9))
+            settings: SupervisorSettings(
+                workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
+                handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
+                retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
+                maximumItemsPerWorker: options.maximumItemsPerWorker))
         do {
             try await supervisor.start()
         } catch {

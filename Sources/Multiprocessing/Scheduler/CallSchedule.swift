@@ -101,6 +101,14 @@ struct CallSchedule<Payload>: Sendable where Payload: Sendable {
         unconsumedChunks = max(0, unconsumedChunks - chunks)
     }
 
+    /// A chunk handed out ended badly: `requeue` (the chunk itself, or what is left of
+    /// it) goes out again first, and `failed` pieces of it were reported to the consumer.
+    mutating func split(_ chunk: Chunk, requeue: [Chunk], failed: Int) {
+        outstandingChunks -= 1
+        requeued.append(contentsOf: requeue)
+        if window != nil { unconsumedChunks += failed }
+    }
+
     /// A chunk was never started: hand it out again first.
     mutating func giveBack(_ chunk: Chunk) {
         outstandingChunks -= 1

@@ -40,6 +40,11 @@ struct Frame: Sendable {
         /// worker → parent: a call's function could not be installed (type not found,
         /// value not decodable). The worker stays usable.
         case installFailed = 7
+        /// parent → worker, after hello when the pool has an initializer: its type name
+        /// and value.
+        case initialize = 8
+        /// worker → parent: the initializer ran; the worker takes work now.
+        case ready = 9
     }
 
     var kind: Kind

@@ -5,7 +5,7 @@
 /// hello          buildID (length + bytes), pid (u32), host (string)
 /// install        callID, functionTypeName (string), function value (rest)
 /// installFailed  callID, code (string), message (string)
-/// task           callID, chunkID, firstIndex, count, inputs: [Input] value (rest)
+/// task           callID, chunkID, firstIndex, count, runStart, runEnd, inputs: [Input] value (rest)
 /// result         callID, chunkID, computeNanos, status u8:
 ///                  0: outputs: [Output] value (rest)
 ///                  1: per item, tag u8: 0 + Output value | 1 + errorType (string) + message (string)
@@ -93,27 +93,43 @@ enum Message {
     struct Task: Equatable {
         var callID: UInt64
         var chunkID: UInt64
+        /// The input index of the frame's first input.
         var firstIndex: Int
+        /// How many inputs the frame carries.
         var count: Int
+        /// The inputs to run: offsets `runStart..<runEnd` of the frame's inputs (all of
+        /// them, unless the chunk is what is left of one whose worker died).
+        var runStart: Int
+        var runEnd: Int
 
-        init(callID: UInt64, chunkID: UInt64, firstIndex: Int, count: Int) {
+        init(callID: UInt64, chunkID: UInt64, firstIndex: Int, count: Int, run: Range<Int>? = nil) {
             self.callID = callID
             self.chunkID = chunkID
             self.firstIndex = firstIndex
             self.count = count
+            runStart = run?.lowerBound ?? 0
+            runEnd = run?.upperBound ?? count
         }
+
+        /// The input indices of the items to run.
+        var itemRange: Range<Int> { (firstIndex + runStart)..<(firstIndex + runEnd) }
 
         init(_ reader: inout ByteReader) throws {
             callID = try reader.readVarint()
             chunkID = try reader.readVarint()
             let first = try reader.readVarint()
             let count = try reader.readVarint()
-            guard first <= UInt64(Int.max), count <= UInt64(Int32.max) else {
+            let start = try reader.readVarint()
+            let end = try reader.readVarint()
+            guard first <= UInt64(Int.max / 2), count <= UInt64(Int32.max), start <= end, end <= count else {
                 throw MultiprocessingError(
-                    .malformedFrame, "a task frame names an impossible item range (\(first), \(count))")
+                    .malformedFrame,
+                    "a task frame names an impossible item range (first \(first), count \(count), run \(start)..<\(end))")
             }
             firstIndex = Int(first)
             self.count = Int(count)
+            runStart = Int(start)
+            runEnd = Int(end)
         }
 
         func write(to w: inout ByteWriter) {
@@ -121,6 +137,8 @@ enum Message {
             w.write(varint: chunkID)
             w.write(length: firstIndex)
             w.write(length: count)
+            w.write(length: runStart)
+            w.write(length: runEnd)
         }
     }
 

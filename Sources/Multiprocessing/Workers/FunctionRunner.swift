@@ -3,13 +3,21 @@ import CMultiprocessingShim
 /// Runs chunks of one call in a worker: the decoded function value, and the code that
 /// turns a task frame into a result frame. One per call per worker.
 protocol ChunkRunner: Sendable {
-    /// Runs every item of a task and returns the result frame (never throws: failures
-    /// of items, or of decoding the inputs, are reported inside the frame).
+    /// Runs the task's items and returns the result frame (never throws: failures of
+    /// items, or of decoding the inputs, are reported inside the frame).
     nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8]
 }
 
+/// What a worker needs to know to run chunks, beyond the function.
+struct RunnerContext: Sendable {
+    let maximumPayload: Int
+    let progress: ProgressPage?
+    /// Whether to note each item's start time (only when items have a timeout).
+    let timesItems: Bool
+}
+
 /// Looks up a function type by its mangled name and decodes its value (worker side).
-func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, maximumPayload: Int) throws
+func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, context: RunnerContext) throws
     -> any ChunkRunner
 {
     guard let type = _typeByName(typeName) else {
@@ -22,22 +30,25 @@ func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, ma
         throw MultiprocessingError(
             .typeNotFound, "the type \(String(reflecting: type)) does not conform to ParallelFunction in this worker")
     }
-    return try makeRunner(functionType, functionBytes, maximumPayload)
+    return try makeRunner(functionType, functionBytes, context)
 }
 
-private func makeRunner<F: ParallelFunction>(_ type: F.Type, _ bytes: UnsafeRawBufferPointer, _ maximumPayload: Int)
+private func makeRunner<F: ParallelFunction>(_ type: F.Type, _ bytes: UnsafeRawBufferPointer, _ context: RunnerContext)
     throws -> any ChunkRunner
 {
     var reader = ByteReader(bytes)
     let function = try BinaryCodec.decode(F.self, from: &reader)
-    return FunctionRunner(function: function, maximumPayload: maximumPayload)
+    return FunctionRunner(function: function, context: context)
 }
 
 struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
     let function: F
-    let maximumPayload: Int
+    let context: RunnerContext
 
     nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8] {
+        let progress = context.progress
+        progress?.begin(chunkID: task.chunkID)
+        defer { progress?.set(.idle) }
         let inputs: [F.Input]
         do {
             inputs = try payload.withUnsafeBytes { raw throws in
@@ -54,17 +65,20 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
         } catch {
             return Self.failAll(
                 task, type: "MultiprocessingError(decodingFailed)",
-                message: "the worker could not decode the inputs: \(describe(error))")
+                message: "the worker could not decode the inputs (\(String(reflecting: F.Input.self))): \(describe(error))")
         }
 
+        progress?.set(.running)
         let start = Platform.monotonicNanos()
         var outputs: [F.Output] = []
-        outputs.reserveCapacity(inputs.count)
+        outputs.reserveCapacity(task.runEnd - task.runStart)
         var failures: [(offset: Int, type: String, message: String)] = []
         // An index loop: `enumerated()` would look up tuple metadata per item in this
         // unspecialized generic code.
-        var offset = 0
-        while offset < inputs.count {
+        var offset = task.runStart
+        let timesItems = context.timesItems
+        while offset < task.runEnd {
+            progress?.item(offset, startedNanos: timesItems ? Platform.monotonicNanos() : 0)
             do {
                 outputs.append(try await function(inputs[offset]))
             } catch {
@@ -74,31 +88,32 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
             offset += 1
         }
         let elapsed = Platform.monotonicNanos() &- start
-        let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed,
-            status: failures.isEmpty ? Message.Result.allSucceeded : Message.Result.perItem)
+        progress?.set(.encoding)
 
         if failures.isEmpty,
             let frame = try? Frame.encode(
                 .result,
                 payload: { w throws in
-                    header.write(to: &w)
+                    Message.Result(
+                        callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed,
+                        status: Message.Result.allSucceeded
+                    ).write(to: &w)
                     try BinaryCodec.encode(outputs, into: &w)
                 })
         {
-            if frame.count - Frame.headerSize <= maximumPayload { return frame }
+            if frame.count - Frame.headerSize <= context.maximumPayload { return frame }
             return Self.failAll(
                 task, type: "MultiprocessingError(frameTooLarge)",
                 message:
-                    "the results of items \(task.firstIndex)..<\(task.firstIndex + task.count) encode to \(frame.count) bytes, above the frame limit of \(maximumPayload) bytes: return smaller results, use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes"
+                    "the results of items \(task.itemRange) encode to \(frame.count) bytes, above the frame limit of \(context.maximumPayload) bytes: return smaller results, use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes"
             )
         }
         return Self.perItemFrame(
-            task, elapsed: elapsed, outputs: outputs, failures: failures, maximumPayload: maximumPayload)
+            task, elapsed: elapsed, outputs: outputs, failures: failures, maximumPayload: context.maximumPayload)
     }
 
     /// A result frame with one outcome per item (used when any item failed, or an output
-    /// could not be encoded).
+    /// could not be encoded: then that item fails, naming the type).
     private static func perItemFrame(
         _ task: Message.Task, elapsed: UInt64, outputs: [F.Output],
         failures: [(offset: Int, type: String, message: String)], maximumPayload: Int
@@ -109,7 +124,7 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
             header.write(to: &w)
             var nextFailure = 0
             var nextOutput = 0
-            for offset in 0..<task.count {
+            for offset in task.runStart..<task.runEnd {
                 if nextFailure < failures.count, failures[nextFailure].offset == offset {
                     w.write(Message.Result.itemFailed)
                     w.write(string: failures[nextFailure].type)
@@ -127,16 +142,17 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
                 } catch {
                     w.write(Message.Result.itemFailed)
                     w.write(string: "MultiprocessingError(encodingFailed)")
-                    w.write(string: "the worker could not encode the result: \(describe(error))")
+                    w.write(
+                        string:
+                            "the worker could not encode the result (\(String(reflecting: F.Output.self))): \(describe(error))"
+                    )
                 }
             }
         }
         if let frame, frame.count - Frame.headerSize <= maximumPayload { return frame }
         return failAll(
             task, type: "MultiprocessingError(frameTooLarge)",
-            message:
-                "the results of items \(task.firstIndex)..<\(task.firstIndex + task.count) are above the frame limit of \(maximumPayload) bytes"
-        )
+            message: "the results of items \(task.itemRange) are above the frame limit of \(maximumPayload) bytes")
     }
 
     /// A result frame in which every item of the task failed with the same error.
@@ -147,7 +163,7 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
         return
             (try? Frame.encode(.result) { w in
                 header.write(to: &w)
-                for _ in 0..<task.count {
+                for _ in task.runStart..<task.runEnd {
                     w.write(Message.Result.itemFailed)
                     w.write(string: type)
                     w.write(string: message)

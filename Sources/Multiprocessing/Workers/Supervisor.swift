@@ -4,18 +4,20 @@ enum CallEvent: Sendable {
     /// A chunk's results arrived (decode them from `payload` starting at `offset`).
     case results(
         Message.Result, range: Range<Int>, payload: [UInt8], offset: Int, worker: MultiprocessingError.WorkerIdentity)
-    /// These items failed together: their worker died, or their inputs could not be encoded.
+    /// These items failed together: their worker died or timed out (after any retries),
+    /// or their inputs could not be encoded.
     case chunkFailed(range: Range<Int>, MultiprocessingError)
     /// The input ran dry: the call has `total` items in all.
     case ended(total: Int)
-    /// The whole call failed (its function could not be installed, the pool closed).
+    /// The whole call failed (its function could not be installed, the pool closed or
+    /// was interrupted).
     case failed(MultiprocessingError)
 }
 
 /// What a call's input produced for one chunk.
 enum ProducedChunk {
     /// `count` items, encoded as a task frame.
-    case frame(count: Int, [UInt8])
+    case frame(count: Int, TaskFrame)
     /// `count` items that could not be encoded.
     case failed(count: Int, MultiprocessingError)
 }
@@ -26,7 +28,7 @@ final class CallRecord: @unchecked Sendable {
     let id: UInt64
     /// The install frame: the function's type name and encoded value.
     let installFrame: [UInt8]
-    var schedule: CallSchedule<[UInt8]>
+    var schedule: CallSchedule<TaskFrame>
     /// Takes up to `maxCount` items from the input, starting at item `firstIndex`, and
     /// encodes them as the task frame of chunk `chunkID`; `nil` when the input is dry.
     /// Called only on the loop thread, in order.
@@ -34,9 +36,11 @@ final class CallRecord: @unchecked Sendable {
     let deliver: @Sendable (CallEvent) -> Void
     /// Called once when the supervisor forgets the call (it ends the caller's event stream).
     let onForget: @Sendable () -> Void
+    /// Failed attempts of items being retried, by the first input index of what failed.
+    var attempts: [Int: [MultiprocessingError]] = [:]
 
     init(
-        id: UInt64, installFrame: [UInt8], schedule: CallSchedule<[UInt8]>,
+        id: UInt64, installFrame: [UInt8], schedule: CallSchedule<TaskFrame>,
         produce: @escaping (UInt64, Int, Int) -> ProducedChunk?,
         deliver: @escaping @Sendable (CallEvent) -> Void,
         onForget: @escaping @Sendable () -> Void
@@ -50,11 +54,25 @@ final class CallRecord: @unchecked Sendable {
     }
 }
 
+/// How the supervisor runs its workers (from ``ProcessPool/Options``).
+struct SupervisorSettings: Sendable {
+    var workerCount: Int
+    var maximumPayload: Int
+    var handshakeTimeoutNanos: UInt64
+    /// Extra attempts for an item whose worker died or timed out.
+    var retries: Int = 0
+    var itemTimeoutNanos: UInt64?
+    /// The initialize frame sent to every new worker, when the pool has an initializer.
+    var initializerFrame: [UInt8]?
+    /// A worker is replaced once it has run this many items.
+    var maximumItemsPerWorker: Int?
+}
+
 /// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
 ///
 /// Everything here runs on the event loop's thread. The public pool talks to it only
-/// through ``start()``, ``submit(_:)``, ``finish(callID:)`` and ``close()``, which hop to
-/// that thread.
+/// through ``start()``, ``submit(_:)``, ``finish(callID:stopRunningWork:)``,
+/// ``consumed(callID:chunks:)``, ``interrupt(_:)`` and ``close()``, which hop to that thread.
 final class Supervisor: @unchecked Sendable {
     enum State { case starting, running, closing, closed }
 
@@ -68,13 +86,15 @@ final class Supervisor: @unchecked Sendable {
 
     let loop: EventLoop
     let launcher: LocalLauncher
-    let workerCount: Int
-    let maximumPayload: Int
-    let handshakeTimeoutNanos: UInt64
+    let settings: SupervisorSettings
+    var workerCount: Int { settings.workerCount }
+    var maximumPayload: Int { settings.maximumPayload }
     private let buildID = Platform.executableBuildID()
 
     private var state = State.starting
     private var slots: [WorkerConnection?]
+    /// Workers that left their slot (recycled) and have not been reaped yet.
+    private var departed: [WorkerConnection] = []
     private var startFailures: [Int]
     private var calls: [UInt64: CallRecord] = [:]
     /// Calls that still have items to hand out, oldest first.
@@ -84,15 +104,14 @@ final class Supervisor: @unchecked Sendable {
     private var startWaiter: CheckedContinuation<Void, any Error>?
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var killTimer: UInt64?
+    private var lastStartError: MultiprocessingError?
 
-    init(workerCount: Int, maximumPayload: Int, handshakeTimeoutNanos: UInt64) throws {
+    init(settings: SupervisorSettings) throws {
         loop = try EventLoop()
-        launcher = LocalLauncher(maximumPayload: maximumPayload)
-        self.workerCount = workerCount
-        self.maximumPayload = maximumPayload
-        self.handshakeTimeoutNanos = handshakeTimeoutNanos
-        slots = Array(repeating: nil, count: workerCount)
-        startFailures = Array(repeating: 0, count: workerCount)
+        launcher = LocalLauncher(maximumPayload: settings.maximumPayload, timesItems: settings.itemTimeoutNanos != nil)
+        self.settings = settings
+        slots = Array(repeating: nil, count: settings.workerCount)
+        startFailures = Array(repeating: 0, count: settings.workerCount)
         try loop.start(name: "mp-supervisor")
     }
 
@@ -111,6 +130,7 @@ final class Supervisor: @unchecked Sendable {
                         return
                     }
                 }
+                if let timeout = settings.itemTimeoutNanos { scheduleTimeoutCheck(timeout) }
             }
         }
     }
@@ -141,8 +161,8 @@ final class Supervisor: @unchecked Sendable {
             callOrder.removeAll { $0 == callID }
             for case let worker? in slots where worker.installed.contains(callID) {
                 worker.installed.remove(callID)
-                if stopRunningWork, worker.phase == .ready, worker.inFlight.first?.callID == callID {
-                    worker.retiring = true
+                if stopRunningWork, worker.hasChannel, worker.inFlight.first?.callID == callID {
+                    worker.stopReason = .cancelled
                     Platform.kill(worker.pid, 9)
                     continue
                 }
@@ -158,6 +178,17 @@ final class Supervisor: @unchecked Sendable {
             call.schedule.consumed(chunks: chunks)
             if !callOrder.contains(callID) && !call.schedule.isExhausted { callOrder.append(callID) }
             pump()
+        }
+    }
+
+    /// Stops the pool because the program received a signal: calls fail with `error`
+    /// (code ``MultiprocessingError/Code/interrupted``), no new work is sent, and the
+    /// workers are stopped.
+    func interrupt(_ error: MultiprocessingError) {
+        loop.execute { [self] in
+            guard state == .starting || state == .running else { return }
+            failAllCalls(error)
+            beginClosing()
         }
     }
 
@@ -207,14 +238,14 @@ final class Supervisor: @unchecked Sendable {
             Platform.kill(worker.pid, 9)
             throw error
         }
-        worker.handshakeTimer = loop.schedule(afterNanoseconds: handshakeTimeoutNanos) { [weak self, unowned worker] in
-            guard let self, worker.phase == .handshaking else { return }
+        let timeout = settings.handshakeTimeoutNanos
+        worker.handshakeTimer = loop.schedule(afterNanoseconds: timeout) { [unowned worker] in
+            guard worker.phase == .handshaking || worker.phase == .initializing else { return }
             worker.connectionError = MultiprocessingError(
                 .handshakeFailed,
-                "\(worker.identity) did not complete the start-up handshake within \(handshakeTimeoutNanos / 1_000_000_000) s: does your program do slow work before calling Multiprocessing.bootstrap()? Call it first in main",
+                "\(worker.identity) did not become ready within \(timeout / 1_000_000_000) s: does your program do slow work before calling Multiprocessing.bootstrap()? Call it first in main (or raise ProcessPool.Options.startTimeoutSeconds for a slow initializer)",
                 worker: worker.identity)
             Platform.kill(worker.pid, 9)
-            _ = self
         }
     }
 
@@ -244,7 +275,7 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func processFrames(_ worker: WorkerConnection) throws {
-        while let frame = try worker.assembler.next() {
+        while worker.hasChannel, let frame = try worker.assembler.next() {
             try handle(frame, from: worker)
         }
     }
@@ -266,31 +297,39 @@ final class Supervisor: @unchecked Sendable {
                 )
             }
             worker.host = hello.host
-            worker.phase = .ready
-            if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
-            startFailures[worker.slot] = 0
-            if state == .starting, slots.allSatisfy({ $0?.phase == .ready }) {
-                state = .running
-                startWaiter?.resume()
-                startWaiter = nil
+            if let initializer = settings.initializerFrame {
+                worker.phase = .initializing
+                try worker.send(initializer)
+            } else {
+                workerIsReady(worker)
             }
-            pump()
+        case .ready:
+            guard worker.phase == .initializing else {
+                throw MultiprocessingError(.malformedFrame, "\(worker.identity) said ready out of turn")
+            }
+            workerIsReady(worker)
         case .result:
             let (header, offset) = try frame.payload.withUnsafeBytes { raw throws in
                 var reader = ByteReader(raw)
                 return (try Message.Result(&reader), reader.offset)
             }
-            guard let first = worker.inFlight.first, first.callID == header.callID, first.chunkID == header.chunkID
+            guard let first = worker.inFlight.first, first.callID == header.callID, first.chunk.id == header.chunkID
             else {
                 throw MultiprocessingError(.malformedFrame, "\(worker.identity) answered a chunk it was not running")
             }
             worker.inFlight.removeFirst()
+            worker.itemsRun += first.chunk.range.count
             if let call = calls[header.callID] {
-                call.schedule.completed(first.range, computeNanos: header.computeNanos)
+                call.schedule.completed(first.chunk.range, computeNanos: header.computeNanos)
                 call.deliver(
                     .results(
-                        header, range: first.range, payload: frame.payload, offset: offset, worker: worker.identity))
+                        header, range: first.chunk.range, payload: frame.payload, offset: offset,
+                        worker: worker.identity))
             }
+            if worker.phase == .exiting && worker.inFlight.isEmpty {
+                worker.closeChannel(loop: loop)  // a recycled worker has answered its last chunk
+            }
+            recycleIfDue(worker)
             pump()
         case .installFailed, .fatal:
             let failure = try frame.payload.withUnsafeBytes { raw throws in
@@ -310,9 +349,40 @@ final class Supervisor: @unchecked Sendable {
                             code, "\(worker.identity) could not install the call's function: \(failure.message)",
                             worker: worker.identity)))
             }
-        case .install, .task, .release:
+        case .install, .task, .release, .initialize:
             throw MultiprocessingError(
                 .malformedFrame, "\(worker.identity) sent a \(frame.kind) frame, which only the parent sends")
+        }
+    }
+
+    private func workerIsReady(_ worker: WorkerConnection) {
+        worker.phase = .ready
+        if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
+        startFailures[worker.slot] = 0
+        if state == .starting, slots.allSatisfy({ $0?.phase == .ready }) {
+            state = .running
+            startWaiter?.resume()
+            startWaiter = nil
+        }
+        pump()
+    }
+
+    /// A worker that has run its share of items (``SupervisorSettings/maximumItemsPerWorker``)
+    /// leaves its slot to a fresh worker, and exits once its last chunk is answered.
+    private func recycleIfDue(_ worker: WorkerConnection) {
+        guard let limit = settings.maximumItemsPerWorker, worker.itemsRun >= limit, state == .running,
+            slots[worker.slot] === worker
+        else { return }
+        slots[worker.slot] = nil
+        departed.append(worker)
+        worker.phase = .exiting
+        if worker.inFlight.isEmpty { worker.closeChannel(loop: loop) }
+        do {
+            try spawn(slot: worker.slot)
+        } catch {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: could not start a worker to replace recycled \(worker.identity): \(describe(error))\n"
+            )
         }
     }
 
@@ -331,14 +401,16 @@ final class Supervisor: @unchecked Sendable {
         }
         worker.closeProcessHandle(loop: loop)
         if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
-        if slots[worker.slot] === worker { slots[worker.slot] = nil }
+        let inSlot = slots[worker.slot] === worker
+        if inSlot { slots[worker.slot] = nil }
+        departed.removeAll { $0 === worker }
 
         switch state {
         case .starting:
             failStart(startError(worker, termination))
         case .running:
             settleLostWork(worker, termination)
-            respawn(after: worker, termination)
+            if inSlot { respawn(after: worker, termination) }
             pump()
         case .closing:
             settleLostWork(worker, termination)
@@ -348,42 +420,128 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
-    /// The chunk a dead worker was running fails; the ones waiting behind it go back to
-    /// their calls, to be handed to another worker.
+    // MARK: - Lost work
+
+    /// Settles the chunks of a worker that died. In the chunk it was running, only the
+    /// item that was executing fails (or is retried); the items before and after it, and
+    /// every chunk waiting behind it, go back to their calls for other workers.
     private func settleLostWork(_ worker: WorkerConnection, _ termination: ProcessTermination) {
-        for (position, chunk) in worker.inFlight.enumerated() {
-            guard let call = calls[chunk.callID] else { continue }
-            if position == 0 && !worker.retiring {
-                call.schedule.abandoned(chunk.range)
-                call.deliver(.chunkFailed(range: chunk.range, deathError(worker, termination, running: chunk.range)))
-            } else {
-                call.schedule.giveBack(.init(id: chunk.chunkID, range: chunk.range, payload: chunk.frame))
-                if !callOrder.contains(chunk.callID) { callOrder.append(chunk.callID) }
+        let snapshot = worker.progress.snapshot()
+        for (position, inFlight) in worker.inFlight.enumerated() {
+            guard let call = calls[inFlight.callID] else { continue }
+            let chunk = inFlight.chunk
+            guard position == 0, snapshot.chunkID == chunk.id, worker.stopReason != .cancelled else {
+                // Never started (or its call was cancelled): send it elsewhere as it is.
+                call.schedule.split(chunk, requeue: [chunk], failed: 0)
+                enqueue(call)
+                continue
+            }
+            let task = chunk.payload.task
+            switch snapshot.phase {
+            case .running where task.runStart <= snapshot.offset && snapshot.offset < task.runEnd:
+                let k = snapshot.offset
+                let error = failureError(worker, termination, index: task.firstIndex + k, phase: nil)
+                settle(call, chunk, failing: k..<(k + 1), error: error)
+            default:
+                // It died decoding the inputs or encoding the results: the whole chunk is
+                // the unit that failed.
+                let phase = snapshot.phase == .decoding ? "decoding the inputs of" : "encoding the results of"
+                let error = failureError(worker, termination, index: nil, phase: (phase, chunk.range))
+                settle(call, chunk, failing: task.runStart..<task.runEnd, error: error)
             }
         }
         worker.inFlight.removeAll()
     }
 
+    /// Fails (or retries) the run offsets `failing` of `chunk`, and sends the rest of it again.
+    private func settle(
+        _ call: CallRecord, _ chunk: CallSchedule<TaskFrame>.Chunk, failing: Range<Int>, error: MultiprocessingError
+    ) {
+        let frame = chunk.payload
+        let task = frame.task
+        var pieces: [Range<Int>] = []
+        if task.runStart < failing.lowerBound { pieces.append(task.runStart..<failing.lowerBound) }
+        if failing.upperBound < task.runEnd { pieces.append(failing.upperBound..<task.runEnd) }
+
+        let firstFailed = task.firstIndex + failing.lowerBound
+        let previous = call.attempts[firstFailed] ?? []
+        let retry = previous.count < settings.retries
+        if retry {
+            call.attempts[firstFailed] = previous + [error]
+            pieces.append(failing)
+        } else {
+            call.attempts[firstFailed] = nil
+        }
+        var requeue: [CallSchedule<TaskFrame>.Chunk] = []
+        for piece in pieces {
+            let chunkID = nextChunkID
+            nextChunkID += 1
+            guard let narrowed = try? frame.narrowed(to: piece, chunkID: chunkID) else { continue }
+            requeue.append(.init(id: chunkID, range: narrowed.task.itemRange, payload: narrowed))
+        }
+        call.schedule.split(chunk, requeue: requeue, failed: retry ? 0 : 1)
+        if !retry {
+            let range = (task.firstIndex + failing.lowerBound)..<(task.firstIndex + failing.upperBound)
+            call.deliver(.chunkFailed(range: range, Self.withAttempts(error, previous)))
+        }
+        enqueue(call)
+    }
+
+    private func enqueue(_ call: CallRecord) {
+        if !callOrder.contains(call.id) { callOrder.append(call.id) }
+    }
+
+    /// The error of the last attempt, listing the earlier ones when there were retries.
+    static func withAttempts(_ last: MultiprocessingError, _ previous: [MultiprocessingError]) -> MultiprocessingError {
+        guard !previous.isEmpty else { return last }
+        let all = previous + [last]
+        var message = "all \(all.count) attempts failed:"
+        for (number, attempt) in all.enumerated() { message += " attempt \(number + 1): \(attempt.message)" }
+        return MultiprocessingError(
+            last.code, message, itemIndex: last.itemIndex, worker: last.worker, termination: last.termination,
+            underlying: last.underlying)
+    }
+
+    private func failureError(
+        _ worker: WorkerConnection, _ termination: ProcessTermination, index: Int?, phase: (String, Range<Int>)?
+    ) -> MultiprocessingError {
+        let what = index.map { "item \($0)" } ?? phase.map { "\($0.0) items \($0.1.lowerBound)..<\($0.1.upperBound)" } ?? "work"
+        if case .timedOut(let limit) = worker.stopReason {
+            return MultiprocessingError(
+                .timedOut,
+                "\(what.prefix(1).uppercased() + what.dropFirst()) ran longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
+                itemIndex: index, worker: worker.identity, termination: termination)
+        }
+        var message = "\(worker.identity) \(termination) while \(index != nil ? "running " : "")\(what)"
+        if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
+        if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
+        message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
+        return MultiprocessingError(
+            .workerDied, message, itemIndex: index, worker: worker.identity, termination: termination,
+            underlying: worker.connectionError)
+    }
+
+    static func formatSeconds(_ nanos: UInt64) -> String {
+        let seconds = Double(nanos) / 1e9
+        return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
+    }
+
     private func respawn(after worker: WorkerConnection, _ termination: ProcessTermination) {
         let slot = worker.slot
-        if worker.phase == .handshaking || worker.fatalMessage != nil {
+        if worker.phase == .handshaking || worker.phase == .initializing || worker.fatalMessage != nil {
             startFailures[slot] += 1
+            lastStartError = startError(worker, termination)
         }
         if startFailures[slot] >= Self.maximumConsecutiveStartFailures {
+            let last = lastStartError ?? startError(worker, termination)
             Platform.writeToStandardError(
-                "swift-multiprocessing: worker slot \(slot) failed to start \(startFailures[slot]) times in a row (last: \(startError(worker, termination).message)); the pool goes on with \(slots.compactMap { $0 }.count) workers\n"
+                "swift-multiprocessing: worker slot \(slot) failed to start \(startFailures[slot]) times in a row (last: \(last.message)); the pool goes on with \(slots.compactMap { $0 }.count) workers\n"
             )
             if slots.allSatisfy({ $0 == nil }) {
-                let error = MultiprocessingError(
-                    .workerDied,
-                    "no worker of the pool is left: workers could not be restarted (last: \(startError(worker, termination).message))"
-                )
-                for call in calls.values {
-                    call.deliver(.failed(error))
-                    call.onForget()
-                }
-                calls.removeAll()
-                callOrder.removeAll()
+                failAllCalls(
+                    MultiprocessingError(
+                        last.code == .initializerFailed ? .initializerFailed : .workerDied,
+                        "no worker of the pool is left: workers could not be restarted (last: \(last.message))"))
             }
             return
         }
@@ -396,19 +554,13 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
-    private func deathError(_ worker: WorkerConnection, _ termination: ProcessTermination, running range: Range<Int>)
-        -> MultiprocessingError
-    {
-        var message = "\(worker.identity) \(termination) while running item"
-        message +=
-            range.count == 1
-            ? " \(range.lowerBound)" : "s \(range.lowerBound)..<\(range.upperBound) (one of them was executing)"
-        if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
-        if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
-        message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
-        return MultiprocessingError(
-            .workerDied, message, itemIndex: range.count == 1 ? range.lowerBound : nil, worker: worker.identity,
-            termination: termination, underlying: worker.connectionError)
+    private func failAllCalls(_ error: MultiprocessingError) {
+        for call in calls.values {
+            call.deliver(.failed(error))
+            call.onForget()
+        }
+        calls.removeAll()
+        callOrder.removeAll()
     }
 
     private func startError(_ worker: WorkerConnection, _ termination: ProcessTermination) -> MultiprocessingError {
@@ -419,6 +571,17 @@ final class Supervisor: @unchecked Sendable {
                 detail:
                     "the worker process (pid \(worker.pid)) ran your program's main, which reached pool creation without calling it"
             )
+        }
+        if worker.phase == .initializing || termination == .exited(WorkerMode.initializerFailedStatus) {
+            var message = "the pool's worker initializer failed in \(worker.identity)"
+            if let fatal = worker.fatalMessage {
+                message += ": \(fatal.message)"
+            } else {
+                message += ": the worker \(termination) while running it"
+            }
+            return MultiprocessingError(
+                .initializerFailed, message + ". No worker can start until the initializer succeeds.",
+                worker: worker.identity, termination: termination)
         }
         if let error = worker.connectionError { return error }
         var message = "\(worker.identity) \(termination) before completing the start-up handshake"
@@ -441,6 +604,30 @@ final class Supervisor: @unchecked Sendable {
         beginClosing()
     }
 
+    // MARK: - Timeouts
+
+    /// Checks, a few times per timeout period, whether a worker's current item has run
+    /// past the limit (the worker notes each item's start in its progress page); such a
+    /// worker is killed, and its death fails the item as timed out.
+    private func scheduleTimeoutCheck(_ limit: UInt64) {
+        let interval = min(max(limit / 8, 2_000_000), 100_000_000)
+        loop.schedule(afterNanoseconds: interval) { [weak self] in
+            guard let self, state == .starting || state == .running else { return }
+            let now = Platform.monotonicNanos()
+            for case let worker? in slots where worker.phase == .ready && worker.stopReason == nil {
+                guard let running = worker.inFlight.first else { continue }
+                let snapshot = worker.progress.snapshot()
+                if snapshot.chunkID == running.chunk.id, snapshot.phase == .running, snapshot.startedNanos > 0,
+                    now > snapshot.startedNanos, now - snapshot.startedNanos > limit
+                {
+                    worker.stopReason = .timedOut(limit)
+                    Platform.kill(worker.pid, 9)
+                }
+            }
+            scheduleTimeoutCheck(limit)
+        }
+    }
+
     // MARK: - Scheduling
 
     /// Hands out chunks to workers with room, filling every worker to one chunk before any
@@ -449,7 +636,8 @@ final class Supervisor: @unchecked Sendable {
         guard state == .running else { return }
         for depth in 1...Self.chunksPerWorker {
             for case let worker? in slots where worker.phase == .ready && worker.inFlight.count < depth {
-                guard let (call, chunk) = nextChunk() else { return }
+                let budget = settings.maximumItemsPerWorker.map { max(1, $0 - worker.itemsQueued) } ?? Int.max
+                guard let (call, chunk) = nextChunk(atMost: budget) else { return }
                 dispatch(call, chunk, to: worker)
             }
         }
@@ -457,7 +645,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// The next chunk to send: a given-back one, else new items from the oldest call that
     /// has some and room in its window.
-    private func nextChunk() -> (CallRecord, CallSchedule<[UInt8]>.Chunk)? {
+    private func nextChunk(atMost budget: Int) -> (CallRecord, CallSchedule<TaskFrame>.Chunk)? {
         var index = 0
         while index < callOrder.count {
             guard let call = calls[callOrder[index]] else {
@@ -469,7 +657,7 @@ final class Supervisor: @unchecked Sendable {
                 let chunkID = nextChunkID
                 nextChunkID += 1
                 let first = call.schedule.nextIndex
-                switch call.produce(chunkID, first, size) {
+                switch call.produce(chunkID, first, min(size, budget)) {
                 case .frame(let count, let frame)?:
                     call.schedule.handedOut(count: count)
                     return (call, .init(id: chunkID, range: first..<(first + count), payload: frame))
@@ -492,21 +680,22 @@ final class Supervisor: @unchecked Sendable {
         return nil
     }
 
-    private func dispatch(_ call: CallRecord, _ chunk: CallSchedule<[UInt8]>.Chunk, to worker: WorkerConnection) {
+    private func dispatch(_ call: CallRecord, _ chunk: CallSchedule<TaskFrame>.Chunk, to worker: WorkerConnection) {
         let range = chunk.range
         do {
-            guard chunk.payload.count - Frame.headerSize <= maximumPayload else {
+            guard chunk.payload.bytes.count - Frame.headerSize <= maximumPayload else {
                 throw MultiprocessingError(
                     .frameTooLarge,
-                    "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(chunk.payload.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
+                    "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(chunk.payload.bytes.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
                 )
             }
             if !worker.installed.contains(call.id) {
                 try worker.send(call.installFrame)
                 worker.installed.insert(call.id)
             }
-            worker.inFlight.append(.init(callID: call.id, chunkID: chunk.id, range: range, frame: chunk.payload))
-            try worker.send(chunk.payload)
+            worker.inFlight.append(.init(callID: call.id, chunk: chunk))
+            worker.itemsQueued += range.count
+            try worker.send(chunk.payload.bytes)
         } catch {
             let error = MultiprocessingError.from(error)
             if error.code == .systemCallFailed {
@@ -527,26 +716,20 @@ final class Supervisor: @unchecked Sendable {
             return
         }
         state = .closing
-        let error = Self.closedError()
-        for call in calls.values {
-            call.deliver(.failed(error))
-            call.onForget()
-        }
-        calls.removeAll()
-        callOrder.removeAll()
-        for case let worker? in slots {
+        failAllCalls(Self.closedError())
+        for worker in slots.compactMap({ $0 }) + departed {
             worker.phase = .exiting
             worker.closeChannel(loop: loop)
         }
         killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos) { [weak self] in
             guard let self else { return }
-            for case let worker? in slots { Platform.kill(worker.pid, 9) }
+            for worker in slots.compactMap({ $0 }) + departed { Platform.kill(worker.pid, 9) }
         }
         finishClosingIfDone()
     }
 
     private func finishClosingIfDone() {
-        guard state == .closing, slots.allSatisfy({ $0 == nil }) else { return }
+        guard state == .closing, slots.allSatisfy({ $0 == nil }), departed.isEmpty else { return }
         state = .closed
         if let killTimer { loop.cancelTimer(killTimer) }
         let waiters = closeWaiters

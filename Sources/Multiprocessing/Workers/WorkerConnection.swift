@@ -6,14 +6,14 @@ final class WorkerConnection {
     /// order it receives them, so the first one is the one running.
     struct InFlight {
         let callID: UInt64
-        let chunkID: UInt64
-        let range: Range<Int>
-        /// The encoded task, kept so that a chunk the worker never started can be re-sent.
-        let frame: [UInt8]
+        /// The chunk, with its encoded task (kept so that it can be re-sent elsewhere).
+        let chunk: CallSchedule<TaskFrame>.Chunk
     }
 
     enum Phase {
         case handshaking
+        /// Running the pool's initializer.
+        case initializing
         case ready
         /// The channel is closed or broken; waiting for the process to be reaped.
         case exiting
@@ -26,8 +26,19 @@ final class WorkerConnection {
     private(set) var lifeline: Int32
     var host = "?"
     var phase = Phase.handshaking
-    /// Killed on purpose (its call was cancelled): its death fails no item.
-    var retiring = false
+    /// Why the supervisor killed this worker, when it did.
+    enum StopReason: Equatable {
+        /// The call it was running was cancelled: its death fails no item.
+        case cancelled
+        /// Its current item ran past the per-item timeout (nanoseconds).
+        case timedOut(UInt64)
+    }
+    var stopReason: StopReason?
+    /// Items answered, and items sent (for recycling after N items).
+    var itemsRun = 0
+    var itemsQueued = 0
+    /// Where the worker notes what it is doing.
+    let progress: ProgressPage
     var inFlight: [InFlight] = []
     var installed: Set<UInt64> = []
     var handshakeTimer: UInt64?
@@ -48,6 +59,7 @@ final class WorkerConnection {
         processHandle = spawned.processHandle
         channel = spawned.channel
         lifeline = spawned.lifeline
+        progress = spawned.progress
         assembler = FrameAssembler(maximumPayload: maximumPayload)
     }
 

@@ -11,33 +11,39 @@ import Darwin
 /// about itself. The variable is removed from the worker's environment as soon as
 /// `bootstrap()` reads it, so programs the worker's function starts never see it.
 enum WorkerMode {
-    /// `v1:<parent pid>:<slot>:<maximum frame payload>`; the channel is descriptor 3 and
-    /// the lifeline descriptor 4.
+    /// `v1:<parent pid>:<slot>:<maximum frame payload>:<flags>`; the channel is descriptor
+    /// 3, the lifeline descriptor 4, the progress page descriptor 5.
     static let environmentVariable = "SWIFT_MULTIPROCESSING_WORKER"
     static let channelDescriptor: Int32 = 3
     static let lifelineDescriptor: Int32 = 4
+    static let progressDescriptor: Int32 = 5
     /// Exit status of a worker whose program never called `bootstrap()`.
     static let bootstrapMissingStatus: Int32 = 70
+    /// Exit status of a worker whose initializer failed.
+    static let initializerFailedStatus: Int32 = 71
 
-    struct Settings {
+    struct Settings: Equatable {
         var parentPID: Int32
         var slot: Int
         var maximumPayload: Int
+        /// Note each item's start time in the progress page (items have a timeout).
+        var timesItems: Bool
 
-        var environmentValue: String { "v1:\(parentPID):\(slot):\(maximumPayload)" }
+        var environmentValue: String { "v1:\(parentPID):\(slot):\(maximumPayload):\(timesItems ? 1 : 0)" }
 
-        init(parentPID: Int32, slot: Int, maximumPayload: Int) {
+        init(parentPID: Int32, slot: Int, maximumPayload: Int, timesItems: Bool = false) {
             self.parentPID = parentPID
             self.slot = slot
             self.maximumPayload = maximumPayload
+            self.timesItems = timesItems
         }
 
         init?(environmentValue: String) {
             let parts = environmentValue.split(separator: ":")
-            guard parts.count == 4, parts[0] == "v1", let parent = Int32(parts[1]), let slot = Int(parts[2]),
-                let maximum = Int(parts[3]), maximum > 0
+            guard parts.count == 5, parts[0] == "v1", let parent = Int32(parts[1]), let slot = Int(parts[2]),
+                let maximum = Int(parts[3]), maximum > 0, let flags = Int(parts[4])
             else { return nil }
-            self.init(parentPID: parent, slot: slot, maximumPayload: maximum)
+            self.init(parentPID: parent, slot: slot, maximumPayload: maximum, timesItems: flags & 1 != 0)
         }
     }
 
@@ -124,6 +130,10 @@ struct WorkerLoop {
         var assembler = FrameAssembler(maximumPayload: settings.maximumPayload)
         var runners: [UInt64: any ChunkRunner] = [:]
         let executor = WorkerExecutor.shared
+        let context = RunnerContext(
+            maximumPayload: settings.maximumPayload,
+            progress: try? ProgressPage(inheritedDescriptor: WorkerMode.progressDescriptor),
+            timesItems: settings.timesItems)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             while let frame = try assembler.next() {
@@ -135,8 +145,7 @@ struct WorkerLoop {
                             var reader = ByteReader(raw)
                             header = try Message.Install(&reader)
                             let rest = UnsafeRawBufferPointer(rebasing: raw[reader.offset...])
-                            return try makeChunkRunner(
-                                typeName: header.typeName, functionBytes: rest, maximumPayload: settings.maximumPayload)
+                            return try makeChunkRunner(typeName: header.typeName, functionBytes: rest, context: context)
                         }
                         runners[header.callID] = runner
                     } catch {
@@ -169,7 +178,9 @@ struct WorkerLoop {
                         return try reader.readVarint()
                     }
                     runners[callID] = nil
-                case .hello, .result, .fatal, .installFailed:
+                case .initialize:
+                    try runInitializer(frame.payload, executor: executor)
+                case .hello, .result, .fatal, .installFailed, .ready:
                     throw MultiprocessingError(
                         .malformedFrame, "the parent sent a \(frame.kind) frame, which only workers send")
                 }
@@ -182,6 +193,27 @@ struct WorkerLoop {
             if n == 0 { return }  // the parent closed the channel: an orderly end
             buffer.withUnsafeBytes { assembler.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
+    }
+
+    /// Runs the pool's initializer; answers `ready`, or reports the failure and exits.
+    private func runInitializer(_ payload: [UInt8], executor: WorkerExecutor) throws {
+        let failure: MultiprocessingError?
+        do {
+            let initializer = try payload.withUnsafeBytes { raw throws in
+                var reader = ByteReader(raw)
+                let typeName = try reader.readString()
+                let rest = UnsafeRawBufferPointer(rebasing: raw[reader.offset...])
+                return try makeInitializer(typeName: typeName, bytes: rest)
+            }
+            failure = executor.run { await initializer.run() }
+        } catch {
+            failure = MultiprocessingError.from(error)
+        }
+        if let failure {
+            try send(Message.Failure(code: failure.code.description, message: failure.message).frame(.fatal))
+            Platform.exitFlushing(WorkerMode.initializerFailedStatus)
+        }
+        try send(Frame.encode(.ready) { _ in })
     }
 
     /// A thread that ends the worker when the parent goes away, even while the main

@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CMultiprocessingShim
+
+/// A small page of memory shared between the parent and one worker, where the worker
+/// notes what it is doing: which chunk, which phase, which item, since when.
+///
+/// Writing it costs a few plain stores per item (no system call). The parent reads it
+/// when the worker dies, to fail exactly the item that was running and send the rest of
+/// the chunk elsewhere, and, when items have a timeout, while the worker runs.
+final class ProgressPage: @unchecked Sendable {
+    /// What the worker is doing with the chunk in ``chunkID``.
+    enum Phase: UInt64 {
+        case idle = 0
+        case decoding = 1
+        case running = 2
+        case encoding = 3
+    }
+
+    /// What the parent reads.
+    struct Snapshot: Equatable {
+        var chunkID: UInt64
+        var phase: Phase
+        /// The running item's offset within the chunk's inputs.
+        var offset: Int
+        /// When the running item started (monotonic nanoseconds; 0 when not recorded).
+        var startedNanos: UInt64
+    }
+
+    static let size = 4096
+    let descriptor: Int32
+    private let words: UnsafeMutablePointer<UInt64>
+
+    /// Creates a page to hand to a new worker (parent side).
+    init() throws {
+        #if os(Linux)
+        let fd = try Platform.call("memfd_create") { mp_memfd_create("mp-progress") }
+        #else
+        let fd: Int32 = -1
+        throw MultiprocessingError(.systemCallFailed, "shared progress pages need Linux")
+        #endif
+        do {
+            try Platform.call("ftruncate") { ftruncate(fd, off_t(Self.size)) }
+            words = try Self.map(fd)
+        } catch {
+            Platform.close(fd)
+            throw error
+        }
+        descriptor = fd
+    }
+
+    /// Maps the page a parent handed over (worker side).
+    init(inheritedDescriptor fd: Int32) throws {
+        words = try Self.map(fd)
+        descriptor = fd
+    }
+
+    private static func map(_ fd: Int32) throws -> UnsafeMutablePointer<UInt64> {
+        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
+            throw Platform.systemError("mmap", mp_errno())
+        }
+        let words = raw.bindMemory(to: UInt64.self, capacity: 4)
+        words.initialize(repeating: 0, count: 4)
+        return words
+    }
+
+    deinit {
+        munmap(UnsafeMutableRawPointer(words), Self.size)
+        Platform.close(descriptor)
+    }
+
+    // Worker side: plain stores; the parent reads them after the worker is gone, or
+    // tolerates a stale value while it runs.
+
+    @inline(__always)
+    func begin(chunkID: UInt64) {
+        words[0] = chunkID
+        words[1] = Phase.decoding.rawValue
+    }
+
+    @inline(__always)
+    func set(_ phase: Phase) {
+        words[1] = phase.rawValue
+    }
+
+    @inline(__always)
+    func item(_ offset: Int, startedNanos: UInt64) {
+        words[3] = startedNanos
+        words[2] = UInt64(offset)
+    }
+
+    /// Parent side: what the worker last noted. Reads the item twice so that an offset
+    /// and a start time from different items are never paired.
+    func snapshot() -> Snapshot {
+        while true {
+            let offset = words[2]
+            let started = words[3]
+            let chunkID = words[0]
+            let phase = Phase(rawValue: words[1]) ?? .idle
+            if words[2] == offset {
+                return Snapshot(chunkID: chunkID, phase: phase, offset: Int(offset), startedNanos: started)
+            }
+        }
+    }
+}
