@@ -636,7 +636,8 @@ final class Supervisor: @unchecked Sendable {
         guard state == .running else { return }
         for depth in 1...Self.chunksPerWorker {
             for case let worker? in slots where worker.phase == .ready && worker.inFlight.count < depth {
-                let budget = settings.maximumItemsPerWorker.map { max(1, $0 - worker.itemsQueued) } ?? Int.max
+                let budget = settings.maximumItemsPerWorker.map { $0 - worker.itemsQueued } ?? Int.max
+                guard budget > 0 else { continue }  // it has all the items it may run; it is recycled next
                 guard let (call, chunk) = nextChunk(atMost: budget) else { return }
                 dispatch(call, chunk, to: worker)
             }

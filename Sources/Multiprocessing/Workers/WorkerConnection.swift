@@ -24,7 +24,7 @@ final class WorkerConnection {
     let processHandle: Int32
     let channel: Int32
     private(set) var lifeline: Int32
-    var host = "?"
+    var host = Platform.shortHostName()
     var phase = Phase.handshaking
     /// Why the supervisor killed this worker, when it did.
     enum StopReason: Equatable {

@@ -112,6 +112,9 @@ struct WorkerLoop {
             try serve()
         } catch {
             let error = MultiprocessingError.from(error)
+            // The parent closed the channel while this worker was answering (the pool
+            // closed, or stopped it): nothing to report.
+            if Platform.isPeerGone(error) { Platform.exitFlushing(0) }
             let failure = Message.Failure(code: error.code.description, message: error.message)
             if let frame = try? failure.frame(.fatal) { try? send(frame) }
             Platform.writeToStandardError(

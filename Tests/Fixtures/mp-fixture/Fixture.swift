@@ -157,6 +157,87 @@ func peakRSSKiB() -> Int {
     return -1
 }
 
+/// An input whose decoding, in the worker, crashes for the value 13.
+struct FragileInput: Codable, Sendable {
+    var value: Int
+    init(_ value: Int) { self.value = value }
+    init(from decoder: any Decoder) throws {
+        value = try decoder.singleValueContainer().decode(Int.self)
+        if value == 13 && Multiprocessing.isWorker { abort() }
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(value)
+    }
+}
+
+struct DecodeCrash: ParallelFunction {
+    func callAsFunction(_ x: FragileInput) -> Int { x.value }
+}
+
+/// An output whose encoding, in the worker, crashes for the value 13.
+struct FragileOutput: Codable, Sendable {
+    var value: Int
+    init(_ value: Int) { self.value = value }
+    init(from decoder: any Decoder) throws { value = try decoder.singleValueContainer().decode(Int.self) }
+    func encode(to encoder: any Encoder) throws {
+        if value == 13 && Multiprocessing.isWorker { abort() }
+        var c = encoder.singleValueContainer()
+        try c.encode(value)
+    }
+}
+
+struct EncodeCrash: ParallelFunction {
+    func callAsFunction(_ x: Int) -> FragileOutput { FragileOutput(x) }
+}
+
+/// An output that cannot be encoded: its encode(to:) throws.
+struct Unencodable: Codable, Sendable {
+    struct Refused: Error, CustomStringConvertible { var description: String { "refused to encode" } }
+    init() {}
+    init(from decoder: any Decoder) throws {}
+    func encode(to encoder: any Encoder) throws { throw Refused() }
+}
+
+struct MakeUnencodable: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Unencodable { Unencodable() }
+}
+
+/// Crashes (SIGKILL to itself) the first time it sees item 7 in a run, then succeeds:
+/// the first attempt leaves a marker file.
+struct CrashOnce: ParallelFunction {
+    var marker: String
+    func callAsFunction(_ x: Int) -> Int {
+        if x == 7 && access(marker, F_OK) != 0 {
+            let fd = open(marker, O_CREAT | O_WRONLY, 0o644)
+            close(fd)
+            kill(getpid(), SIGKILL)
+        }
+        return x * 10
+    }
+}
+
+struct FailingInitializer: WorkerInitializer {
+    struct Broken: Error, CustomStringConvertible { var description: String { "the model file is missing" } }
+    func initialize() throws { throw Broken() }
+}
+
+nonisolated(unsafe) var initializedGreeting = "not initialized"
+
+struct Greeter: WorkerInitializer {
+    var greeting: String
+    func initialize() { initializedGreeting = greeting }
+}
+
+struct Greet: ParallelFunction {
+    func callAsFunction(_ x: Int) -> String { "\(initializedGreeting) \(x)" }
+}
+
+/// An initializer that makes the worker abort when it exits (a crash during shutdown).
+struct AbortAtExit: WorkerInitializer {
+    func initialize() { atexit { abort() } }
+}
+
 struct PrintLines: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int {
         print("line \(x) from a worker")
@@ -264,6 +345,7 @@ struct Fixture {
         let scenario = arguments.first ?? ""
         // "child-skips-bootstrap": the parent calls bootstrap() but its workers do not,
         // as a program that calls it conditionally would.
+        if scenario == "crash-at-start" && getenv("SWIFT_MULTIPROCESSING_WORKER") != nil { abort() }
         if scenario != "no-bootstrap"
             && !(scenario == "child-skips-bootstrap" && getenv("SWIFT_MULTIPROCESSING_WORKER") != nil)
         {
@@ -550,6 +632,91 @@ struct Fixture {
                     print(describe(error))
                 }
             }
+        case "fault-matrix":
+            // args: retries. Each line: one fault, what the stream reported per item.
+            var options = ProcessPool.Options()
+            options.retries = args[0]
+            try await withProcessPool(workers: 2, options: options) { pool in
+                func report<Output>(_ name: String, _ results: Results<Output>) async throws {
+                    var failed: [String] = []
+                    var succeeded = 0
+                    for try await item in results {
+                        switch item.result {
+                        case .success: succeeded += 1
+                        case .failure(let error): failed.append("\(item.index) \(describe(error))")
+                        }
+                    }
+                    print("\(name): ok \(succeeded) failed \(failed.count)")
+                    for line in failed { print("  \(line)") }
+                }
+                try await report("running", pool.imap(Crash(), [0, 0, 0, 1, 0, 0, 0, 0], chunkSize: 8))
+                try await report("decoding", pool.imap(DecodeCrash(), (10..<16).map(FragileInput.init), chunkSize: 3))
+                try await report("encoding", pool.imap(EncodeCrash(), Array(10..<16), chunkSize: 3))
+                try await report("unencodable", pool.imap(MakeUnencodable(), [1, 2], chunkSize: 2))
+            }
+            print("children after close \(children().count)")
+        case "crash-once":
+            // args: retries. Item 7 kills its worker the first time only.
+            let marker = "/tmp/mp-fixture-crash-once-\(getpid())"
+            defer { unlink(marker) }
+            var options = ProcessPool.Options()
+            options.retries = args[0]
+            try await withProcessPool(workers: 2, options: options) { pool in
+                do {
+                    let out = try await pool.map(CrashOnce(marker: marker), Array(0..<20), chunkSize: 20)
+                    print("map ok \(out == (0..<20).map { $0 * 10 })")
+                } catch {
+                    print("map failed: \(describe(error))")
+                }
+            }
+        case "timeout":
+            var options = ProcessPool.Options()
+            options.itemTimeout = .milliseconds(500)
+            let start = now()
+            try await withProcessPool(workers: 2, options: options) { pool in
+                var lines: [String] = []
+                for try await item in pool.imap(Busy(milliseconds: 1), [0, 1, 2, 3], chunkSize: 4) {
+                    lines.append("\(item.index) \((try? item.get()).map(String.init) ?? "failed")")
+                }
+                for try await item in pool.imap(Busy(milliseconds: 60_000), [4], chunkSize: 1) {
+                    if case .failure(let error) = item.result { lines.append("4 \(describe(error))") }
+                }
+                print(lines.joined(separator: "\n"))
+                print("after \(try await pool.map(Square(), [5]))")
+            }
+            print("within 5 s \(now() - start < 5)")
+        case "initializer":
+            try await withProcessPool(workers: 2, options: .init(initializer: Greeter(greeting: "hello"))) { pool in
+                print(try await pool.map(Greet(), [1, 2, 3]))
+            }
+            let start = now()
+            do {
+                _ = try await ProcessPool(workers: 2, options: .init(initializer: FailingInitializer()))
+                fail("a pool started with a failing initializer")
+            } catch {
+                print(describe(error))
+            }
+            print("failed within 5 s \(now() - start < 5) children \(children().count)")
+        case "crash-at-start":
+            do {
+                _ = try await ProcessPool(workers: 2)
+                fail("a pool started with workers that crash")
+            } catch {
+                print(describe(error))
+            }
+            print("children \(children().count)")
+        case "crash-at-shutdown":
+            try await withProcessPool(workers: 2, options: .init(initializer: AbortAtExit())) { pool in
+                print(try await pool.map(Square(), [1, 2, 3]))
+            }
+            print("closed, children \(children().count)")
+        case "recycle":
+            try await withProcessPool(workers: 2, options: .init(maximumItemsPerWorker: 5)) { pool in
+                let pids = try await pool.map(Pid(), Array(0..<40))
+                let values = try await pool.map(Square(), Array(0..<40))
+                print("distinct workers \(Set(pids).count >= 8) (\(Set(pids).count)) results ok \(values == (0..<40).map { $0 * $0 })")
+            }
+            print("children after close \(children().count)")
         case "pool-in-worker":
             try await withProcessPool(workers: 1) { pool in
                 print(try await pool.apply(NestedPool(), 0))
