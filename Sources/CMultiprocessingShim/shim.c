@@ -194,3 +194,40 @@ void mp_set_thread_name(const char *name) {
     (void)name;
 #endif
 }
+
+static volatile int mp_signal_fd = -1;
+static struct sigaction mp_previous_int;
+static struct sigaction mp_previous_term;
+static int mp_handlers_installed = 0;
+
+static void mp_termination_handler(int signo) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signo;
+    int fd = mp_signal_fd;
+    if (fd >= 0) (void)write(fd, &byte, 1);
+    errno = saved;
+}
+
+int mp_install_termination_handlers(int fd) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = mp_termination_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    mp_signal_fd = fd;
+    if (mp_handlers_installed) return 0;
+    if (sigaction(SIGINT, &action, &mp_previous_int) != 0) return -1;
+    if (sigaction(SIGTERM, &action, &mp_previous_term) != 0) {
+        sigaction(SIGINT, &mp_previous_int, NULL);
+        return -1;
+    }
+    mp_handlers_installed = 1;
+    return 0;
+}
+
+void mp_restore_termination_handlers(void) {
+    if (!mp_handlers_installed) return;
+    sigaction(SIGINT, &mp_previous_int, NULL);
+    sigaction(SIGTERM, &mp_previous_term, NULL);
+    mp_handlers_installed = 0;
+}

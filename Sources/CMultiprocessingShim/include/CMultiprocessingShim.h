@@ -64,6 +64,14 @@ int mp_eventfd(void);
 /// Names the calling thread (Linux: up to 15 bytes, shown by `ps -L`, `top -H`).
 void mp_set_thread_name(const char *name);
 
+/// Installs handlers for SIGINT and SIGTERM (sigaction, SA_RESTART) that write the
+/// signal's number, as one byte, to `fd` (a self-pipe: the only async-signal-safe way
+/// to hand a signal to a thread). The previous dispositions are saved. Returns 0 or -1.
+int mp_install_termination_handlers(int fd);
+
+/// Restores the dispositions saved by mp_install_termination_handlers.
+void mp_restore_termination_handlers(void);
+
 /// The calling thread's errno.
 int mp_errno(void);
 

@@ -115,6 +115,9 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
     public let remoteErrorMessage: String?
     /// How the worker process ended, for ``Code/workerDied`` and start-up failures.
     public let termination: ProcessTermination?
+    /// The signal the program received, for ``Code/interrupted`` (SIGINT 2, SIGTERM 15):
+    /// a program that stops because of it conventionally exits with status 128 + signal.
+    public let interruptSignal: Int32?
     /// The underlying cause (for example a ``SystemCallError``), when there is one.
     public let underlying: (any Error & Sendable)?
     /// Results a call had already received when it failed, type-erased; read them with
@@ -130,6 +133,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         remoteErrorType: String? = nil,
         remoteErrorMessage: String? = nil,
         termination: ProcessTermination? = nil,
+        interruptSignal: Int32? = nil,
         underlying: (any Error & Sendable)? = nil
     ) {
         self.code = code
@@ -139,6 +143,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.remoteErrorType = remoteErrorType
         self.remoteErrorMessage = remoteErrorMessage
         self.termination = termination
+        self.interruptSignal = interruptSignal
         self.underlying = underlying
         self.partialResultsStorage = nil
     }
@@ -157,6 +162,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.remoteErrorType = other.remoteErrorType
         self.remoteErrorMessage = other.remoteErrorMessage
         self.termination = other.termination
+        self.interruptSignal = other.interruptSignal
         self.underlying = other.underlying
         self.partialResultsStorage = partialResults
     }

@@ -43,6 +43,10 @@ public final class ProcessPool: Sendable {
         /// (Python's `maxtasksperchild`, counted in items; chunks are cut so that no worker
         /// runs more). Default: never.
         public var maximumItemsPerWorker: Int?
+        /// A file to which `map` (and `starmap`, `apply`) append the results they have
+        /// received when the program is interrupted by SIGINT or SIGTERM (Slurm's time
+        /// limit, `scancel`): one JSON line per finished item, see the README. Default: none.
+        public var interruptResultsPath: String?
 
         /// The default options.
         public init() {}
@@ -63,6 +67,8 @@ public final class ProcessPool: Sendable {
     public let workerCount: Int
     /// Why the pool has ``workerCount`` workers.
     public let workerCountDecision: WorkerCount
+    /// The options the pool was created with.
+    public let options: Options
     let supervisor: Supervisor
     let nextCallID = Atomic<UInt64>(1)
     private let closed = Atomic<Bool>(false)
@@ -126,6 +132,7 @@ public final class ProcessPool: Sendable {
         decision.reportWarningsOnce()
         workerCountDecision = decision
         workerCount = decision.count
+        self.options = options
         Platform.ignoreBrokenPipe()
         supervisor = try Supervisor(
             settings: SupervisorSettings(
@@ -133,16 +140,19 @@ public final class ProcessPool: Sendable {
                 handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
                 retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
                 maximumItemsPerWorker: options.maximumItemsPerWorker))
+        Interruption.shared.register(supervisor)
         do {
             try await supervisor.start()
         } catch {
             await supervisor.close()
+            Interruption.shared.unregister(supervisor)
             throw error
         }
     }
 
     deinit {
         if !closed.load(ordering: .acquiring) { supervisor.closeDetached() }
+        Interruption.shared.unregister(supervisor)
     }
 
     /// Stops the workers and waits until they have exited. Calls still running fail with
@@ -152,6 +162,7 @@ public final class ProcessPool: Sendable {
     public func close() async {
         closed.store(true, ordering: .releasing)
         await supervisor.close()
+        Interruption.shared.unregister(supervisor)
     }
 
     /// Applies `function` to every input, in parallel, and returns the outputs in input
@@ -214,7 +225,18 @@ public final class ProcessPool: Sendable {
         }
         supervisor.finish(callID: callID)
         if let failure {
-            throw MultiprocessingError(copying: failure, partialResults: results.partial())
+            let partial = results.partial()
+            if failure.code == .interrupted, let path = options.interruptResultsPath, !results.isEmpty {
+                do {
+                    let written = try ResultsFile.append(partial, call: callID, to: path)
+                    Platform.writeToStandardError(
+                        "swift-multiprocessing: wrote the \(written) results received so far to \(path)\n")
+                } catch {
+                    Platform.writeToStandardError(
+                        "swift-multiprocessing: could not write the results received so far to \(path): \(describe(error))\n")
+                }
+            }
+            throw MultiprocessingError(copying: failure, partialResults: partial)
         }
         guard results.isComplete else {
             throw MultiprocessingError(

@@ -16,6 +16,7 @@ struct OrderedResults<Output> {
     }
 
     var isComplete: Bool { received == count }
+    var isEmpty: Bool { received == 0 }
 
     /// A chunk's outputs, for the items starting at `start`.
     mutating func add(chunkStartingAt start: Int, _ values: [Output]) {

@@ -105,6 +105,8 @@ final class Supervisor: @unchecked Sendable {
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var killTimer: UInt64?
     private var lastStartError: MultiprocessingError?
+    /// Why the pool stopped, when a signal stopped it (later calls fail with it too).
+    private var interruption: MultiprocessingError?
 
     init(settings: SupervisorSettings) throws {
         loop = try EventLoop()
@@ -138,7 +140,7 @@ final class Supervisor: @unchecked Sendable {
     func submit(_ call: CallRecord) {
         loop.execute { [self] in
             guard state == .running else {
-                call.deliver(.failed(Self.closedError()))
+                call.deliver(.failed(interruption ?? Self.closedError()))
                 call.onForget()
                 return
             }
@@ -187,7 +189,12 @@ final class Supervisor: @unchecked Sendable {
     func interrupt(_ error: MultiprocessingError) {
         loop.execute { [self] in
             guard state == .starting || state == .running else { return }
+            interruption = error
             failAllCalls(error)
+            if state == .starting {
+                startWaiter?.resume(throwing: error)
+                startWaiter = nil
+            }
             beginClosing()
         }
     }

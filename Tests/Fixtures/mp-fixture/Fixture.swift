@@ -717,6 +717,29 @@ struct Fixture {
                 print("distinct workers \(Set(pids).count >= 8) (\(Set(pids).count)) results ok \(values == (0..<40).map { $0 * $0 })")
             }
             print("children after close \(children().count)")
+        case "long-map":
+            // Interrupted by the test with SIGINT or SIGTERM in the middle of a long map.
+            var options = ProcessPool.Options()
+            options.interruptResultsPath = getenv("FIXTURE_RESULTS").map { String(cString: $0) }
+            var stopped: MultiprocessingError?
+            try await withProcessPool(workers: 2, options: options) { pool in
+                print("children \(children().map(String.init).joined(separator: " "))")
+                fflush(nil)
+                do {
+                    _ = try await pool.map(Busy(milliseconds: 100), Array(0..<200), chunkSize: 1)
+                    fail("the map was not interrupted")
+                } catch let error as MultiprocessingError {
+                    stopped = error
+                    print(describe(error))
+                    let received = error.partialResults(as: Int.self)?.compactMap { $0 } ?? []
+                    print("received \(received.count) all correct \(received.allSatisfy { $0 >= 0 && $0 < 200 })")
+                    fflush(nil)
+                    if getenv("FIXTURE_LINGER") != nil { sleep(30) }  // a second SIGINT must end this at once
+                }
+            }
+            print("closed, children \(children().count)")
+            fflush(nil)
+            if let signal = stopped?.interruptSignal { exit(128 + signal) }
         case "pool-in-worker":
             try await withProcessPool(workers: 1) { pool in
                 print(try await pool.apply(NestedPool(), 0))

@@ -1,0 +1,99 @@
+import CMultiprocessingShim
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What SIGINT and SIGTERM do while pools are open: stop the pools in order.
+///
+/// Workers ignore both signals (Ctrl-C reaches the whole process group, and `scancel`
+/// signals every process of a job step): the parent decides. While at least one pool is
+/// open, the parent's handlers (installed with `sigaction`, writing to a self-pipe) hand
+/// the signal to a thread of its own, which stops every open pool: no new work is sent,
+/// calls throw ``MultiprocessingError/Code/interrupted`` with the results they already
+/// have, and the workers are stopped. A second SIGINT exits at once (status 130). When
+/// the last pool closes, the program's previous dispositions come back.
+final class Interruption: Sendable {
+    static let shared = Interruption()
+
+    private struct State {
+        var pools: [ObjectIdentifier: Supervisor] = [:]
+        var pipe: (read: Int32, write: Int32)?
+        var interruptedBySIGINT = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Starts handling SIGINT and SIGTERM for `supervisor`'s pool.
+    func register(_ supervisor: Supervisor) {
+        state.withLock { state in
+            if state.pipe == nil {
+                guard let (read, write) = try? Platform.socketPair() else { return }
+                try? Platform.setNonBlocking(write)
+                state.pipe = (read, write)
+                let pipe = read
+                do {
+                    try OSThread.start(name: "mp-signals") { Interruption.shared.watch(pipe) }
+                } catch {
+                    Platform.writeToStandardError(
+                        "swift-multiprocessing: warning: cannot watch for SIGINT/SIGTERM (\(describe(error))); they will end the program without stopping the pool in order\n"
+                    )
+                    return
+                }
+            }
+            if state.pools.isEmpty, let pipe = state.pipe {
+                state.interruptedBySIGINT = false
+                _ = mp_install_termination_handlers(pipe.write)
+            }
+            state.pools[ObjectIdentifier(supervisor)] = supervisor
+        }
+    }
+
+    /// Stops handling them for this pool; the last one restores the previous dispositions.
+    func unregister(_ supervisor: Supervisor) {
+        state.withLock { state in
+            state.pools[ObjectIdentifier(supervisor)] = nil
+            if state.pools.isEmpty { mp_restore_termination_handlers() }
+        }
+    }
+
+    private func watch(_ fd: Int32) {
+        var byte: UInt8 = 0
+        while true {
+            let n = read(fd, &byte, 1)
+            if n < 0 && mp_errno() == EINTR { continue }
+            guard n == 1 else { return }
+            handle(Int32(byte))
+        }
+    }
+
+    private func handle(_ signal: Int32) {
+        let (pools, forceExit) = state.withLock { state -> ([Supervisor], Bool) in
+            if signal == SIGINT {
+                if state.interruptedBySIGINT { return ([], true) }
+                state.interruptedBySIGINT = true
+            }
+            return (Array(state.pools.values), false)
+        }
+        if forceExit {
+            Platform.writeToStandardError("swift-multiprocessing: second SIGINT: exiting now\n")
+            Platform.exitImmediately(130)
+        }
+        guard !pools.isEmpty else { return }
+        let name = Platform.signalName(signal)
+        let why =
+            signal == SIGTERM
+            ? "Slurm sends it at the job's time limit and on scancel" : "Ctrl-C; press it again to exit at once"
+        Platform.writeToStandardError(
+            "swift-multiprocessing: received \(name) (\(why)): stopping the pool\(pools.count == 1 ? "" : "s"); results already received are kept\n"
+        )
+        let error = MultiprocessingError(
+            .interrupted,
+            "the program received \(name) (\(why)); the pool stopped its workers. Results received before the signal are in this error's partialResults (and in the results file, if ProcessPool.Options.interruptResultsPath names one)",
+            interruptSignal: signal)
+        for pool in pools { pool.interrupt(error) }
+    }
+}
