@@ -117,3 +117,16 @@ struct FaultTests {
         #expect(outcome.line("children after close") == "children after close 0")
     }
 }
+
+@Suite("Resource hygiene", .timeLimit(.minutes(3)))
+struct HygieneTests {
+    @Test("descriptors, library threads and children after 1,000 pools equal those after 10")
+    func thousandPools() async throws {
+        let outcome = try await FixtureProcess.run(
+            ["hygiene", "1000"], timeout: .seconds(150), waitingFor: "1,000 pools created and closed")
+        let after10 = outcome.line("after 10: ").dropFirst("after 10: ".count)
+        let after1000 = outcome.line("after 1000: ").dropFirst("after 1000: ".count)
+        #expect(!after10.isEmpty && after10 == after1000, "\(outcome.stdout)\(outcome.stderr)")
+        #expect(after1000.hasSuffix("library threads 1 children 0"), "only the signal watcher thread remains")
+    }
+}

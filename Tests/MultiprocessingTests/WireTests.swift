@@ -198,3 +198,109 @@ struct WorkerProtocolTests {
         Platform.close(worker.lifeline)
     }
 }
+
+/// Random and mutated frames thrown at everything that reads bytes from a peer: the frame
+/// assembler, the message headers and the binary codec. Any input may be refused; none
+/// may crash, hang or allocate without bound. Seeded, and bounded in time and count.
+@Suite("Wire fuzzing")
+struct WireFuzzTests {
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    struct Sample: Codable, Equatable {
+        var name: String
+        var values: [Double]
+        var nested: [Int: [String?]]
+        var flag: Bool?
+    }
+
+    /// Valid frames of every kind the parent or a worker reads, to mutate.
+    func seeds() throws -> [[UInt8]] {
+        let sample = Sample(name: "fuzz", values: [1.5, -2, .pi], nested: [3: ["a", nil]], flag: true)
+        var seeds: [[UInt8]] = []
+        seeds.append(try Message.Hello(buildID: [1, 2, 3, 4], pid: 42, host: "node1").frame())
+        seeds.append(
+            try Frame.encode(.install) { w throws in
+                Message.Install(callID: 7, typeName: "4main6SquareV").write(to: &w)
+                try BinaryCodec.encode(sample, into: &w)
+            })
+        seeds.append(
+            try TaskFrame(task: Message.Task(callID: 1, chunkID: 2, firstIndex: 10, count: 3)) { w in
+                try BinaryCodec.encode([sample, sample, sample], into: &w)
+            }.bytes)
+        seeds.append(
+            try Frame.encode(.result) { w throws in
+                Message.Result(callID: 1, chunkID: 2, computeNanos: 99, status: Message.Result.allSucceeded).write(to: &w)
+                try BinaryCodec.encode(Array(0..<100), into: &w)
+            })
+        seeds.append(try Message.Failure(callID: 3, code: "x", message: "y").frame(.installFailed))
+        return seeds
+    }
+
+    /// Reads `bytes` as a peer's stream: frames, then each payload as every message it could be.
+    func consume(_ bytes: [UInt8]) {
+        var assembler = FrameAssembler(maximumPayload: 1 << 20)
+        bytes.withUnsafeBytes { assembler.append($0) }
+        while let frame = try? assembler.next() {
+            frame.payload.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                _ = try? Message.Hello(&r)
+                r = ByteReader(raw)
+                if (try? Message.Install(&r)) != nil { _ = try? BinaryCodec.decode(Sample.self, from: &r) }
+                r = ByteReader(raw)
+                if (try? Message.Task(&r)) != nil { _ = try? BinaryCodec.decode([Sample].self, from: &r) }
+                r = ByteReader(raw)
+                if (try? Message.Result(&r)) != nil { _ = try? BinaryCodec.decode([Int].self, from: &r) }
+                r = ByteReader(raw)
+                _ = try? Message.Failure(&r, kind: .installFailed)
+                r = ByteReader(raw)
+                _ = try? BinaryCodec.decode([String: [Int?]].self, from: &r)
+            }
+        }
+    }
+
+    @Test("random bytes and mutated valid frames are refused or read, never a crash (10,000 cases, at most 10 s)")
+    func fuzz() throws {
+        var random = SplitMix(state: 20_261_125)
+        let seeds = try seeds()
+        for seed in seeds { consume(seed) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        var cases = 0
+        while cases < 10_000 && ContinuousClock.now < deadline {
+            cases += 1
+            var bytes: [UInt8]
+            if cases % 4 == 0 {
+                bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                if cases % 8 == 0 { bytes = [0x4D, 0x50, Frame.protocolVersion] + bytes }  // past the magic
+            } else {
+                bytes = seeds[Int.random(in: 0..<seeds.count, using: &random)]
+                for _ in 0..<Int.random(in: 1...4, using: &random) {
+                    switch Int.random(in: 0..<4, using: &random) {
+                    case 0 where !bytes.isEmpty:  // flip a byte
+                        bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                    case 1 where !bytes.isEmpty:  // truncate
+                        bytes.removeLast(Int.random(in: 1...bytes.count, using: &random))
+                    case 2:  // insert garbage
+                        let at = Int.random(in: 0...bytes.count, using: &random)
+                        bytes.insert(contentsOf: [0xFF, 0xFF, 0xFF, 0xFF, 0x7F], at: at)
+                    default:  // duplicate a piece
+                        if bytes.count > 2 {
+                            let start = Int.random(in: 0..<(bytes.count - 1), using: &random)
+                            bytes += bytes[start..<bytes.count]
+                        }
+                    }
+                }
+            }
+            consume(bytes)
+        }
+        #expect(cases > 1000, "the fuzzer ran only \(cases) cases in its time budget")
+    }
+}

@@ -740,6 +740,32 @@ struct Fixture {
             print("closed, children \(children().count)")
             fflush(nil)
             if let signal = stopped?.interruptSignal { exit(128 + signal) }
+        case "hygiene":
+            // args: pools. Descriptors, threads and children after 10 pools and after `pools`.
+            func counts() -> String {
+                // Threads of this library (the runtime's own pool threads come and go).
+                var ours = 0
+                if let dir = opendir("/proc/self/task") {
+                    while let entry = readdir(dir) {
+                        let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                        }
+                        let comm = readFile("/proc/self/task/\(name)/comm") ?? ""
+                        if ["mp-supervisor\n", "mp-signals\n", "mp-lifeline\n"].contains(comm) { ours += 1 }
+                    }
+                    closedir(dir)
+                }
+                return "descriptors \(openDescriptors()) library threads \(ours) children \(children().count)"
+            }
+            for round in 1...args[0] {
+                try await withProcessPool(workers: 1) { pool in _ = try await pool.map(Square(), [round]) }
+                if round == 10 {
+                    try await Task.sleep(for: .milliseconds(50))
+                    print("after 10: \(counts())")
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            print("after \(args[0]): \(counts())")
         case "pool-in-worker":
             try await withProcessPool(workers: 1) { pool in
                 print(try await pool.apply(NestedPool(), 0))
