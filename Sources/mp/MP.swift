@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Multiprocessing
 
 /// `mp`: answers the questions people ask when a pool does not do what they expected.
@@ -6,34 +7,127 @@ import Multiprocessing
 struct MP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mp",
-        abstract: "Tools for swift-multiprocessing.",
-        subcommands: [CPUs.self]
+        abstract: "Tools for swift-multiprocessing programs on Slurm clusters.",
+        discussion: """
+            Run `mp cpus` where your program runs (e.g. `srun mp cpus` inside a job) to see how \
+            many workers a default pool gets and why; `mp slurm-script` writes a job script.
+            """,
+        subcommands: [CPUs.self, SlurmScript.self]
     )
 }
 
-/// `mp cpus`: how many workers a default pool gets here, and which rule decided.
+/// `mp cpus`: how many workers a default pool gets here, and why.
 struct CPUs: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cpus",
-        abstract: "Print how many workers a default pool gets here, and why.",
+        abstract: "Print how many workers a default pool would have here, and why.",
         discussion: """
-            Applies the same rules as the library: MP_WORKERS, then the CPU affinity mask \
-            lowered by a cgroup quota, SLURM_CPUS_PER_TASK and (without binding) \
-            SLURM_CPUS_ON_NODE. Run it where your program runs, e.g. `srun mp cpus`.
+            Applies the library's rules: MP_WORKERS if set; else the CPUs of this process's \
+            affinity mask (what the job step was given), lowered by a cgroup CPU quota, by \
+            SLURM_CPUS_PER_TASK when smaller, and (without CPU binding and without -c) by \
+            SLURM_CPUS_ON_NODE. Values that are not positive whole numbers are ignored, with the \
+            reason. Inside a job, run it as a step: `srun mp cpus`.
             """
     )
 
-    @Flag(help: "Print only the number.")
-    var quiet = false
+    @Flag(help: "Print only one JSON object: workers, source, reason, ignored.")
+    var json = false
 
-    func run() {
+    func run() throws {
         let decision = Multiprocessing.defaultWorkerCount()
-        if quiet {
-            print(decision.count)
+        let cpus = WorkerCount.SystemCPUs.current()
+        let environment = ProcessInfo.processInfo.environment
+        if json {
+            let object: [String: Any] = [
+                "workers": decision.count,
+                "source": decision.source.rawValue,
+                "reason": decision.reason,
+                "ignored": decision.ignored.map {
+                    ["variable": $0.variable, "value": $0.value, "reason": $0.reason, "message": $0.message]
+                },
+                "affinity": cpus.affinity,
+                "online": cpus.online,
+                "cgroupQuota": cpus.cgroupQuota.map { $0 as Any } ?? NSNull(),
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("\(decision.count) (decided by: \(decision.source.rawValue))")
+        print("workers: \(decision.count) (decided by: \(decision.source.rawValue))")
         print("why: \(decision.reason)")
-        for warning in decision.warnings { print("warning: \(warning)") }
+        print("affinity mask: \(cpus.affinity) CPU\(cpus.affinity == 1 ? "" : "s") of \(cpus.online) online")
+        print("cgroup CPU quota: \(cpus.cgroupQuota.map { "\($0) CPUs" } ?? "none")")
+        for name in ["MP_WORKERS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE", "SLURM_JOB_ID", "SLURM_STEP_ID"] {
+            print("\(name): \(environment[name] ?? "(unset)")")
+        }
+        for value in decision.ignored { print("ignored: \(value.message)") }
+    }
+}
+
+/// `mp slurm-script`: a ready `job.slurm` for a built executable.
+struct SlurmScript: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slurm-script",
+        abstract: "Print a job script that runs a built executable on one node with N CPUs.",
+        discussion: """
+            Prints to stdout; save it and submit it with sbatch, e.g.
+              mp slurm-script --cpus 8 --time 01:00:00 .build/release/pi -- --json > job.slurm
+              sbatch job.slurm
+            The script asks for one task with --cpus CPUs and runs the executable with srun; a \
+            default pool then starts one worker per CPU.
+            """
+    )
+
+    @Option(help: "CPUs for the task (--cpus-per-task): the workers of a default pool.")
+    var cpus = 4
+
+    @Option(name: .customLong("mem-per-cpu"), help: "Memory per CPU: <n>[K|M|G|T], e.g. 4G.")
+    var memPerCPU = "4G"
+
+    @Option(help: "Time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS.")
+    var time = "00:10:00"
+
+    @Option(help: "Nodes (1: multi-node pools are not supported yet).")
+    var nodes = 1
+
+    @Option(name: .customLong("job-name"), help: "Job name (default: the executable's name).")
+    var jobName: String?
+
+    @Option(help: "Partition (queue) to submit to.")
+    var partition: String?
+
+    @Option(help: "Account to charge.")
+    var account: String?
+
+    @Option(name: .customLong("mail-user"), help: "Address for mail when the job ends or fails.")
+    var mailUser: String?
+
+    @Argument(help: "The built executable, as the job will find it (e.g. .build/release/pi).")
+    var executable: String
+
+    @Argument(parsing: .postTerminator, help: "Arguments for the executable, after --.")
+    var arguments: [String] = []
+
+    func makeScript() -> SlurmJobScript {
+        var script = SlurmJobScript(executable: executable)
+        script.arguments = arguments
+        script.cpus = cpus
+        script.memoryPerCPU = memPerCPU
+        script.time = time
+        script.nodes = nodes
+        script.jobName = jobName
+        script.partition = partition
+        script.account = account
+        script.mailUser = mailUser
+        return script
+    }
+
+    func validate() throws {
+        let problems = makeScript().problems()
+        if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
+    }
+
+    func run() {
+        print(makeScript().text, terminator: "")
     }
 }

@@ -69,8 +69,23 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
     public let source: Source
     /// One sentence on why, naming the values that were read.
     public let reason: String
-    /// Values that were ignored or overruled, each with what to do about it.
-    public let warnings: [String]
+    /// An environment value the rules ignored or overruled, and why.
+    public struct IgnoredValue: Sendable, Hashable {
+        /// The variable, e.g. `SLURM_CPUS_PER_TASK`.
+        public let variable: String
+        /// Its value as read.
+        public let value: String
+        /// Why it was ignored, in a few words (`it is not a whole number`).
+        public let reason: String
+        /// The whole warning, with what to do about it.
+        public let message: String
+    }
+
+    /// Values that were ignored or overruled.
+    public let ignored: [IgnoredValue]
+
+    /// The warnings to show for ``ignored``, each with what to do about it.
+    public var warnings: [String] { ignored.map(\.message) }
 
     /// The count, the reason and the warnings, one per line.
     public var description: String {
@@ -96,16 +111,16 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
     ///     and `SLURM_CPUS_ON_NODE` are read).
     ///   - cpus: the CPU facts.
     public static func resolve(explicit: Int?, environment: [String: String], cpus: SystemCPUs) -> WorkerCount {
-        var warnings: [String] = []
+        var warnings: [IgnoredValue] = []
         if let explicit {
             return WorkerCount(
                 count: explicit, source: .explicit, reason: "the count given in code (workers: \(explicit))",
-                warnings: [])
+                ignored: [])
         }
         switch SlurmEnvironment.positiveCount(SlurmEnvironment.workersOverride, in: environment) {
         case .value(let n):
             return WorkerCount(
-                count: n, source: .environmentOverride, reason: "MP_WORKERS=\(n) overrides the CPU rules", warnings: [])
+                count: n, source: .environmentOverride, reason: "MP_WORKERS=\(n) overrides the CPU rules", ignored: [])
         case .invalid(let warning):
             warnings.append(warning)
         case .absent:
@@ -136,8 +151,12 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
                 source = .slurmCPUsPerTask
             } else if n > mask {
                 warnings.append(
-                    "SLURM_CPUS_PER_TASK=\(n) but this job step may only run on \(mask) CPU\(mask == 1 ? "" : "s") (its affinity mask); using \(count). Slurm 22.05's srun does not pass -c on to steps: run `srun -c \(n) ...` (or export SRUN_CPUS_PER_TASK=\(n)) to give the step all of them"
-                )
+                    IgnoredValue(
+                        variable: SlurmEnvironment.cpusPerTask, value: String(n),
+                        reason: "above the \(mask) CPU\(mask == 1 ? "" : "s") of the affinity mask",
+                        message:
+                            "SLURM_CPUS_PER_TASK=\(n) but this job step may only run on \(mask) CPU\(mask == 1 ? "" : "s") (its affinity mask); using \(count). Slurm 22.05's srun does not pass -c on to steps: run `srun -c \(n) ...` (or export SRUN_CPUS_PER_TASK=\(n)) to give the step all of them"
+                    ))
             }
         case .invalid(let warning):
             warnings.append(warning)
@@ -158,7 +177,7 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
                 break
             }
         }
-        return WorkerCount(count: count, source: source, reason: reason, warnings: warnings)
+        return WorkerCount(count: count, source: source, reason: reason, ignored: warnings)
     }
 
     private static func formatted(_ value: Double) -> String {

@@ -10,7 +10,7 @@ enum SlurmEnvironment {
     enum Reading: Equatable {
         case absent
         case value(Int)
-        case invalid(String)
+        case invalid(WorkerCount.IgnoredValue)
     }
 
     static func positiveCount(_ name: String, in environment: [String: String]) -> Reading {
@@ -20,7 +20,10 @@ enum SlurmEnvironment {
         guard let value = Int(text), value > 0 else {
             let why =
                 Int(text) != nil ? "it is not positive" : (text.isEmpty ? "it is empty" : "it is not a whole number")
-            return .invalid("\(name)='\(raw)' is ignored: \(why); set it to a positive whole number or unset it")
+            return .invalid(
+                WorkerCount.IgnoredValue(
+                    variable: name, value: raw, reason: why,
+                    message: "\(name)='\(raw)' is ignored: \(why); set it to a positive whole number or unset it"))
         }
         return .value(value)
     }

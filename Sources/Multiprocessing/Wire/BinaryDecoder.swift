@@ -1,9 +1,10 @@
 // Decoding side of the binary codec; the byte format is described in BinaryEncoder.swift.
 //
 // Every count and length is checked against the bytes that are left before anything is
-// allocated, every read is bounds-checked, and every element or field consumes at least
-// one byte, so malformed input ends in a `decodingFailed` error: never a trap, an
-// endless loop or an allocation out of proportion to the input.
+// allocated, every read is bounds-checked, every element or field consumes at least one
+// byte, and nesting is limited, so malformed input ends in a `decodingFailed` error:
+// never a trap, an endless loop, a stack overflow or an allocation out of proportion to
+// the input.
 
 extension BinaryCodec {
     /// Reads exactly one value of type `T` starting at `reader`'s offset and advances past
@@ -15,10 +16,9 @@ extension BinaryCodec {
         from reader: inout ByteReader
     ) throws(MultiprocessingError) -> T {
         do throws(MultiprocessingError) {
-            if let value = try BinaryValueDecoder.readPrimitive(T.self, from: &reader) { return value }
-            if let pod = T.self as? any _PODArrayCodable.Type { return try pod._podDecode(from: &reader, as: T.self) }
-            let decoder = BinaryValueDecoder(reader: reader)
-            defer { decoder.invalidate() }
+            if let primitive = BinaryPrimitive(T.self) { return try primitive.read(as: T.self, from: &reader) }
+            let decoder = BinaryValueDecoder.take(reader: reader)
+            defer { BinaryValueDecoder.recycle(decoder) }
             let value = try decoder.decodeValue(T.self, key: nil)
             reader = decoder.reader
             return value
@@ -32,19 +32,22 @@ extension BinaryCodec {
     }
 }
 
-/// Lets the generic decode path recognise `Optional` without string checks.
-protocol _BinaryOptionalDecodable {
-    /// Reads a presence byte and, when it is 1, the wrapped value; returns the optional as
-    /// `R` (which is `Self`).
-    static func _decodeWithPresence<R>(
+/// Idle decoders for ``BinaryCodec/decode(_:from:)``.
+let spareBinaryDecoders = BinarySpareInstances<BinaryValueDecoder>()
+
+/// A type the generic decode paths read without its Codable conformance: `Optional`
+/// (``_BinaryOptionalDecodable``) and POD arrays (``_PODArrayCodable``).
+protocol _BinaryDecodingFastPath {
+    /// Reads a `Self` in its single-value form and returns it as `R` (which is `Self`).
+    static func _binaryDecode<R>(
         from decoder: BinaryValueDecoder,
         key: (any CodingKey)?,
         as type: R.Type
     ) throws(MultiprocessingError) -> R
 
-    /// Reads a keyed field value: nil when it is empty, else the wrapped value in its
-    /// single-value form. Returns the optional as `R` (which is `Self`).
-    static func _decodeField<R>(
+    /// Reads a `Self` from all of a keyed field's bytes and returns it as `R` (which is
+    /// `Self`).
+    static func _binaryDecodeField<R>(
         _ field: ByteReader,
         from decoder: BinaryValueDecoder,
         key: any CodingKey,
@@ -52,8 +55,14 @@ protocol _BinaryOptionalDecodable {
     ) throws(MultiprocessingError) -> R
 }
 
-extension Optional: _BinaryOptionalDecodable where Wrapped: Decodable {
-    static func _decodeWithPresence<R>(
+/// Lets the generic decode paths recognise `Optional` without string checks.
+protocol _BinaryOptionalDecodable: _BinaryDecodingFastPath {}
+
+extension Optional: _BinaryOptionalDecodable where Wrapped: Decodable {}
+
+extension Optional: _BinaryDecodingFastPath where Wrapped: Decodable {
+    /// Reads a presence byte and, when it is 1, the wrapped value.
+    static func _binaryDecode<R>(
         from decoder: BinaryValueDecoder,
         key: (any CodingKey)?,
         as type: R.Type
@@ -65,41 +74,56 @@ extension Optional: _BinaryOptionalDecodable where Wrapped: Decodable {
         case let other:
             throw decoder.failure("invalid presence byte \(other) for \(Self.self) (expected 0 or 1)")
         }
-        return _binaryIdentityCast(value, to: R.self)
+        return binaryIdentityCast(value, to: R.self)
     }
 
-    static func _decodeField<R>(
+    /// Reads nil for an empty field, else the wrapped value in its single-value form
+    /// (which, for a `Wrapped` that is itself optional, starts with a presence byte).
+    static func _binaryDecodeField<R>(
         _ field: ByteReader,
         from decoder: BinaryValueDecoder,
         key: any CodingKey,
         as type: R.Type
     ) throws(MultiprocessingError) -> R {
-        if field.isAtEnd { return _binaryIdentityCast(Self.none, to: R.self) }
-        let wrapped = try decoder.decodeField(Wrapped.self, from: field, key: key)
-        return _binaryIdentityCast(Self.some(wrapped), to: R.self)
+        if field.isAtEnd { return binaryIdentityCast(Self.none, to: R.self) }
+        let saved = decoder.reader
+        decoder.reader = field
+        defer { decoder.reader = saved }
+        let wrapped = try decoder.decodeValue(Wrapped.self, key: key)
+        if case .nested = decoder.kind(of: Wrapped.self) {
+            // Like any nested field value, it may leave bytes unread.
+        } else if !decoder.reader.isAtEnd {
+            throw decoder.fieldLength(Wrapped.self, key, decoder.reader)
+        }
+        return binaryIdentityCast(Self.some(wrapped), to: R.self)
     }
 }
 
 /// The fixed part of a ``BinaryFieldIndex``.
 struct BinaryFieldIndexHeader {
+    /// The decoder the container belongs to.
+    let decoder: BinaryValueDecoder
+    /// The decoder's generation when the container was made; the container is dead once
+    /// the decoder's generation moves on.
+    let generation: UInt64
+    /// The coding path length of the container.
+    let pathDepth: Int
     /// The bytes the offsets refer to.
-    var base: UnsafeRawBufferPointer
+    let base: UnsafeRawBufferPointer
     /// The number of fields.
     var count: Int
     /// The field to try first on the next lookup.
     var cursor: Int
 }
 
-/// Where the fields of one keyed container are: its field count, then for each field the
-/// offset of its key (the value follows the key), found by one scan over the container.
+/// One keyed container: where its fields are (for each field, the offset of its key; the
+/// value follows the key), found by one scan over the container, plus the container's
+/// decoder and coding path.
 ///
 /// Lookups try the field after the last one found first, which makes decoding in
 /// encoding order (what synthesized `Codable` does) O(1) per field, and fall back to a
 /// linear search.
 final class BinaryFieldIndex: ManagedBuffer<BinaryFieldIndexHeader, Int> {
-    /// The index's fixed part.
-    typealias Header = BinaryFieldIndexHeader
-
     /// A field's value: where it starts in the index's base and how long it is.
     struct Value {
         /// The value's offset in the base.
@@ -110,10 +134,22 @@ final class BinaryFieldIndex: ManagedBuffer<BinaryFieldIndexHeader, Int> {
 
     /// Reads a keyed container's field count and field headers from `reader`, leaving
     /// the reader after the container.
-    static func scan(_ reader: inout ByteReader) throws(MultiprocessingError) -> BinaryFieldIndex {
+    static func scan(
+        _ reader: inout ByteReader,
+        decoder: BinaryValueDecoder,
+        pathDepth: Int
+    ) throws(MultiprocessingError) -> BinaryFieldIndex {
         let count = try reader.readLength("the field count of a keyed container", minimumElementSize: 2)
+        let base = reader.base
         let buffer = BinaryFieldIndex.create(minimumCapacity: count) { _ in
-            Header(base: reader.base, count: 0, cursor: 0)
+            BinaryFieldIndexHeader(
+                decoder: decoder,
+                generation: decoder.generation,
+                pathDepth: pathDepth,
+                base: base,
+                count: 0,
+                cursor: 0
+            )
         }
         let index = unsafeDowncast(buffer, to: BinaryFieldIndex.self)
         for i in 0..<count {
@@ -130,7 +166,18 @@ final class BinaryFieldIndex: ManagedBuffer<BinaryFieldIndexHeader, Int> {
         return index
     }
 
-    /// Reads a varint that ``scan(_:)`` already checked.
+    /// The container's decoder, after checking that its decode is still going on.
+    @inline(__always)
+    func liveDecoder() throws(MultiprocessingError) -> BinaryValueDecoder {
+        let decoder = header.decoder
+        guard decoder.generation == header.generation else { throw BinaryValueDecoder.staleContainer() }
+        return decoder
+    }
+
+    /// Whether the container's decode is still going on.
+    var isLive: Bool { header.decoder.generation == header.generation }
+
+    /// Reads a varint that ``scan(_:decoder:pathDepth:)`` already checked.
     @inline(__always)
     private static func varint(_ base: UnsafeRawBufferPointer, _ offset: inout Int) -> Int {
         var result = 0
@@ -149,10 +196,9 @@ final class BinaryFieldIndex: ManagedBuffer<BinaryFieldIndexHeader, Int> {
     private static func match(
         _ slot: Int,
         _ key: UnsafeBufferPointer<UInt8>,
-        _ header: UnsafeMutablePointer<Header>,
+        _ base: UnsafeRawBufferPointer,
         _ offsets: UnsafeMutablePointer<Int>
     ) -> Value? {
-        let base = header.pointee.base
         var offset = offsets[slot]
         let keyLength = varint(base, &offset)
         guard keyLength == key.count else { return nil }
@@ -164,18 +210,19 @@ final class BinaryFieldIndex: ManagedBuffer<BinaryFieldIndexHeader, Int> {
 
     /// Finds the field named `key`; when `advance`, the next lookup starts after it.
     @inline(__always)
-    func find(_ key: some CodingKey, advance: Bool) -> Value? {
-        var name = key.stringValue
+    func find(_ key: String, advance: Bool) -> Value? {
+        var name = key
         return name.withUTF8 { utf8 in
             withUnsafeMutablePointers { header, offsets in
+                let base = header.pointee.base
                 let count = header.pointee.count
                 let cursor = header.pointee.cursor
-                if cursor < count, let value = Self.match(cursor, utf8, header, offsets) {
+                if cursor < count, let value = Self.match(cursor, utf8, base, offsets) {
                     if advance { header.pointee.cursor = cursor + 1 }
                     return value
                 }
                 for slot in 0..<count where slot != cursor {
-                    if let value = Self.match(slot, utf8, header, offsets) {
+                    if let value = Self.match(slot, utf8, base, offsets) {
                         if advance { header.pointee.cursor = slot + 1 }
                         return value
                     }
@@ -194,7 +241,8 @@ final class BinaryFieldIndex: ManagedBuffer<BinaryFieldIndexHeader, Int> {
             for slot in 0..<header.pointee.count {
                 var offset = offsets[slot]
                 let length = Self.varint(base, &offset)
-                keys.append(String(decoding: UnsafeRawBufferPointer(rebasing: base[offset..<(offset + length)]), as: UTF8.self))
+                keys.append(
+                    String(decoding: UnsafeRawBufferPointer(rebasing: base[offset..<(offset + length)]), as: UTF8.self))
             }
             return keys
         }
@@ -203,8 +251,7 @@ final class BinaryFieldIndex: ManagedBuffer<BinaryFieldIndexHeader, Int> {
     /// A reader over the bytes of `value`.
     @inline(__always)
     func reader(for value: Value) -> ByteReader {
-        let base = header.base
-        return ByteReader(UnsafeRawBufferPointer(rebasing: base[value.offset..<(value.offset + value.length)]))
+        ByteReader(UnsafeRawBufferPointer(rebasing: header.base[value.offset..<(value.offset + value.length)]))
     }
 }
 
@@ -212,8 +259,9 @@ final class BinaryFieldIndex: ManagedBuffer<BinaryFieldIndexHeader, Int> {
 ///
 /// Unkeyed and single-value containers read in sequence from ``reader``; a keyed
 /// container indexes its fields once and reads each field from a reader of its own
-/// (swapped into ``reader`` while a nested value decodes). Containers that outlive the
-/// top-level decode fail instead of reading freed memory.
+/// (swapped into ``reader`` while a nested value decodes). Every container remembers the
+/// decoder's ``generation``, which moves on when the top-level decode returns, so a
+/// container that outlives its decode fails instead of reading memory that may be gone.
 final class BinaryValueDecoder: Decoder {
     /// The container the value being decoded has asked for, so that asking again (as
     /// class hierarchies that share one decoder do) returns the same one.
@@ -234,13 +282,15 @@ final class BinaryValueDecoder: Decoder {
     @exclusivity(unchecked) var depth: Int
     /// The container of the value being decoded.
     @exclusivity(unchecked) var level = Level.none
-    /// False once the top-level decode has returned.
-    @exclusivity(unchecked) var isValid = true
+    /// Moves on when a decode ends; containers of earlier decodes are dead.
+    @exclusivity(unchecked) var generation: UInt64 = 0
+    /// How this decoder handles the types it has met.
+    @exclusivity(unchecked) var types = BinaryTypeCache<any _BinaryDecodingFastPath.Type>()
     /// The decoder this one was split from (for `superDecoder` and nested containers of a
-    /// keyed field), or nil for the top-level decoder.
-    var root: BinaryValueDecoder?
+    /// keyed field), or nil for a top-level decoder.
+    @exclusivity(unchecked) var root: BinaryValueDecoder?
     /// Decoders split from this top-level decoder, invalidated with it.
-    var splits: [BinaryValueDecoder] = []
+    @exclusivity(unchecked) var splits: [BinaryValueDecoder] = []
 
     /// Creates a top-level decoder.
     init(reader: ByteReader) {
@@ -259,17 +309,36 @@ final class BinaryValueDecoder: Decoder {
         root.splits.append(self)
     }
 
-    /// Makes every container of this decoding fail from now on: the bytes they point at
-    /// may be gone.
+    /// Returns an idle decoder reading from `reader`.
+    static func take(reader: ByteReader) -> BinaryValueDecoder {
+        guard let decoder = spareBinaryDecoders.take() else { return BinaryValueDecoder(reader: reader) }
+        decoder.invalidate()
+        decoder.reader = reader
+        return decoder
+    }
+
+    /// Ends a decode and gives the decoder back for reuse.
+    static func recycle(_ decoder: BinaryValueDecoder) {
+        decoder.invalidate()
+        guard decoder.path.capacity <= 256 else { return }
+        spareBinaryDecoders.put(decoder)
+    }
+
+    /// Kills every container of the decode so far (the bytes they point at may be gone)
+    /// and forgets its state, except the type cache.
     func invalidate() {
-        isValid = false
+        generation &+= 1
         reader = ByteReader(UnsafeRawBufferPointer(start: nil, count: 0))
         level = .none
-        for split in splits {
-            split.invalidate()
-            split.root = nil
+        path.removeAll(keepingCapacity: true)
+        depth = 0
+        if !splits.isEmpty {
+            for split in splits {
+                split.invalidate()
+                split.root = nil
+            }
+            splits = []
         }
-        splits = []
     }
 
     var codingPath: [any CodingKey] { path }
@@ -287,66 +356,43 @@ final class BinaryValueDecoder: Decoder {
     }
 
     /// Makes a decoding error that names the coding path.
-    func failure(_ message: String, underlying: (any Error & Sendable)? = nil) -> MultiprocessingError {
+    func failure(_ message: String, underlying: (any Error)? = nil) -> MultiprocessingError {
         MultiprocessingError(.decodingFailed, "\(message) (at \(BinaryCodec.describe(path)))", underlying: underlying)
     }
 
     /// The error for a container used after the top-level decode returned.
-    func staleContainer() -> MultiprocessingError {
+    static func staleContainer() -> MultiprocessingError {
         MultiprocessingError(.decodingFailed, "a decoding container was used after its decode had finished")
+    }
+
+    /// Throws unless containers made in `generation` are still usable.
+    @inline(__always)
+    func check(_ generation: UInt64) throws(MultiprocessingError) {
+        guard self.generation == generation else { throw Self.staleContainer() }
     }
 
     // MARK: Values
 
-    /// Reads `T` when it is a primitive (an integer, a float, Bool or String), else
-    /// returns nil without reading.
+    /// How this decoder handles `T`.
     @inline(__always)
-    static func readPrimitive<T>(_ type: T.Type, from reader: inout ByteReader) throws(MultiprocessingError) -> T? {
-        if T.self == String.self {
-            return _binaryIdentityCast(try reader.readString(), to: T.self)
-        } else if T.self == Int.self {
-            return _binaryIdentityCast(try reader.read(fixed: Int.self), to: T.self)
-        } else if T.self == Double.self {
-            return _binaryIdentityCast(Double(bitPattern: try reader.read(fixed: UInt64.self)), to: T.self)
-        } else if T.self == Bool.self {
-            return _binaryIdentityCast(try readBool(from: &reader), to: T.self)
-        } else if T.self == Float.self {
-            return _binaryIdentityCast(Float(bitPattern: try reader.read(fixed: UInt32.self)), to: T.self)
-        } else if T.self == Int64.self {
-            return _binaryIdentityCast(try reader.read(fixed: Int64.self), to: T.self)
-        } else if T.self == UInt8.self {
-            return _binaryIdentityCast(try reader.read(fixed: UInt8.self), to: T.self)
-        } else if T.self == Int32.self {
-            return _binaryIdentityCast(try reader.read(fixed: Int32.self), to: T.self)
-        } else if T.self == UInt.self {
-            return _binaryIdentityCast(try reader.read(fixed: UInt.self), to: T.self)
-        } else if T.self == UInt64.self {
-            return _binaryIdentityCast(try reader.read(fixed: UInt64.self), to: T.self)
-        } else if T.self == UInt32.self {
-            return _binaryIdentityCast(try reader.read(fixed: UInt32.self), to: T.self)
-        } else if T.self == Int8.self {
-            return _binaryIdentityCast(try reader.read(fixed: Int8.self), to: T.self)
-        } else if T.self == Int16.self {
-            return _binaryIdentityCast(try reader.read(fixed: Int16.self), to: T.self)
-        } else if T.self == UInt16.self {
-            return _binaryIdentityCast(try reader.read(fixed: UInt16.self), to: T.self)
-        } else if T.self == Int128.self {
-            return _binaryIdentityCast(try reader.read(fixed: Int128.self), to: T.self)
-        } else if T.self == UInt128.self {
-            return _binaryIdentityCast(try reader.read(fixed: UInt128.self), to: T.self)
-        }
-        return nil
+    func kind<T>(of type: T.Type) -> BinaryTypeKind<any _BinaryDecodingFastPath.Type> {
+        let id = UInt(bitPattern: ObjectIdentifier(T.self))
+        if let kind = types.kind(id) { return kind }
+        return classify(T.self, id)
     }
 
-    /// Reads a Bool: one byte that must be 0 or 1.
-    @inline(__always)
-    static func readBool(from reader: inout ByteReader) throws(MultiprocessingError) -> Bool {
-        switch try reader.readByte("a Bool") {
-        case 0: return false
-        case 1: return true
-        case let other:
-            throw MultiprocessingError(.decodingFailed, "invalid Bool byte \(other) (expected 0 or 1)")
+    /// Finds out how to handle `T` and caches the answer.
+    func classify<T>(_ type: T.Type, _ id: UInt) -> BinaryTypeKind<any _BinaryDecodingFastPath.Type> {
+        let kind: BinaryTypeKind<any _BinaryDecodingFastPath.Type>
+        if let primitive = BinaryPrimitive(T.self) {
+            kind = .primitive(primitive)
+        } else if let fast = T.self as? any _BinaryDecodingFastPath.Type {
+            kind = .fast(fast)
+        } else {
+            kind = .nested
         }
+        types.insert(id, kind)
+        return kind
     }
 
     /// Reads a `T` in its single-value form at the current position of ``reader``.
@@ -354,12 +400,11 @@ final class BinaryValueDecoder: Decoder {
     /// - Parameter key: the coding path key of the value, when it has one of its own.
     @inline(__always)
     func decodeValue<T: Decodable>(_ type: T.Type, key: (any CodingKey)?) throws(MultiprocessingError) -> T {
-        if let value = try Self.readPrimitive(T.self, from: &reader) { return value }
-        if let optional = T.self as? any _BinaryOptionalDecodable.Type {
-            return try optional._decodeWithPresence(from: self, key: key, as: T.self)
+        switch kind(of: T.self) {
+        case .primitive(let primitive): return try primitive.read(as: T.self, from: &reader)
+        case .fast(let fast): return try fast._binaryDecode(from: self, key: key, as: T.self)
+        case .nested: return try decodeNested(T.self, key: key)
         }
-        if let pod = T.self as? any _PODArrayCodable.Type { return try pod._podDecode(from: &reader, as: T.self) }
-        return try decodeNested(T.self, key: key)
     }
 
     /// Reads a `T` from a keyed field's bytes, all of which it must use when `T` is a
@@ -369,29 +414,26 @@ final class BinaryValueDecoder: Decoder {
         from field: ByteReader,
         key: any CodingKey
     ) throws(MultiprocessingError) -> T {
-        var field = field
-        if let value = try Self.readPrimitive(T.self, from: &field) {
+        switch kind(of: T.self) {
+        case .primitive(let primitive):
+            var field = field
+            let value = try primitive.read(as: T.self, from: &field)
             guard field.isAtEnd else { throw fieldLength(T.self, key, field) }
             return value
+        case .fast(let fast):
+            return try fast._binaryDecodeField(field, from: self, key: key, as: T.self)
+        case .nested:
+            let saved = reader
+            reader = field
+            defer { reader = saved }
+            return try decodeNested(T.self, key: key)
         }
-        if let optional = T.self as? any _BinaryOptionalDecodable.Type {
-            return try optional._decodeField(field, from: self, key: key, as: T.self)
-        }
-        if let pod = T.self as? any _PODArrayCodable.Type {
-            let value = try pod._podDecode(from: &field, as: T.self)
-            guard field.isAtEnd else { throw fieldLength(T.self, key, field) }
-            return value
-        }
-        let saved = reader
-        reader = field
-        defer { reader = saved }
-        return try decodeNested(T.self, key: key)
     }
 
     /// The error for a field with bytes left over after its value.
     func fieldLength(_ type: Any.Type, _ key: any CodingKey, _ field: ByteReader) -> MultiprocessingError {
         failure(
-            "the value for key \"\(key.stringValue)\" has \(field.remaining) bytes left over after a \(type); "
+            "the value for key \"\(key.stringValue)\" has \(field.remaining) bytes left over after its \(type); "
                 + "the data does not match the type"
         )
     }
@@ -423,10 +465,7 @@ final class BinaryValueDecoder: Decoder {
             throw error
         } catch {
             reader = savedReader
-            throw failure(
-                "\(T.self).init(from:) threw: \(BinaryCodec.describe(error))",
-                underlying: error
-            )
+            throw failure("\(T.self).init(from:) threw: \(BinaryCodec.describe(error))", underlying: error)
         }
     }
 
@@ -445,7 +484,6 @@ final class BinaryValueDecoder: Decoder {
     // MARK: Decoder
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws(MultiprocessingError) -> KeyedDecodingContainer<Key> {
-        guard isValid else { throw staleContainer() }
         let index: BinaryFieldIndex
         switch level {
         case .keyed(let existing):
@@ -453,14 +491,13 @@ final class BinaryValueDecoder: Decoder {
         case .unkeyed:
             throw failure("a value asked for a keyed container after it had used an unkeyed container")
         case .none:
-            index = try BinaryFieldIndex.scan(&reader)
+            index = try BinaryFieldIndex.scan(&reader, decoder: self, pathDepth: path.count)
             level = .keyed(index)
         }
-        return KeyedDecodingContainer(BinaryKeyedDecodingContainer<Key>(decoder: self, index: index, pathDepth: path.count))
+        return KeyedDecodingContainer(BinaryKeyedDecodingContainer<Key>(index: index))
     }
 
     func unkeyedContainer() throws(MultiprocessingError) -> any UnkeyedDecodingContainer {
-        guard isValid else { throw staleContainer() }
         switch level {
         case .keyed:
             throw failure("a value asked for an unkeyed container after it had used a keyed container")
@@ -473,37 +510,33 @@ final class BinaryValueDecoder: Decoder {
     }
 
     func singleValueContainer() throws(MultiprocessingError) -> any SingleValueDecodingContainer {
-        guard isValid else { throw staleContainer() }
-        return BinarySingleValueDecodingContainer(decoder: self, pathDepth: path.count)
+        BinarySingleValueDecodingContainer(decoder: self, pathDepth: path.count, generation: generation)
     }
 }
 
-/// Reads the fields of a keyed container through its ``BinaryFieldIndex``.
+/// Reads the fields of a keyed container through its ``BinaryFieldIndex``, which holds
+/// everything the container needs (so copying the container retains one object).
 struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    /// The decoder this container belongs to.
-    let decoder: BinaryValueDecoder
-    /// Where the fields are.
+    /// Where the fields are, and the container's decoder.
     let index: BinaryFieldIndex
-    /// The coding path length of this container.
-    let pathDepth: Int
 
-    var codingPath: [any CodingKey] { decoder.pathPrefix(pathDepth) }
+    var codingPath: [any CodingKey] { index.header.decoder.pathPrefix(index.header.pathDepth) }
 
     var allKeys: [Key] {
-        guard decoder.isValid else { return [] }
+        guard index.isLive else { return [] }
         return index.keyStrings.compactMap { Key(stringValue: $0) }
     }
 
     func contains(_ key: Key) -> Bool {
-        guard decoder.isValid else { return false }
-        return index.find(key, advance: false) != nil
+        guard index.isLive else { return false }
+        return index.find(key.stringValue, advance: false) != nil
     }
 
     /// Returns the field named `key`, or nil when there is none.
     @inline(__always)
     private func lookup(_ key: Key) throws(MultiprocessingError) -> BinaryFieldIndex.Value? {
-        guard decoder.isValid else { throw decoder.staleContainer() }
-        return index.find(key, advance: true)
+        _ = try index.liveDecoder()
+        return index.find(key.stringValue, advance: true)
     }
 
     /// Returns a reader over the value of `key`, which must be there.
@@ -513,15 +546,34 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
         return index.reader(for: value)
     }
 
+    /// Prepares the decoder's coding path for an error or a nested value of this
+    /// container, and returns the decoder.
+    private func decoderAtThisPath() throws(MultiprocessingError) -> BinaryValueDecoder {
+        let decoder = try index.liveDecoder()
+        decoder.truncatePath(index.header.pathDepth)
+        return decoder
+    }
+
     /// The error for a missing key.
     private func missing(_ key: Key, _ type: Any.Type) -> MultiprocessingError {
-        decoder.truncatePath(pathDepth)
+        let decoder = index.header.decoder
+        decoder.truncatePath(index.header.pathDepth)
         let present = index.keyStrings
         let shown = present.prefix(10).map { "\"\($0)\"" }.joined(separator: ", ")
         return decoder.failure(
-            "no value for key \"\(key.stringValue)\" (a \(type)) in a keyed container of \(Key.self); "
+            "no value for key \"\(key.stringValue)\" (of type \(type)) in the keyed container of "
+                + "\(String(reflecting: Key.self)); "
                 + "it has \(present.count) key\(present.count == 1 ? "" : "s")"
                 + (present.isEmpty ? "" : ": \(shown)\(present.count > 10 ? ", ..." : "")")
+        )
+    }
+
+    /// The error for a fixed-width field of the wrong size.
+    private func wrongSize(_ key: Key, _ type: Any.Type, _ reader: ByteReader, _ size: Int) -> MultiprocessingError {
+        let decoder = index.header.decoder
+        decoder.truncatePath(index.header.pathDepth)
+        return decoder.failure(
+            "the value for key \"\(key.stringValue)\" has \(reader.remaining) bytes, but \(type) takes \(size)"
         )
     }
 
@@ -542,34 +594,26 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
         return try reader.read(fixed: I.self)
     }
 
-    /// The error for a fixed-width field of the wrong size.
-    private func wrongSize(_ key: Key, _ type: Any.Type, _ reader: ByteReader, _ size: Int) -> MultiprocessingError {
-        decoder.truncatePath(pathDepth)
-        return decoder.failure(
-            "the value for key \"\(key.stringValue)\" has \(reader.remaining) bytes, but a \(type) takes \(size)"
-        )
-    }
-
     /// Reads a Bool field.
     private func bool(_ reader: ByteReader, _ key: Key) throws(MultiprocessingError) -> Bool {
         var reader = reader
         guard reader.remaining == 1 else { throw wrongSize(key, Bool.self, reader, 1) }
-        return try BinaryValueDecoder.readBool(from: &reader)
+        return try BinaryPrimitive.readBool(from: &reader)
     }
 
     /// Reads a String field.
     private func string(_ reader: ByteReader, _ key: Key) throws(MultiprocessingError) -> String {
         var reader = reader
         let value = try reader.readString()
-        guard reader.isAtEnd else { throw decoder.fieldLength(String.self, key, reader) }
+        guard reader.isAtEnd else { throw try decoderAtThisPath().fieldLength(String.self, key, reader) }
         return value
     }
 
     func decodeNil(forKey key: Key) throws(MultiprocessingError) -> Bool {
-        guard decoder.isValid else { throw decoder.staleContainer() }
-        guard let value = index.find(key, advance: false) else { throw missing(key, Optional<Any>.self) }
+        _ = try index.liveDecoder()
+        guard let value = index.find(key.stringValue, advance: false) else { throw missing(key, Optional<Any>.self) }
         if value.length == 0 {
-            _ = index.find(key, advance: true)
+            _ = index.find(key.stringValue, advance: true)
             return true
         }
         return false
@@ -608,8 +652,7 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws(MultiprocessingError) -> T {
         let reader = try field(key, type)
-        decoder.truncatePath(pathDepth)
-        return try decoder.decodeField(T.self, from: reader, key: key)
+        return try decoderAtThisPath().decodeField(T.self, from: reader, key: key)
     }
 
     func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws(MultiprocessingError) -> Bool? {
@@ -680,8 +723,7 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws(MultiprocessingError) -> T? {
         guard let value = try lookup(key), value.length > 0 else { return nil }
-        decoder.truncatePath(pathDepth)
-        return try decoder.decodeField(T.self, from: index.reader(for: value), key: key)
+        return try decoderAtThisPath().decodeField(T.self, from: index.reader(for: value), key: key)
     }
 
     func nestedContainer<NestedKey: CodingKey>(
@@ -689,27 +731,25 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
         forKey key: Key
     ) throws(MultiprocessingError) -> KeyedDecodingContainer<NestedKey> {
         var reader = try field(key, KeyedDecodingContainer<NestedKey>.self)
-        decoder.truncatePath(pathDepth)
+        let decoder = try decoderAtThisPath()
         decoder.path.append(key)
-        let nested = try BinaryFieldIndex.scan(&reader)
-        return KeyedDecodingContainer(
-            BinaryKeyedDecodingContainer<NestedKey>(decoder: decoder, index: nested, pathDepth: pathDepth + 1)
-        )
+        let nested = try BinaryFieldIndex.scan(&reader, decoder: decoder, pathDepth: index.header.pathDepth + 1)
+        return KeyedDecodingContainer(BinaryKeyedDecodingContainer<NestedKey>(index: nested))
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws(MultiprocessingError) -> any UnkeyedDecodingContainer {
-        guard decoder.isValid else { throw decoder.staleContainer() }
-        return try splitDecoder(key, index.find(key, advance: true)).unkeyedContainer()
+        _ = try index.liveDecoder()
+        return try splitDecoder(key, index.find(key.stringValue, advance: true)).unkeyedContainer()
     }
 
     func superDecoder() throws(MultiprocessingError) -> any Decoder {
-        guard decoder.isValid else { throw decoder.staleContainer() }
-        return try splitDecoder(BinaryCodingKey.super, index.find(BinaryCodingKey.super, advance: true))
+        _ = try index.liveDecoder()
+        return try splitDecoder(BinaryCodingKey.super, index.find("super", advance: true))
     }
 
     func superDecoder(forKey key: Key) throws(MultiprocessingError) -> any Decoder {
-        guard decoder.isValid else { throw decoder.staleContainer() }
-        return try splitDecoder(key, index.find(key, advance: true))
+        _ = try index.liveDecoder()
+        return try splitDecoder(key, index.find(key.stringValue, advance: true))
     }
 
     /// Makes a decoder of its own over the field `value` named `key`.
@@ -717,13 +757,15 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
         _ key: any CodingKey,
         _ value: BinaryFieldIndex.Value?
     ) throws(MultiprocessingError) -> BinaryValueDecoder {
+        let decoder = try decoderAtThisPath()
         guard let value else {
-            decoder.truncatePath(pathDepth)
-            throw decoder.failure("no value for key \"\(key.stringValue)\" in a keyed container of \(Key.self)")
+            throw decoder.failure(
+                "no value for key \"\(key.stringValue)\" in the keyed container of \(String(reflecting: Key.self))"
+            )
         }
         return BinaryValueDecoder(
             field: index.reader(for: value),
-            path: decoder.pathPrefix(pathDepth) + [key],
+            path: decoder.path + [key],
             depth: decoder.depth,
             parent: decoder
         )
@@ -738,6 +780,8 @@ struct BinaryUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     let elementCount: Int
     /// The coding path length of this container.
     let pathDepth: Int
+    /// The decoder's generation when the container was made.
+    let generation: UInt64
     /// The index of the next element.
     private(set) var currentIndex = 0
 
@@ -745,6 +789,7 @@ struct BinaryUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     init(decoder: BinaryValueDecoder, pathDepth: Int) throws(MultiprocessingError) {
         self.decoder = decoder
         self.pathDepth = pathDepth
+        self.generation = decoder.generation
         elementCount = try decoder.reader.readLength("the element count of an unkeyed container")
     }
 
@@ -752,15 +797,19 @@ struct BinaryUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     var count: Int? { elementCount }
     var isAtEnd: Bool { currentIndex >= elementCount }
 
-    /// Checks that an element is left to read.
+    /// Checks that the container is live and an element is left to read.
     @inline(__always)
     private func checkNext(_ type: Any.Type) throws(MultiprocessingError) {
-        guard currentIndex < elementCount else {
-            decoder.truncatePath(pathDepth)
-            throw decoder.failure(
-                "cannot decode a \(type): the unkeyed container's \(elementCount) element\(elementCount == 1 ? "" : "s") are used up"
-            )
-        }
+        try decoder.check(generation)
+        guard currentIndex < elementCount else { throw usedUp(type) }
+    }
+
+    /// The error for reading past the last element.
+    private func usedUp(_ type: Any.Type) -> MultiprocessingError {
+        decoder.truncatePath(pathDepth)
+        return decoder.failure(
+            "cannot decode a \(type): the unkeyed container's \(elementCount) element\(elementCount == 1 ? " is" : "s are") used up"
+        )
     }
 
     /// Reads a fixed-width element.
@@ -774,7 +823,6 @@ struct BinaryUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     mutating func decodeNil() throws(MultiprocessingError) -> Bool {
         try checkNext(Optional<Any>.self)
-        guard decoder.isValid else { throw decoder.staleContainer() }
         var peek = decoder.reader
         if peek.remaining > 0, try peek.readByte() == 0 {
             decoder.reader = peek
@@ -786,7 +834,7 @@ struct BinaryUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     mutating func decode(_ type: Bool.Type) throws(MultiprocessingError) -> Bool {
         try checkNext(type)
-        let value = try BinaryValueDecoder.readBool(from: &decoder.reader)
+        let value = try BinaryPrimitive.readBool(from: &decoder.reader)
         currentIndex += 1
         return value
     }
@@ -831,19 +879,15 @@ struct BinaryUnkeyedDecodingContainer: UnkeyedDecodingContainer {
         keyedBy type: NestedKey.Type
     ) throws(MultiprocessingError) -> KeyedDecodingContainer<NestedKey> {
         try checkNext(type)
-        guard decoder.isValid else { throw decoder.staleContainer() }
         decoder.truncatePath(pathDepth)
         decoder.path.append(BinaryCodingKey(index: currentIndex))
-        let index = try BinaryFieldIndex.scan(&decoder.reader)
+        let index = try BinaryFieldIndex.scan(&decoder.reader, decoder: decoder, pathDepth: pathDepth + 1)
         currentIndex += 1
-        return KeyedDecodingContainer(
-            BinaryKeyedDecodingContainer<NestedKey>(decoder: decoder, index: index, pathDepth: pathDepth + 1)
-        )
+        return KeyedDecodingContainer(BinaryKeyedDecodingContainer<NestedKey>(index: index))
     }
 
     mutating func nestedUnkeyedContainer() throws(MultiprocessingError) -> any UnkeyedDecodingContainer {
         try checkNext((any UnkeyedDecodingContainer).self)
-        guard decoder.isValid else { throw decoder.staleContainer() }
         decoder.truncatePath(pathDepth)
         decoder.path.append(BinaryCodingKey(index: currentIndex))
         let nested = try BinaryUnkeyedDecodingContainer(decoder: decoder, pathDepth: pathDepth + 1)
@@ -853,7 +897,6 @@ struct BinaryUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     mutating func superDecoder() throws(MultiprocessingError) -> any Decoder {
         try checkNext((any Decoder).self)
-        guard decoder.isValid else { throw decoder.staleContainer() }
         decoder.truncatePath(pathDepth)
         decoder.path.append(BinaryCodingKey(index: currentIndex))
         decoder.level = .none
@@ -868,10 +911,13 @@ struct BinarySingleValueDecodingContainer: SingleValueDecodingContainer {
     let decoder: BinaryValueDecoder
     /// The coding path length of this container.
     let pathDepth: Int
+    /// The decoder's generation when the container was made.
+    let generation: UInt64
 
     var codingPath: [any CodingKey] { decoder.pathPrefix(pathDepth) }
 
     func decodeNil() -> Bool {
+        guard decoder.generation == generation else { return false }
         var peek = decoder.reader
         guard peek.remaining > 0, (try? peek.readByte()) == 0 else { return false }
         decoder.reader = peek
@@ -881,14 +927,20 @@ struct BinarySingleValueDecodingContainer: SingleValueDecodingContainer {
     /// Reads a fixed-width value.
     @inline(__always)
     private func fixed<I: FixedWidthInteger>() throws(MultiprocessingError) -> I {
-        try decoder.reader.read(fixed: I.self)
+        try decoder.check(generation)
+        return try decoder.reader.read(fixed: I.self)
     }
 
     func decode(_ type: Bool.Type) throws(MultiprocessingError) -> Bool {
-        try BinaryValueDecoder.readBool(from: &decoder.reader)
+        try decoder.check(generation)
+        return try BinaryPrimitive.readBool(from: &decoder.reader)
     }
 
-    func decode(_ type: String.Type) throws(MultiprocessingError) -> String { try decoder.reader.readString() }
+    func decode(_ type: String.Type) throws(MultiprocessingError) -> String {
+        try decoder.check(generation)
+        return try decoder.reader.readString()
+    }
+
     func decode(_ type: Double.Type) throws(MultiprocessingError) -> Double { Double(bitPattern: try fixed()) }
     func decode(_ type: Float.Type) throws(MultiprocessingError) -> Float { Float(bitPattern: try fixed()) }
     func decode(_ type: Int.Type) throws(MultiprocessingError) -> Int { try fixed() }
@@ -905,6 +957,7 @@ struct BinarySingleValueDecodingContainer: SingleValueDecodingContainer {
     func decode(_ type: UInt128.Type) throws(MultiprocessingError) -> UInt128 { try fixed() }
 
     func decode<T: Decodable>(_ type: T.Type) throws(MultiprocessingError) -> T {
-        try decoder.decodeValue(T.self, key: nil)
+        try decoder.check(generation)
+        return try decoder.decodeValue(T.self, key: nil)
     }
 }

@@ -50,11 +50,24 @@
 //   - Containers must be used in order: once a container has written a later sibling
 //     (or its value has finished), writing to an earlier nested container fails with
 //     `encodingFailed` instead of producing bytes out of order. Decoding reads unkeyed
-//     elements strictly in sequence.
+//     elements strictly in sequence, so an `init(from:)` must read every element of an
+//     unkeyed container it opens (leftovers inside a keyed field are harmless; elsewhere
+//     they make what follows fail to decode). Trying one type and then another on a
+//     failure rewinds correctly, but without type tags the bytes of one type may well
+//     decode as another.
 //   - Values nest at most `BinaryCodec.maximumDepth` levels deep, in both directions.
-//   - Decoding `Int?` as a field via `decodeIfPresent` after `encode(Int??.some(nil))` —
-//     like JSON — cannot tell `.some(nil)` from nil; encoding `T??` as an unkeyed or
-//     single value keeps both levels.
+//   - Synthesized Codable writes optional properties with `encodeIfPresent`, so, as with
+//     JSON, a `T??` property holding `.some(nil)` decodes as nil. `T??` written with
+//     `encode(_:forKey:)` (read it back with `decode(T??.self, forKey:)`), in an array or
+//     at the top level keeps both levels. A field written with `encode(x, forKey:)` for
+//     an `x: T?` reads back with `decodeIfPresent(T.self, forKey:)` as well.
+//
+// Speed: a value's type is classified once per coder instance (primitive, fast path, or
+// plain Codable) and the answer cached, and the coder instances themselves are reused
+// (`BinarySpareInstances`), so a warm top-level encode or decode allocates nothing but
+// the container boxes of the standard library.
+
+import Synchronization
 
 /// The binary codec used for everything that crosses a process boundary.
 ///
@@ -63,19 +76,21 @@
 /// or ``MultiprocessingError/Code/decodingFailed``.
 enum BinaryCodec {
     /// The deepest nesting of values that is encoded or decoded; deeper data (or a cyclic
-    /// object graph) fails instead of overflowing the stack.
-    static let maximumDepth = 512
+    /// object graph, or corrupt data) fails instead of overflowing the stack. A level takes
+    /// about 2 KiB of stack in a release build (4 KiB in debug), so 128 levels fit in the
+    /// 512 KiB stack of a secondary thread on macOS.
+    static let maximumDepth = 128
 
     /// Appends the encoding of `value` to `writer`.
     ///
     /// On failure the writer is left as it was before the call.
     static func encode<T: Encodable>(_ value: T, into writer: inout ByteWriter) throws(MultiprocessingError) {
-        if BinaryValueEncoder.writePrimitive(value, lengthPrefixed: false, into: &writer) { return }
-        if let pod = T.self as? any _PODArrayCodable.Type {
-            pod._podEncode(value, into: &writer)
+        if let primitive = BinaryPrimitive(T.self) {
+            primitive.write(value, lengthPrefixed: false, into: &writer)
             return
         }
-        let encoder = BinaryValueEncoder()
+        let encoder = BinaryValueEncoder.take()
+        defer { BinaryValueEncoder.recycle(encoder) }
         let start = writer.count
         swap(&writer, &encoder.writer)
         do throws(MultiprocessingError) {
@@ -194,36 +209,261 @@ struct BinaryCodingKey: CodingKey {
 /// Reinterprets `value` as `To`; callers have checked that `From` and `To` are the same
 /// type.
 @inline(__always)
-func _binaryIdentityCast<From, To>(_ value: From, to type: To.Type) -> To {
+func binaryIdentityCast<From, To>(_ value: From, to type: To.Type) -> To {
     assert(From.self == To.self, "identity cast between different types")
     return unsafeBitCast(value, to: To.self)
 }
 
-/// Lets the generic encode path recognise `Optional` without string checks.
-protocol _BinaryOptionalEncodable {
-    /// Writes `value` (which is `Self`) as a presence byte followed by the wrapped value.
-    static func _encodeWithPresence<V>(
+/// The types the codec reads and writes itself, without their Codable conformance.
+enum BinaryPrimitive: UInt8 {
+    case string, int, double, bool, float, int64, uint8, int32, uint, uint64, uint32, int8, int16, uint16
+    case int128, uint128
+
+    /// The primitive `type` is, or nil.
+    @inline(__always)
+    init?<T>(_ type: T.Type) {
+        if T.self == String.self {
+            self = .string
+        } else if T.self == Int.self {
+            self = .int
+        } else if T.self == Double.self {
+            self = .double
+        } else if T.self == Bool.self {
+            self = .bool
+        } else if T.self == Float.self {
+            self = .float
+        } else if T.self == Int64.self {
+            self = .int64
+        } else if T.self == UInt8.self {
+            self = .uint8
+        } else if T.self == Int32.self {
+            self = .int32
+        } else if T.self == UInt.self {
+            self = .uint
+        } else if T.self == UInt64.self {
+            self = .uint64
+        } else if T.self == UInt32.self {
+            self = .uint32
+        } else if T.self == Int8.self {
+            self = .int8
+        } else if T.self == Int16.self {
+            self = .int16
+        } else if T.self == UInt16.self {
+            self = .uint16
+        } else if T.self == Int128.self {
+            self = .int128
+        } else if T.self == UInt128.self {
+            self = .uint128
+        } else {
+            return nil
+        }
+    }
+
+    /// Writes `value`, which is of this primitive's type.
+    ///
+    /// - Parameter lengthPrefixed: write the value's byte length first (keyed fields).
+    @inline(__always)
+    func write<T>(_ value: T, lengthPrefixed: Bool, into writer: inout ByteWriter) {
+        switch self {
+        case .string: Self.writeString(binaryIdentityCast(value, to: String.self), lengthPrefixed, &writer)
+        case .int: Self.writeFixed(binaryIdentityCast(value, to: Int.self), lengthPrefixed, &writer)
+        case .double: Self.writeFixed(binaryIdentityCast(value, to: Double.self).bitPattern, lengthPrefixed, &writer)
+        case .bool: Self.writeFixed(binaryIdentityCast(value, to: Bool.self) ? 1 as UInt8 : 0, lengthPrefixed, &writer)
+        case .float: Self.writeFixed(binaryIdentityCast(value, to: Float.self).bitPattern, lengthPrefixed, &writer)
+        case .int64: Self.writeFixed(binaryIdentityCast(value, to: Int64.self), lengthPrefixed, &writer)
+        case .uint8: Self.writeFixed(binaryIdentityCast(value, to: UInt8.self), lengthPrefixed, &writer)
+        case .int32: Self.writeFixed(binaryIdentityCast(value, to: Int32.self), lengthPrefixed, &writer)
+        case .uint: Self.writeFixed(binaryIdentityCast(value, to: UInt.self), lengthPrefixed, &writer)
+        case .uint64: Self.writeFixed(binaryIdentityCast(value, to: UInt64.self), lengthPrefixed, &writer)
+        case .uint32: Self.writeFixed(binaryIdentityCast(value, to: UInt32.self), lengthPrefixed, &writer)
+        case .int8: Self.writeFixed(binaryIdentityCast(value, to: Int8.self), lengthPrefixed, &writer)
+        case .int16: Self.writeFixed(binaryIdentityCast(value, to: Int16.self), lengthPrefixed, &writer)
+        case .uint16: Self.writeFixed(binaryIdentityCast(value, to: UInt16.self), lengthPrefixed, &writer)
+        case .int128: Self.writeFixed(binaryIdentityCast(value, to: Int128.self), lengthPrefixed, &writer)
+        case .uint128: Self.writeFixed(binaryIdentityCast(value, to: UInt128.self), lengthPrefixed, &writer)
+        }
+    }
+
+    /// Reads a value of this primitive's type, which is `T`.
+    @inline(__always)
+    func read<T>(as type: T.Type, from reader: inout ByteReader) throws(MultiprocessingError) -> T {
+        switch self {
+        case .string: return binaryIdentityCast(try reader.readString(), to: T.self)
+        case .int: return binaryIdentityCast(try reader.read(fixed: Int.self), to: T.self)
+        case .double: return binaryIdentityCast(Double(bitPattern: try reader.read(fixed: UInt64.self)), to: T.self)
+        case .bool: return binaryIdentityCast(try Self.readBool(from: &reader), to: T.self)
+        case .float: return binaryIdentityCast(Float(bitPattern: try reader.read(fixed: UInt32.self)), to: T.self)
+        case .int64: return binaryIdentityCast(try reader.read(fixed: Int64.self), to: T.self)
+        case .uint8: return binaryIdentityCast(try reader.read(fixed: UInt8.self), to: T.self)
+        case .int32: return binaryIdentityCast(try reader.read(fixed: Int32.self), to: T.self)
+        case .uint: return binaryIdentityCast(try reader.read(fixed: UInt.self), to: T.self)
+        case .uint64: return binaryIdentityCast(try reader.read(fixed: UInt64.self), to: T.self)
+        case .uint32: return binaryIdentityCast(try reader.read(fixed: UInt32.self), to: T.self)
+        case .int8: return binaryIdentityCast(try reader.read(fixed: Int8.self), to: T.self)
+        case .int16: return binaryIdentityCast(try reader.read(fixed: Int16.self), to: T.self)
+        case .uint16: return binaryIdentityCast(try reader.read(fixed: UInt16.self), to: T.self)
+        case .int128: return binaryIdentityCast(try reader.read(fixed: Int128.self), to: T.self)
+        case .uint128: return binaryIdentityCast(try reader.read(fixed: UInt128.self), to: T.self)
+        }
+    }
+
+    /// Writes a fixed-width integer, after its byte length when `lengthPrefixed`.
+    @inline(__always)
+    static func writeFixed<I: FixedWidthInteger>(_ value: I, _ lengthPrefixed: Bool, _ writer: inout ByteWriter) {
+        if lengthPrefixed { writer.write(UInt8(MemoryLayout<I>.size)) }
+        writer.write(fixed: value)
+    }
+
+    /// Writes a string (varint length and UTF-8), after its total byte length when
+    /// `lengthPrefixed`.
+    @inline(__always)
+    static func writeString(_ value: String, _ lengthPrefixed: Bool, _ writer: inout ByteWriter) {
+        if lengthPrefixed {
+            let count = value.utf8.count
+            writer.write(length: varintSize(count) + count)
+        }
+        writer.write(string: value)
+    }
+
+    /// Reads a Bool: one byte that must be 0 or 1.
+    @inline(__always)
+    static func readBool(from reader: inout ByteReader) throws(MultiprocessingError) -> Bool {
+        switch try reader.readByte("a Bool") {
+        case 0: return false
+        case 1: return true
+        case let other:
+            throw MultiprocessingError(.decodingFailed, "invalid Bool byte \(other) (expected 0 or 1)")
+        }
+    }
+
+    /// The number of bytes the varint encoding of `value` takes.
+    @inline(__always)
+    static func varintSize(_ value: Int) -> Int {
+        var size = 1
+        var rest = UInt64(value) >> 7
+        while rest != 0 {
+            size += 1
+            rest >>= 7
+        }
+        return size
+    }
+}
+
+/// How the generic paths of a coder handle one type.
+enum BinaryTypeKind<FastPath> {
+    /// Through its Codable conformance.
+    case nested
+    /// Directly, as a primitive.
+    case primitive(BinaryPrimitive)
+    /// Through a fast-path conformance (Optional, POD arrays).
+    case fast(FastPath)
+}
+
+/// Remembers how a coder handles each type it meets, so that conformances are looked
+/// up once per coder instance and type instead of once per value. Direct-mapped, 16
+/// entries; a collision only costs a second lookup.
+struct BinaryTypeCache<FastPath> {
+    /// The type metadata address of each entry, 0 when empty.
+    private var types = [UInt](repeating: 0, count: 16)
+    /// The kind of each entry's type.
+    private var kinds = [BinaryTypeKind<FastPath>](repeating: .nested, count: 16)
+
+    /// The entry a type would use.
+    @inline(__always)
+    private static func slot(_ id: UInt) -> Int { Int(truncatingIfNeeded: (id >> 4) ^ (id >> 11)) & 15 }
+
+    /// The cached kind of the type with metadata address `id`, or nil.
+    @inline(__always)
+    func kind(_ id: UInt) -> BinaryTypeKind<FastPath>? {
+        let slot = Self.slot(id)
+        return types[slot] == id ? kinds[slot] : nil
+    }
+
+    /// Caches `kind` for the type with metadata address `id`.
+    mutating func insert(_ id: UInt, _ kind: BinaryTypeKind<FastPath>) {
+        let slot = Self.slot(id)
+        types[slot] = id
+        kinds[slot] = kind
+    }
+}
+
+/// A few idle coder instances kept for reuse. Ownership moves with an atomic exchange,
+/// so each instance has one user at a time; when all slots are taken, callers simply
+/// make a new instance, and surplus instances are dropped when they are given back.
+final class BinarySpareInstances<Object: AnyObject>: Sendable {
+    /// The slots: the bits of a retained object pointer each, or 0.
+    private let slot0 = Atomic<UInt>(0)
+    private let slot1 = Atomic<UInt>(0)
+    private let slot2 = Atomic<UInt>(0)
+    private let slot3 = Atomic<UInt>(0)
+
+    /// Takes an idle instance, if there is one.
+    @inline(__always)
+    func take() -> Object? {
+        if let object = Self.take(slot0) { return object }
+        if let object = Self.take(slot1) { return object }
+        if let object = Self.take(slot2) { return object }
+        return Self.take(slot3)
+    }
+
+    /// Gives `object` back for reuse; the caller must not use it afterwards.
+    @inline(__always)
+    func put(_ object: Object) {
+        let unmanaged = Unmanaged.passRetained(object)
+        let bits = UInt(bitPattern: unmanaged.toOpaque())
+        if Self.put(bits, slot0) || Self.put(bits, slot1) || Self.put(bits, slot2) || Self.put(bits, slot3) { return }
+        unmanaged.release()
+    }
+
+    /// Takes the instance in `slot`, if any.
+    @inline(__always)
+    private static func take(_ slot: borrowing Atomic<UInt>) -> Object? {
+        guard slot.load(ordering: .relaxed) != 0 else { return nil }
+        guard let raw = UnsafeMutableRawPointer(bitPattern: slot.exchange(0, ordering: .acquiring)) else { return nil }
+        return Unmanaged<Object>.fromOpaque(raw).takeRetainedValue()
+    }
+
+    /// Stores the retained instance `bits` in `slot` when the slot is empty.
+    @inline(__always)
+    private static func put(_ bits: UInt, _ slot: borrowing Atomic<UInt>) -> Bool {
+        slot.compareExchange(expected: 0, desired: bits, ordering: .releasing).exchanged
+    }
+}
+
+/// Idle encoders for ``BinaryCodec/encode(_:into:)``.
+let spareBinaryEncoders = BinarySpareInstances<BinaryValueEncoder>()
+
+/// A type the generic encode paths write without its Codable conformance: `Optional`
+/// (``_BinaryOptionalEncodable``) and POD arrays (``_PODArrayCodable``).
+protocol _BinaryEncodingFastPath {
+    /// Writes `value` (which is `Self`) in its single-value form.
+    static func _binaryEncode<V>(
         _ value: V,
         to encoder: BinaryValueEncoder,
         key: (any CodingKey)?
     ) throws(MultiprocessingError)
 
-    /// Writes `value` (which is `Self`) as a keyed field value, length included: zero
-    /// length for nil, else the wrapped value in its single-value form.
-    static func _encodeField<V>(
+    /// Writes `value` (which is `Self`) as a keyed field value, its length included.
+    static func _binaryEncodeField<V>(
         _ value: V,
         to encoder: BinaryValueEncoder,
         key: any CodingKey
     ) throws(MultiprocessingError)
 }
 
-extension Optional: _BinaryOptionalEncodable where Wrapped: Encodable {
-    static func _encodeWithPresence<V>(
+/// Lets the generic encode paths recognise `Optional` without string checks: a presence
+/// byte and the wrapped value, or (as a keyed field) an empty value for nil.
+protocol _BinaryOptionalEncodable: _BinaryEncodingFastPath {}
+
+extension Optional: _BinaryOptionalEncodable where Wrapped: Encodable {}
+
+extension Optional: _BinaryEncodingFastPath where Wrapped: Encodable {
+    static func _binaryEncode<V>(
         _ value: V,
         to encoder: BinaryValueEncoder,
         key: (any CodingKey)?
     ) throws(MultiprocessingError) {
-        switch _binaryIdentityCast(value, to: Self.self) {
+        switch binaryIdentityCast(value, to: Self.self) {
         case .none:
             encoder.writer.write(0)
         case .some(let wrapped):
@@ -232,12 +472,12 @@ extension Optional: _BinaryOptionalEncodable where Wrapped: Encodable {
         }
     }
 
-    static func _encodeField<V>(
+    static func _binaryEncodeField<V>(
         _ value: V,
         to encoder: BinaryValueEncoder,
         key: any CodingKey
     ) throws(MultiprocessingError) {
-        switch _binaryIdentityCast(value, to: Self.self) {
+        switch binaryIdentityCast(value, to: Self.self) {
         case .none:
             encoder.writer.write(0)
         case .some(let wrapped):
@@ -303,11 +543,38 @@ final class BinaryValueEncoder: Encoder {
     @exclusivity(unchecked) var depth = 0
     /// The last frame id handed out.
     @exclusivity(unchecked) var lastID: UInt32 = 0
+    /// How this encoder handles the types it has met.
+    @exclusivity(unchecked) var types = BinaryTypeCache<any _BinaryEncodingFastPath.Type>()
     /// The first error; the encode fails with it even when Codable code caught it.
-    var failure: MultiprocessingError?
+    @exclusivity(unchecked) var failure: MultiprocessingError?
 
     var codingPath: [any CodingKey] { path }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    /// Returns an idle encoder, ready to use.
+    static func take() -> BinaryValueEncoder {
+        guard let encoder = spareBinaryEncoders.take() else { return BinaryValueEncoder() }
+        encoder.reset()
+        return encoder
+    }
+
+    /// Gives an encoder back for reuse once its encode is over.
+    static func recycle(_ encoder: BinaryValueEncoder) {
+        encoder.reset()
+        guard encoder.frames.capacity <= 256, encoder.path.capacity <= 256 else { return }
+        spareBinaryEncoders.put(encoder)
+    }
+
+    /// Forgets everything about the last encode except the type cache. Containers of an
+    /// earlier encode stay dead: frame ids keep counting up.
+    func reset() {
+        writer = ByteWriter(reservingCapacity: 0)
+        frames.removeAll(keepingCapacity: true)
+        path.removeAll(keepingCapacity: true)
+        levelBase = 0
+        depth = 0
+        failure = nil
+    }
 
     /// The first `count` keys of the coding path.
     func pathPrefix(_ count: Int) -> [any CodingKey] {
@@ -315,7 +582,7 @@ final class BinaryValueEncoder: Encoder {
     }
 
     /// Makes an encoding error that names the coding path, and remembers it.
-    func fail(_ message: String, underlying: (any Error & Sendable)? = nil) -> MultiprocessingError {
+    func fail(_ message: String, underlying: (any Error)? = nil) -> MultiprocessingError {
         let error = MultiprocessingError(
             .encodingFailed,
             "\(message) (at \(BinaryCodec.describe(path)))",
@@ -327,46 +594,62 @@ final class BinaryValueEncoder: Encoder {
 
     // MARK: Values
 
+    /// How this encoder handles `T`.
+    @inline(__always)
+    func kind<T>(of type: T.Type) -> BinaryTypeKind<any _BinaryEncodingFastPath.Type> {
+        let id = UInt(bitPattern: ObjectIdentifier(T.self))
+        if let kind = types.kind(id) { return kind }
+        return classify(T.self, id)
+    }
+
+    /// Finds out how to handle `T` and caches the answer.
+    func classify<T>(_ type: T.Type, _ id: UInt) -> BinaryTypeKind<any _BinaryEncodingFastPath.Type> {
+        let kind: BinaryTypeKind<any _BinaryEncodingFastPath.Type>
+        if let primitive = BinaryPrimitive(T.self) {
+            kind = .primitive(primitive)
+        } else if let fast = T.self as? any _BinaryEncodingFastPath.Type {
+            kind = .fast(fast)
+        } else {
+            kind = .nested
+        }
+        types.insert(id, kind)
+        return kind
+    }
+
     /// Writes `value` in its single-value form at the current position.
     ///
     /// - Parameter key: the coding path key of the value, when it has one of its own.
     @inline(__always)
     func encodeValue<T: Encodable>(_ value: T, key: (any CodingKey)?) throws(MultiprocessingError) {
-        if Self.writePrimitive(value, lengthPrefixed: false, into: &writer) { return }
-        if let optional = T.self as? any _BinaryOptionalEncodable.Type {
-            try optional._encodeWithPresence(value, to: self, key: key)
-            return
+        switch kind(of: T.self) {
+        case .primitive(let primitive): primitive.write(value, lengthPrefixed: false, into: &writer)
+        case .fast(let fast): try fast._binaryEncode(value, to: self, key: key)
+        case .nested: try encodeNested(value, key: key)
         }
-        if let pod = T.self as? any _PODArrayCodable.Type {
-            pod._podEncode(value, into: &writer)
-            return
-        }
-        try encodeNested(value, key: key)
     }
 
     /// Writes `value` as a keyed field value: its byte length, then its bytes.
     @inline(__always)
     func encodeField<T: Encodable>(_ value: T, key: any CodingKey) throws(MultiprocessingError) {
-        if Self.writePrimitive(value, lengthPrefixed: true, into: &writer) { return }
-        if let optional = T.self as? any _BinaryOptionalEncodable.Type {
-            try optional._encodeField(value, to: self, key: key)
-            return
+        switch kind(of: T.self) {
+        case .primitive(let primitive):
+            primitive.write(value, lengthPrefixed: true, into: &writer)
+        case .fast(let fast):
+            try fast._binaryEncodeField(value, to: self, key: key)
+        case .nested:
+            let lengthOffset = writer.count
+            writer.write(0)
+            try encodeNested(value, key: key)
+            patchLength(writer.count - lengthOffset - 1, at: lengthOffset)
         }
-        if let pod = T.self as? any _PODArrayCodable.Type {
-            writer.write(length: pod._podEncodedByteCount(value))
-            pod._podEncode(value, into: &writer)
-            return
-        }
-        let lengthOffset = writer.count
-        writer.write(0)
-        try encodeNested(value, key: key)
-        patchLength(writer.count - lengthOffset - 1, at: lengthOffset)
     }
 
     /// Runs `value.encode(to:)` with this encoder as a new value level.
     func encodeNested<T: Encodable>(_ value: T, key: (any CodingKey)?) throws(MultiprocessingError) {
         guard depth < BinaryCodec.maximumDepth else {
-            throw fail("\(T.self) is nested more than \(BinaryCodec.maximumDepth) levels deep (or the object graph has a cycle)")
+            throw fail(
+                "\(T.self) is nested more than \(BinaryCodec.maximumDepth) levels deep (or the object graph has a cycle)"
+            )
         }
         let savedBase = levelBase
         let savedPathCount = path.count
@@ -380,10 +663,7 @@ final class BinaryValueEncoder: Encoder {
             if failure == nil { failure = error }
             throw error
         } catch {
-            throw fail(
-                "\(T.self).encode(to:) threw: \(BinaryCodec.describe(error))",
-                underlying: error
-            )
+            throw fail("\(T.self).encode(to:) threw: \(BinaryCodec.describe(error))", underlying: error)
         }
         try closeFrames(downTo: levelBase)
         // A value that wrote nothing (no container, or an empty single-value one) gets one
@@ -394,81 +674,6 @@ final class BinaryValueEncoder: Encoder {
         depth -= 1
         levelBase = savedBase
         if path.count > savedPathCount { path.removeSubrange(savedPathCount...) }
-    }
-
-    /// Writes `value` when it is a primitive (an integer, a float, Bool or String) and
-    /// returns whether it did.
-    ///
-    /// - Parameter lengthPrefixed: write the value's byte length first (keyed fields).
-    @inline(__always)
-    static func writePrimitive<T>(_ value: T, lengthPrefixed: Bool, into writer: inout ByteWriter) -> Bool {
-        if T.self == String.self {
-            writeString(_binaryIdentityCast(value, to: String.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == Int.self {
-            writeFixed(_binaryIdentityCast(value, to: Int.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == Double.self {
-            writeFixed(_binaryIdentityCast(value, to: Double.self).bitPattern, lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == Bool.self {
-            if lengthPrefixed { writer.write(1) }
-            writer.write(_binaryIdentityCast(value, to: Bool.self) ? 1 : 0)
-        } else if T.self == Float.self {
-            writeFixed(_binaryIdentityCast(value, to: Float.self).bitPattern, lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == Int64.self {
-            writeFixed(_binaryIdentityCast(value, to: Int64.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == UInt8.self {
-            writeFixed(_binaryIdentityCast(value, to: UInt8.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == Int32.self {
-            writeFixed(_binaryIdentityCast(value, to: Int32.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == UInt.self {
-            writeFixed(_binaryIdentityCast(value, to: UInt.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == UInt64.self {
-            writeFixed(_binaryIdentityCast(value, to: UInt64.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == UInt32.self {
-            writeFixed(_binaryIdentityCast(value, to: UInt32.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == Int8.self {
-            writeFixed(_binaryIdentityCast(value, to: Int8.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == Int16.self {
-            writeFixed(_binaryIdentityCast(value, to: Int16.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == UInt16.self {
-            writeFixed(_binaryIdentityCast(value, to: UInt16.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == Int128.self {
-            writeFixed(_binaryIdentityCast(value, to: Int128.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else if T.self == UInt128.self {
-            writeFixed(_binaryIdentityCast(value, to: UInt128.self), lengthPrefixed: lengthPrefixed, into: &writer)
-        } else {
-            return false
-        }
-        return true
-    }
-
-    /// Writes a fixed-width integer, after its byte length when `lengthPrefixed`.
-    @inline(__always)
-    static func writeFixed<I: FixedWidthInteger>(_ value: I, lengthPrefixed: Bool, into writer: inout ByteWriter) {
-        if lengthPrefixed { writer.write(UInt8(MemoryLayout<I>.size)) }
-        writer.write(fixed: value)
-    }
-
-    /// Writes a string (varint length and UTF-8), after its total byte length when
-    /// `lengthPrefixed`.
-    @inline(__always)
-    static func writeString(_ value: String, lengthPrefixed: Bool, into writer: inout ByteWriter) {
-        if lengthPrefixed {
-            let count = value.utf8.count
-            writer.write(length: varintSize(count) + count)
-        }
-        writer.write(string: value)
-    }
-
-    /// The number of bytes the varint encoding of `value` takes.
-    @inline(__always)
-    static func varintSize(_ value: Int) -> Int {
-        var size = 1
-        var rest = UInt64(value) >> 7
-        while rest != 0 {
-            size += 1
-            rest >>= 7
-        }
-        return size
     }
 
     // MARK: Frames
@@ -601,12 +806,11 @@ final class BinaryValueEncoder: Encoder {
         return pushFrame(kind, lengthOffset: lengthOffset, pathDepth: pathDepth)
     }
 
-    /// Starts a field of the keyed container `frame`: writes the key.
+    /// Starts a field of the keyed container `frame`; the caller writes the key next.
     @inline(__always)
-    func beginField(_ frame: FrameHandle, key: some CodingKey) throws(MultiprocessingError) {
+    func beginField(_ frame: FrameHandle) throws(MultiprocessingError) {
         try prepare(frame)
         frames[frame.index].count += 1
-        writer.write(string: key.stringValue)
     }
 
     /// Starts an element of the unkeyed container `frame`; returns the element's index.
@@ -632,7 +836,8 @@ final class BinaryValueEncoder: Encoder {
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         let frame = openContainer(.keyed, level: levelBase, owner: nil)
-        return KeyedEncodingContainer(BinaryKeyedEncodingContainer<Key>(encoder: self, frame: frame, pathDepth: path.count))
+        return KeyedEncodingContainer(
+            BinaryKeyedEncodingContainer<Key>(encoder: self, frame: frame, pathDepth: path.count))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -643,6 +848,85 @@ final class BinaryValueEncoder: Encoder {
     func singleValueContainer() -> any SingleValueEncodingContainer {
         let frame = openContainer(.singleValue, level: levelBase, owner: nil)
         return BinarySingleValueEncodingContainer(encoder: self, frame: frame, pathDepth: path.count)
+    }
+}
+
+extension ByteWriter {
+    /// The largest key plus value that ``appendField(key:string:)`` assembles on the stack.
+    fileprivate static let fusedFieldLimit = 256
+
+    /// Appends a keyed field holding a fixed-width value (key length, key, value length,
+    /// value) with a single append.
+    @inline(__always)
+    fileprivate mutating func appendField<I: FixedWidthInteger>(key: String, fixed value: I) {
+        var key = key
+        key.withUTF8 { utf8 in
+            let size = MemoryLayout<I>.size
+            let total = utf8.count + 2 + size
+            guard utf8.count < 0x80, total <= Self.fusedFieldLimit else {
+                write(length: utf8.count)
+                write(contentsOf: UnsafeRawBufferPointer(utf8))
+                write(UInt8(size))
+                write(fixed: value)
+                return
+            }
+            withUnsafeTemporaryAllocation(byteCount: total, alignment: 1) { buffer in
+                buffer[0] = UInt8(truncatingIfNeeded: utf8.count)
+                UnsafeMutableRawBufferPointer(rebasing: buffer[1..<(1 + utf8.count)]).copyMemory(
+                    from: UnsafeRawBufferPointer(utf8)
+                )
+                buffer[1 + utf8.count] = UInt8(truncatingIfNeeded: size)
+                buffer.storeBytes(of: value.littleEndian, toByteOffset: 2 + utf8.count, as: I.self)
+                write(contentsOf: UnsafeRawBufferPointer(buffer))
+            }
+        }
+    }
+
+    /// Appends a keyed field holding a string (key length, key, value length, string
+    /// length, UTF-8), with a single append when it is short.
+    @inline(__always)
+    fileprivate mutating func appendField(key: String, string value: String) {
+        var key = key
+        var value = value
+        key.withUTF8 { keyUTF8 in
+            value.withUTF8 { utf8 in
+                let valueLength = BinaryPrimitive.varintSize(utf8.count) + utf8.count
+                let total = 1 + keyUTF8.count + BinaryPrimitive.varintSize(valueLength) + valueLength
+                guard keyUTF8.count < 0x80, total <= Self.fusedFieldLimit else {
+                    write(length: keyUTF8.count)
+                    write(contentsOf: UnsafeRawBufferPointer(keyUTF8))
+                    write(length: valueLength)
+                    write(length: utf8.count)
+                    write(contentsOf: UnsafeRawBufferPointer(utf8))
+                    return
+                }
+                withUnsafeTemporaryAllocation(byteCount: total, alignment: 1) { buffer in
+                    var offset = 0
+                    func put(varint: Int) {
+                        var rest = UInt(varint)
+                        while rest >= 0x80 {
+                            buffer[offset] = UInt8(truncatingIfNeeded: rest) | 0x80
+                            offset += 1
+                            rest >>= 7
+                        }
+                        buffer[offset] = UInt8(rest)
+                        offset += 1
+                    }
+                    func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+                        UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + bytes.count)]).copyMemory(
+                            from: UnsafeRawBufferPointer(bytes)
+                        )
+                        offset += bytes.count
+                    }
+                    put(varint: keyUTF8.count)
+                    put(keyUTF8)
+                    put(varint: valueLength)
+                    put(varint: utf8.count)
+                    put(utf8)
+                    write(contentsOf: UnsafeRawBufferPointer(buffer))
+                }
+            }
+        }
     }
 }
 
@@ -691,24 +975,23 @@ struct BinaryKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProto
     /// Writes a fixed-width field.
     @inline(__always)
     private func field<I: FixedWidthInteger>(_ value: I, _ key: Key) throws(MultiprocessingError) {
-        try encoder.beginField(frame, key: key)
-        BinaryValueEncoder.writeFixed(value, lengthPrefixed: true, into: &encoder.writer)
+        try encoder.beginField(frame)
+        encoder.writer.appendField(key: key.stringValue, fixed: value)
     }
 
     mutating func encodeNil(forKey key: Key) throws(MultiprocessingError) {
-        try encoder.beginField(frame, key: key)
+        try encoder.beginField(frame)
+        encoder.writer.write(string: key.stringValue)
         encoder.writer.write(0)
     }
 
     mutating func encode(_ value: Bool, forKey key: Key) throws(MultiprocessingError) {
-        try encoder.beginField(frame, key: key)
-        encoder.writer.write(1)
-        encoder.writer.write(value ? 1 : 0)
+        try field(value ? 1 as UInt8 : 0, key)
     }
 
     mutating func encode(_ value: String, forKey key: Key) throws(MultiprocessingError) {
-        try encoder.beginField(frame, key: key)
-        BinaryValueEncoder.writeString(value, lengthPrefixed: true, into: &encoder.writer)
+        try encoder.beginField(frame)
+        encoder.writer.appendField(key: key.stringValue, string: value)
     }
 
     mutating func encode(_ value: Double, forKey key: Key) throws(MultiprocessingError) {
@@ -733,7 +1016,8 @@ struct BinaryKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProto
     mutating func encode(_ value: UInt128, forKey key: Key) throws(MultiprocessingError) { try field(value, key) }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws(MultiprocessingError) {
-        try encoder.beginField(frame, key: key)
+        try encoder.beginField(frame)
+        encoder.writer.write(string: key.stringValue)
         try encoder.encodeField(value, key: key)
     }
 

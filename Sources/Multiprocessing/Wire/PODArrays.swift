@@ -38,9 +38,10 @@ extension SIMD64: _WirePOD where Scalar: _WirePOD {}
 ///
 /// `Array`, `ArraySlice` and `ContiguousArray` of the same element produce identical
 /// bytes, so any of them decodes as any other. The generic codec paths find this
-/// conformance with a metatype cast (`T.self as? any _PODArrayCodable.Type`), which
-/// neither boxes the value nor touches its elements.
-protocol _PODArrayCodable {
+/// conformance (through the fast-path protocols it refines) with a metatype cast,
+/// `T.self as? any _BinaryEncodingFastPath.Type`, which neither boxes the value nor
+/// touches its elements.
+protocol _PODArrayCodable: _BinaryEncodingFastPath, _BinaryDecodingFastPath {
     /// The number of bytes ``_podEncode(_:into:)`` writes for `value` (which is `Self`).
     static func _podEncodedByteCount<V>(_ value: V) -> Int
 
@@ -52,12 +53,55 @@ protocol _PODArrayCodable {
     static func _podDecode<R>(from reader: inout ByteReader, as type: R.Type) throws(MultiprocessingError) -> R
 }
 
+extension _PODArrayCodable {
+    static func _binaryEncode<V>(
+        _ value: V,
+        to encoder: BinaryValueEncoder,
+        key: (any CodingKey)?
+    ) throws(MultiprocessingError) {
+        _podEncode(value, into: &encoder.writer)
+    }
+
+    static func _binaryEncodeField<V>(
+        _ value: V,
+        to encoder: BinaryValueEncoder,
+        key: any CodingKey
+    ) throws(MultiprocessingError) {
+        encoder.writer.write(length: _podEncodedByteCount(value))
+        _podEncode(value, into: &encoder.writer)
+    }
+
+    static func _binaryDecode<R>(
+        from decoder: BinaryValueDecoder,
+        key: (any CodingKey)?,
+        as type: R.Type
+    ) throws(MultiprocessingError) -> R {
+        try _podDecode(from: &decoder.reader, as: R.self)
+    }
+
+    static func _binaryDecodeField<R>(
+        _ field: ByteReader,
+        from decoder: BinaryValueDecoder,
+        key: any CodingKey,
+        as type: R.Type
+    ) throws(MultiprocessingError) -> R {
+        var field = field
+        let value = try _podDecode(from: &field, as: R.self)
+        guard field.isAtEnd else { throw decoder.fieldLength(R.self, key, field) }
+        return value
+    }
+}
+
+extension Array: _BinaryEncodingFastPath, _BinaryDecodingFastPath where Element: _WirePOD {}
+extension ArraySlice: _BinaryEncodingFastPath, _BinaryDecodingFastPath where Element: _WirePOD {}
+extension ContiguousArray: _BinaryEncodingFastPath, _BinaryDecodingFastPath where Element: _WirePOD {}
+
 /// Raw-memory encoding and decoding shared by the POD collection conformances.
 enum PODArrayCoding {
     /// The bytes an encoding of `count` elements of `Element` takes.
     @inline(__always)
     static func encodedByteCount<Element: _WirePOD>(count: Int, of type: Element.Type) -> Int {
-        BinaryValueEncoder.varintSize(count) + count * MemoryLayout<Element>.stride
+        BinaryPrimitive.varintSize(count) + count * MemoryLayout<Element>.stride
     }
 
     /// Writes the element count, then the elements' memory.
@@ -115,41 +159,41 @@ enum PODArrayCoding {
 
 extension Array: _PODArrayCodable where Element: _WirePOD {
     static func _podEncodedByteCount<V>(_ value: V) -> Int {
-        PODArrayCoding.encodedByteCount(count: _binaryIdentityCast(value, to: Self.self).count, of: Element.self)
+        PODArrayCoding.encodedByteCount(count: binaryIdentityCast(value, to: Self.self).count, of: Element.self)
     }
 
     static func _podEncode<V>(_ value: V, into writer: inout ByteWriter) {
-        let array = _binaryIdentityCast(value, to: Self.self)
+        let array = binaryIdentityCast(value, to: Self.self)
         array.withUnsafeBytes { PODArrayCoding.write(count: array.count, $0, of: Element.self, into: &writer) }
     }
 
     static func _podDecode<R>(from reader: inout ByteReader, as type: R.Type) throws(MultiprocessingError) -> R {
-        _binaryIdentityCast(try PODArrayCoding.readArray(of: Element.self, from: &reader), to: R.self)
+        binaryIdentityCast(try PODArrayCoding.readArray(of: Element.self, from: &reader), to: R.self)
     }
 }
 
 extension ArraySlice: _PODArrayCodable where Element: _WirePOD {
     static func _podEncodedByteCount<V>(_ value: V) -> Int {
-        PODArrayCoding.encodedByteCount(count: _binaryIdentityCast(value, to: Self.self).count, of: Element.self)
+        PODArrayCoding.encodedByteCount(count: binaryIdentityCast(value, to: Self.self).count, of: Element.self)
     }
 
     static func _podEncode<V>(_ value: V, into writer: inout ByteWriter) {
-        let slice = _binaryIdentityCast(value, to: Self.self)
+        let slice = binaryIdentityCast(value, to: Self.self)
         slice.withUnsafeBytes { PODArrayCoding.write(count: slice.count, $0, of: Element.self, into: &writer) }
     }
 
     static func _podDecode<R>(from reader: inout ByteReader, as type: R.Type) throws(MultiprocessingError) -> R {
-        _binaryIdentityCast(ArraySlice(try PODArrayCoding.readArray(of: Element.self, from: &reader)), to: R.self)
+        binaryIdentityCast(ArraySlice(try PODArrayCoding.readArray(of: Element.self, from: &reader)), to: R.self)
     }
 }
 
 extension ContiguousArray: _PODArrayCodable where Element: _WirePOD {
     static func _podEncodedByteCount<V>(_ value: V) -> Int {
-        PODArrayCoding.encodedByteCount(count: _binaryIdentityCast(value, to: Self.self).count, of: Element.self)
+        PODArrayCoding.encodedByteCount(count: binaryIdentityCast(value, to: Self.self).count, of: Element.self)
     }
 
     static func _podEncode<V>(_ value: V, into writer: inout ByteWriter) {
-        let array = _binaryIdentityCast(value, to: Self.self)
+        let array = binaryIdentityCast(value, to: Self.self)
         array.withUnsafeBytes { PODArrayCoding.write(count: array.count, $0, of: Element.self, into: &writer) }
     }
 
@@ -159,6 +203,6 @@ extension ContiguousArray: _PODArrayCodable where Element: _WirePOD {
             PODArrayCoding.copy(bytes, into: &buffer, count: count)
             initialized = count
         }
-        return _binaryIdentityCast(array, to: R.self)
+        return binaryIdentityCast(array, to: R.self)
     }
 }

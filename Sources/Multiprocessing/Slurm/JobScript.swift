@@ -1,0 +1,140 @@
+/// A `job.slurm` for a built executable, in the seed's form: one task with N CPUs, `srun`
+/// of the binary (what `mp slurm-script` prints).
+public struct SlurmJobScript: Sendable, Equatable {
+    /// The executable to run, as the script will name it (relative to where `sbatch` runs).
+    public var executable: String
+    /// Arguments after the executable.
+    public var arguments: [String] = []
+    /// `--cpus-per-task`: the workers of the default pool.
+    public var cpus: Int = 4
+    /// `--mem-per-cpu`, e.g. `4G`.
+    public var memoryPerCPU: String = "4G"
+    /// `--time`, in a form Slurm accepts.
+    public var time: String = "00:10:00"
+    /// `--nodes`.
+    public var nodes: Int = 1
+    /// `--job-name` (default: the executable's file name).
+    public var jobName: String?
+    /// `--partition`, `--account`, `--mail-user` when given.
+    public var partition: String?
+    public var account: String?
+    public var mailUser: String?
+
+    /// A script for `executable` with the defaults (4 CPUs, 4G per CPU, 10 minutes).
+    public init(executable: String) {
+        self.executable = executable
+    }
+
+    /// Checks every value; returns the problems, each naming the option and what Slurm accepts.
+    public func problems() -> [String] {
+        var problems: [String] = []
+        if executable.isEmpty { problems.append("the executable must be named") }
+        if cpus < 1 { problems.append("--cpus must be at least 1 (it becomes --cpus-per-task); \(cpus) was given") }
+        if nodes < 1 { problems.append("--nodes must be at least 1; \(nodes) was given") }
+        if nodes > 1 {
+            problems.append(
+                "--nodes \(nodes): pools that span several nodes are not supported yet; use --nodes 1 (one node, every CPU of the task)"
+            )
+        }
+        if !Self.isValidMemory(memoryPerCPU) {
+            problems.append(
+                "--mem-per-cpu '\(memoryPerCPU)' is not a size Slurm accepts: write a positive whole number with an optional unit K, M, G or T (e.g. 4G, 500M)"
+            )
+        }
+        if !Self.isValidTime(time) {
+            problems.append(
+                "--time '\(time)' is not a time Slurm accepts: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 30, 01:30:00, 2-00)"
+            )
+        }
+        for (option, value) in [("--job-name", jobName), ("--partition", partition), ("--account", account), ("--mail-user", mailUser)] {
+            if let value, value.isEmpty || value.contains(where: { $0 == "\n" || $0 == " " }) {
+                problems.append("\(option) '\(value)' must be one word")
+            }
+        }
+        return problems
+    }
+
+    /// `<n>[K|M|G|T]` with n a positive whole number.
+    public static func isValidMemory(_ text: String) -> Bool {
+        var digits = Substring(text)
+        if let last = digits.last, "KMGTkmgt".contains(last) { digits = digits.dropLast() }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = Int(digits) else { return false }
+        return value > 0
+    }
+
+    /// The time forms of `sbatch --time`: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`.
+    public static func isValidTime(_ text: String) -> Bool {
+        func numbers(_ part: Substring) -> [Int]? {
+            let fields = part.split(separator: ":", omittingEmptySubsequences: false)
+            let values = fields.map { field -> Int? in
+                guard !field.isEmpty, field.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+                return Int(field)
+            }
+            return values.contains(where: { $0 == nil }) ? nil : values.map { $0! }
+        }
+        let dash = text.split(separator: "-", omittingEmptySubsequences: false)
+        switch dash.count {
+        case 1:
+            guard let parts = numbers(dash[0]), (1...3).contains(parts.count) else { return false }
+            if parts.count >= 2 && parts.last! >= 60 { return false }
+            if parts.count == 3 && parts[1] >= 60 { return false }
+            return parts.contains { $0 > 0 }
+        case 2:
+            guard let days = numbers(dash[0]), days.count == 1, let parts = numbers(dash[1]), (1...3).contains(parts.count)
+            else { return false }
+            if parts[0] >= 24 { return false }
+            if parts.dropFirst().contains(where: { $0 >= 60 }) { return false }
+            return days[0] > 0 || parts.contains { $0 > 0 }
+        default:
+            return false
+        }
+    }
+
+    /// The script's text.
+    public var text: String {
+        let name = jobName ?? String(executable.split(separator: "/").last ?? "job")
+        let product = String(executable.split(separator: "/").last ?? "")
+        var lines = [
+            "#!/bin/bash",
+            "# Runs \(executable) on one node: one task with \(cpus) CPUs; the program's default",
+            "# process pool starts one worker per CPU of the step (run `srun mp cpus` to check).",
+            "# Build first, on the login node, from the package root (no Swift needed on the nodes):",
+            "#   swift build -c release --static-swift-stdlib --product \(product)",
+            "# then submit from the package root:  sbatch job.slurm",
+            "#SBATCH --job-name=\(name)",
+            "#SBATCH --nodes=\(nodes)",
+            "#SBATCH --ntasks=1",
+            "#SBATCH --cpus-per-task=\(cpus)",
+            "#SBATCH --mem-per-cpu=\(memoryPerCPU)",
+            "#SBATCH --time=\(time)",
+            "#SBATCH --output=\(name)-%j.out",
+        ]
+        if let partition { lines.append("#SBATCH --partition=\(partition)") }
+        if let account { lines.append("#SBATCH --account=\(account)") }
+        if let mailUser {
+            lines.append("#SBATCH --mail-user=\(mailUser)")
+            lines.append("#SBATCH --mail-type=END,FAIL")
+        }
+        lines.append("")
+        lines.append("# One step with all the task's CPUs; the workers inherit its CPU binding.")
+        let quoted = ([executable] + arguments).map(Self.shellQuoted).joined(separator: " ")
+        lines.append("srun --cpus-per-task=\(cpus) \(quoted)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func shellQuoted(_ word: String) -> String {
+        let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+        if safe && !word.isEmpty { return word }
+        return "'" + word.replacingAll("'", with: "'\\''") + "'"
+    }
+}
+
+extension String {
+    fileprivate func replacingAll(_ target: Character, with replacement: String) -> String {
+        var result = ""
+        for character in self {
+            if character == target { result += replacement } else { result.append(character) }
+        }
+        return result
+    }
+}
