@@ -34,7 +34,9 @@ extension ProcessPool {
     }
 
     /// Encodes inputs as the task frame of one chunk.
-    static func taskFrame<Input: Encodable>(callID: UInt64, chunkID: UInt64, first: Int, inputs: [Input]) -> ProducedChunk {
+    static func taskFrame<Input: Encodable>(callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>)
+        -> ProducedChunk
+    {
         do {
             let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
             return .frame(count: inputs.count, try TaskFrame(task: task) { w in try BinaryCodec.encode(inputs, into: &w) })

@@ -64,7 +64,7 @@ extension ProcessPool {
                     items.reserveCapacity(min(count, 4096))
                     while items.count < count, let item = source.iterator.next() { items.append(item) }
                     if items.isEmpty { return nil }
-                    return Self.taskFrame(callID: callID, chunkID: chunkID, first: first, inputs: items)
+                    return Self.taskFrame(callID: callID, chunkID: chunkID, first: first, inputs: items[...])
                 })
             return Results(core: ResultsCore(callID: callID, events: events, supervisor: supervisor, ordered: ordered))
         } catch {

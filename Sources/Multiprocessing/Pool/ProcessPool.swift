@@ -198,7 +198,7 @@ public final class ProcessPool: Sendable {
         let (callID, events) = try startCall(
             function, typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
             produce: { callID, chunkID, first, count in
-                Self.taskFrame(callID: callID, chunkID: chunkID, first: first, inputs: Array(items[first..<(first + count)]))
+                Self.taskFrame(callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)])
             })
         var results = OrderedResults<F.Output>(count: items.count)
         let supervisor = self.supervisor
