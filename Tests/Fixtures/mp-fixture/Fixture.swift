@@ -238,6 +238,24 @@ struct AbortAtExit: WorkerInitializer {
     func initialize() { atexit { abort() } }
 }
 
+/// Prints a line, then kills its own worker for item 3.
+struct PrintThenDie: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int {
+        print("line \(x) from a worker")
+        if x == 3 {
+            print("last words of item 3")
+            kill(getpid(), SIGKILL)
+        }
+        return x
+    }
+}
+
+func cpusAllowed(_ pid: Int32) -> String {
+    let status = readFile("/proc/\(pid)/status") ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") } ?? ""
+    return String(line.split(separator: "\t").last ?? "?")
+}
+
 struct PrintLines: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int {
         print("line \(x) from a worker")
@@ -726,7 +744,8 @@ struct Fixture {
                 print("children \(children().map(String.init).joined(separator: " "))")
                 fflush(nil)
                 do {
-                    _ = try await pool.map(Busy(milliseconds: 100), Array(0..<200), chunkSize: 1)
+                    let milliseconds = getenv("FIXTURE_ITEM_MS").flatMap { Int(String(cString: $0)) } ?? 100
+                    _ = try await pool.map(Busy(milliseconds: milliseconds), Array(0..<200), chunkSize: 1)
                     fail("the map was not interrupted")
                 } catch let error as MultiprocessingError {
                     stopped = error
@@ -766,6 +785,24 @@ struct Fixture {
             }
             try await Task.sleep(for: .milliseconds(50))
             print("after \(args[0]): \(counts())")
+        case "affinity":
+            // The pool's size and the CPUs its workers may run on, against this process's.
+            try await withProcessPool { pool in
+                _ = try await pool.map(Square(), Array(0..<100))
+                let own = cpusAllowed(getpid())
+                let workers = children().map(cpusAllowed)
+                let node = getenv("SLURMD_NODENAME").map { String(cString: $0) } ?? "?"
+                print("node \(node) mask \(own) pool \(pool.workerCount) workers \(workers.joined(separator: " "))")
+                print("all within mask \(workers.count == pool.workerCount && workers.allSatisfy { $0 == own })")
+            }
+        case "print-then-die":
+            try await withProcessPool(workers: 2) { pool in
+                var failures: [String] = []
+                for try await item in pool.imap(PrintThenDie(), Array(0..<100), chunkSize: 10) {
+                    if case .failure(let error) = item.result { failures.append(describe(error)) }
+                }
+                print("failures \(failures.count): \(failures.first ?? "")")
+            }
         case "pool-in-worker":
             try await withProcessPool(workers: 1) { pool in
                 print(try await pool.apply(NestedPool(), 0))
