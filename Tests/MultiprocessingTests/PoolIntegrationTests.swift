@@ -63,7 +63,8 @@ struct PoolIntegrationTests {
         #expect(first.hasPrefix("code=function type not found index=nil"))
         #expect(first.contains("Local"))
         #expect(first.contains("declared inside a function body"))
-        #expect(first.contains("Move `struct Local: ParallelFunction` to the top level of a file"))
+        #expect(first.contains("message=the function type Local cannot be found by name in a worker process"))
+        #expect(first.contains("Move `struct Local` to the top level of a file, or nest it in another type."))
         #expect(outcome.line("after") == "after [9]")
     }
 

@@ -1,5 +1,7 @@
+import CMultiprocessingShim
+
 /// A function that worker processes can run: a named `Codable` type whose stored
-/// properties are the function's captured state.
+/// properties are the function's captured state, with a synchronous `callAsFunction`.
 ///
 /// ```swift
 /// struct Scale: ParallelFunction {
@@ -8,6 +10,10 @@
 /// }
 /// ```
 ///
+/// For a function that must `await`, conform to ``AsyncParallelFunction`` instead; the pool
+/// takes either. The synchronous form is the fast one: a worker calls it in a plain loop,
+/// specialized for your type, with no per-item async overhead (tens of nanoseconds here).
+///
 /// A worker is a fresh process running the same executable; it finds your type by its
 /// mangled name, so there is no registration step. The type must therefore have a name
 /// a process can look up: declare it at the top level of a file or nested in another
@@ -15,24 +21,164 @@
 /// body cannot be found, and using one is a ``MultiprocessingError/Code/typeNotFound``
 /// error that says so.
 ///
-/// `callAsFunction` may be synchronous or `async`, and may throw. When it throws, that
-/// item fails with a ``MultiprocessingError/Code/functionThrew`` error that carries the
-/// item's index, the worker, and your error's type and description; the pool stays
-/// usable. When the worker process dies while running it (a crash, `exit`, a signal),
-/// the item fails with ``MultiprocessingError/Code/workerDied`` naming the cause, and the
-/// worker is replaced.
-public protocol ParallelFunction: Codable, Sendable {
+/// `callAsFunction` may throw. When it throws, that item fails with a
+/// ``MultiprocessingError/Code/functionThrew`` error that carries the item's index, the
+/// worker, and your error's type and description; the pool stays usable. When the worker
+/// process dies while running it (a crash, `exit`, a signal), the item fails with
+/// ``MultiprocessingError/Code/workerDied`` naming the cause, and the worker is replaced.
+public protocol ParallelFunction: WorkerFunction {
+    /// What one call takes (see ``WorkerFunction/Input``).
+    associatedtype Input
+    /// What one call returns (see ``WorkerFunction/Output``).
+    associatedtype Output
+
+    /// Computes the output for one input, in a worker process.
+    func callAsFunction(_ input: Input) throws -> Output
+}
+
+/// A function that worker processes can run, like ``ParallelFunction``, whose
+/// `callAsFunction` is `async` (it may await I/O, sleep, or use a task group).
+///
+/// It runs on the worker's main thread; each item costs an async call more than a
+/// synchronous ``ParallelFunction``. Failures are reported as for ``ParallelFunction``.
+public protocol AsyncParallelFunction: WorkerFunction {
+    /// What one call takes (see ``WorkerFunction/Input``).
+    associatedtype Input
+    /// What one call returns (see ``WorkerFunction/Output``).
+    associatedtype Output
+
+    /// Computes the output for one input, in a worker process.
+    func callAsFunction(_ input: Input) async throws -> Output
+}
+
+/// What a pool runs: a ``ParallelFunction`` or an ``AsyncParallelFunction``. Conform to
+/// one of those two; this protocol only names what they share (a `Codable` value with
+/// `Codable & Sendable` input and output).
+public protocol WorkerFunction: Codable, Sendable {
     /// What one call takes. Sent to a worker in the library's binary encoding; arrays of
     /// fixed-width integers, floating-point numbers and SIMD vectors of them travel as raw bytes.
     associatedtype Input: Codable & Sendable
     /// What one call returns.
     associatedtype Output: Codable & Sendable
 
-    /// Computes the output for one input, in a worker process.
-    nonisolated(nonsending) func callAsFunction(_ input: Input) async throws -> Output
+    /// Not API: runs offsets `run` of a chunk's inputs in a worker. Implemented by
+    /// ``ParallelFunction`` and ``AsyncParallelFunction``; it is a requirement so that the
+    /// worker reaches it through your type's witness table, where it is specialized for
+    /// your type.
+    nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
+        -> _ChunkOutcome<Output>
+}
+
+/// Not API: what a worker passes to ``ParallelFunction/_runChunk(_:run:context:)``.
+public struct _ChunkContext: @unchecked Sendable {
+    /// The worker's progress page (see `ProgressPage`): a raw pointer, so that noting an
+    /// item costs two stores and no reference counting.
+    @usableFromInline let progressWords: UnsafeMutablePointer<UInt64>?
+    @usableFromInline let timesItems: Bool
+
+    init(progress: ProgressPage?, timesItems: Bool) {
+        progressWords = progress?.wordsForItems
+        self.timesItems = timesItems
+    }
+
+    /// Notes that the item at `offset` starts (for crash attribution and timeouts).
+    @inlinable
+    func noteItem(_ offset: Int) {
+        guard let words = progressWords else { return }
+        if timesItems { words[3] = _monotonicNanos() }
+        words[2] = UInt64(offset)
+    }
+}
+
+/// Not API: the outputs of a chunk's items, and the failures, in order.
+public struct _ChunkOutcome<Output>: Sendable where Output: Sendable {
+    /// Outputs of the items that succeeded, in order.
+    public var outputs: [Output]
+    /// Items that threw: offset, error type, error description.
+    public var failures: [_ItemFailure]
+
+    @inlinable
+    init(outputs: [Output], failures: [_ItemFailure]) {
+        self.outputs = outputs
+        self.failures = failures
+    }
+}
+
+/// Not API: one item whose function threw.
+public struct _ItemFailure: Sendable {
+    public let offset: Int
+    public let type: String
+    public let message: String
+
+    @inlinable
+    init(offset: Int, error: any Error) {
+        self.offset = offset
+        type = String(reflecting: Swift.type(of: error))
+        message = String(describing: error)
+    }
 }
 
 extension ParallelFunction {
+    /// Not API: the chunk loop of a synchronous function. Inlinable so that it is
+    /// specialized for each function type: the loop calls `callAsFunction` directly.
+    @inlinable
+    public nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
+        -> _ChunkOutcome<Output>
+    {
+        var outputs: [Output] = []
+        outputs.reserveCapacity(run.count)
+        var failures: [_ItemFailure] = []
+        var offset = run.lowerBound
+        while offset < run.upperBound {
+            context.noteItem(offset)
+            do {
+                outputs.append(try self(inputs[offset]))
+            } catch {
+                failures.append(_ItemFailure(offset: offset, error: error))
+            }
+            _flushOutputIfPending()
+            offset += 1
+        }
+        return _ChunkOutcome(outputs: outputs, failures: failures)
+    }
+}
+
+extension AsyncParallelFunction {
+    /// Not API: the chunk loop of an async function.
+    @inlinable
+    public nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
+        -> _ChunkOutcome<Output>
+    {
+        var outputs: [Output] = []
+        outputs.reserveCapacity(run.count)
+        var failures: [_ItemFailure] = []
+        var offset = run.lowerBound
+        while offset < run.upperBound {
+            context.noteItem(offset)
+            do {
+                outputs.append(try await self(inputs[offset]))
+            } catch {
+                failures.append(_ItemFailure(offset: offset, error: error))
+            }
+            _flushOutputIfPending()
+            offset += 1
+        }
+        return _ChunkOutcome(outputs: outputs, failures: failures)
+    }
+}
+
+/// Not API: flushes stdout when a function printed (workers' output reaches a Slurm
+/// output file after every item).
+@usableFromInline
+func _flushOutputIfPending() {
+    if mp_stdout_pending() > 0 { mp_flush_stdio() }
+}
+
+/// Not API: monotonic time in nanoseconds.
+@usableFromInline
+func _monotonicNanos() -> UInt64 { Platform.monotonicNanos() }
+
+extension WorkerFunction {
     /// The name a worker looks the type up by, or `nil` when the runtime has none.
     static var workerTypeName: String? { _mangledTypeName(Self.self) }
 
@@ -44,7 +190,7 @@ extension ParallelFunction {
         guard let name = workerTypeName, _typeByName(name) != nil else {
             throw MultiprocessingError(
                 .typeNotFound,
-                "the function type \(readableTypeName) cannot be found by name in a worker process: it is declared inside a function body (a local type), and local types have no name another process can look up. Move `struct \(String(describing: Self.self)): ParallelFunction` to the top level of a file, or nest it in another type."
+                "the function type \(String(describing: Self.self)) cannot be found by name in a worker process: it is declared inside a function body (a local type), and local types have no name another process can look up. Move `struct \(String(describing: Self.self))` to the top level of a file, or nest it in another type."
             )
         }
         return name

@@ -5,7 +5,7 @@ import Synchronization
 extension ProcessPool {
     /// Registers a call with the supervisor and returns its id and its events. The events
     /// stream finishes when the supervisor forgets the call.
-    func startCall<F: ParallelFunction>(
+    func startCall<F: WorkerFunction>(
         _ function: F, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
         largestChunk: Int = ChunkSizer.maximumChunkItems,
         produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?

@@ -31,7 +31,7 @@ extension ProcessPool {
     ///   stops the work: workers still running its chunks are stopped and replaced.
     ///   The stream throws (ending the iteration) only when the whole call fails: the
     ///   pool is closed, or the function cannot be installed in a worker.
-    public func imap<F: ParallelFunction, S: Sequence>(
+    public func imap<F: WorkerFunction, S: Sequence>(
         _ function: F, _ inputs: sending S, chunkSize: Int? = nil
     ) -> Results<F.Output> where S.Element == F.Input {
         stream(function, inputs, chunkSize: chunkSize, ordered: true)
@@ -42,13 +42,13 @@ extension ProcessPool {
     ///
     /// Everything ``imap(_:_:chunkSize:)`` says holds, except the order: uneven work is
     /// not held up behind a slow item.
-    public func imapUnordered<F: ParallelFunction, S: Sequence>(
+    public func imapUnordered<F: WorkerFunction, S: Sequence>(
         _ function: F, _ inputs: sending S, chunkSize: Int? = nil
     ) -> Results<F.Output> where S.Element == F.Input {
         stream(function, inputs, chunkSize: chunkSize, ordered: false)
     }
 
-    private func stream<F: ParallelFunction, S: Sequence>(
+    private func stream<F: WorkerFunction, S: Sequence>(
         _ function: F, _ inputs: sending S, chunkSize: Int?, ordered: Bool
     ) -> Results<F.Output> where S.Element == F.Input {
         do {
@@ -77,7 +77,7 @@ extension ProcessPool {
     ///
     /// - Returns: a handle. Cancelling it (or the task that submitted it, if it awaits it)
     ///   stops the work: a worker running it is stopped and replaced.
-    public func applyAsync<F: ParallelFunction>(_ function: F, _ input: F.Input) -> PendingCall<F.Output> {
+    public func applyAsync<F: WorkerFunction>(_ function: F, _ input: F.Input) -> PendingCall<F.Output> {
         PendingCall(task: Task { try await self.apply(function, input) })
     }
 
@@ -97,7 +97,7 @@ extension ProcessPool {
     /// - Throws: at the first failed item, its ``MultiprocessingError`` (the rest of the
     ///   work is stopped); whatever `combine` throws; ``MultiprocessingError/Code/cancelled``
     ///   when the task is cancelled.
-    public func mapReduce<F: ParallelFunction, S: Sequence, Value>(
+    public func mapReduce<F: WorkerFunction, S: Sequence, Value>(
         _ function: F, _ inputs: sending S, into initial: Value, ordered: Bool = true, chunkSize: Int? = nil,
         _ combine: (inout Value, F.Output) throws -> Void
     ) async throws -> Value where S.Element == F.Input {

@@ -186,7 +186,7 @@ public final class ProcessPool: Sendable {
     ///   Also ``MultiprocessingError/Code/typeNotFound`` for a function type declared
     ///   inside a function body, ``MultiprocessingError/Code/poolClosed`` on a closed pool,
     ///   and ``MultiprocessingError/Code/cancelled`` when the calling task is cancelled.
-    public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil)
+    public func map<F: WorkerFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil)
         async throws -> [F.Output]
     {
         let items = Array(inputs)
@@ -253,7 +253,7 @@ public final class ProcessPool: Sendable {
     /// with named fields.
     ///
     /// - Throws: the errors of ``map(_:_:chunkSize:)``.
-    public func starmap<F: ParallelFunction, each Value: Codable & Sendable>(
+    public func starmap<F: WorkerFunction, each Value: Codable & Sendable>(
         _ function: F, _ inputs: [(repeat each Value)], chunkSize: Int? = nil
     ) async throws -> [F.Output] where F.Input == Arguments<repeat each Value> {
         try await map(function, inputs.map { Arguments(repeat each $0) }, chunkSize: chunkSize)
@@ -262,7 +262,7 @@ public final class ProcessPool: Sendable {
     /// Runs `function` on one input in a worker and returns its output (Python's `Pool.apply`).
     ///
     /// - Throws: the errors of ``map(_:_:chunkSize:)``, for this one item (index 0).
-    public func apply<F: ParallelFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
+    public func apply<F: WorkerFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
         try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
     }
 

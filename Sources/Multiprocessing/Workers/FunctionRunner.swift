@@ -26,14 +26,14 @@ func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, co
             "this worker cannot find the function type with mangled name \(typeName): it is a type declared inside a function body, or the worker is a different build of the program"
         )
     }
-    guard let functionType = type as? any ParallelFunction.Type else {
+    guard let functionType = type as? any WorkerFunction.Type else {
         throw MultiprocessingError(
-            .typeNotFound, "the type \(String(reflecting: type)) does not conform to ParallelFunction in this worker")
+            .typeNotFound, "the type \(String(reflecting: type)) does not conform to ParallelFunction or AsyncParallelFunction in this worker")
     }
     return try makeRunner(functionType, functionBytes, context)
 }
 
-private func makeRunner<F: ParallelFunction>(_ type: F.Type, _ bytes: UnsafeRawBufferPointer, _ context: RunnerContext)
+private func makeRunner<F: WorkerFunction>(_ type: F.Type, _ bytes: UnsafeRawBufferPointer, _ context: RunnerContext)
     throws -> any ChunkRunner
 {
     var reader = ByteReader(bytes)
@@ -41,7 +41,7 @@ private func makeRunner<F: ParallelFunction>(_ type: F.Type, _ bytes: UnsafeRawB
     return FunctionRunner(function: function, context: context)
 }
 
-struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
+struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     let function: F
     let context: RunnerContext
 
@@ -70,23 +70,11 @@ struct FunctionRunner<F: ParallelFunction>: ChunkRunner {
 
         progress?.set(.running)
         let start = Platform.monotonicNanos()
-        var outputs: [F.Output] = []
-        outputs.reserveCapacity(task.runEnd - task.runStart)
-        var failures: [(offset: Int, type: String, message: String)] = []
-        // An index loop: `enumerated()` would look up tuple metadata per item in this
-        // unspecialized generic code.
-        var offset = task.runStart
-        let timesItems = context.timesItems
-        while offset < task.runEnd {
-            progress?.item(offset, startedNanos: timesItems ? Platform.monotonicNanos() : 0)
-            do {
-                outputs.append(try await function(inputs[offset]))
-            } catch {
-                failures.append((offset, String(reflecting: Swift.type(of: error)), String(describing: error)))
-            }
-            if mp_stdout_pending() > 0 { mp_flush_stdio() }
-            offset += 1
-        }
+        let outcome = await function._runChunk(
+            inputs, run: task.runStart..<task.runEnd,
+            context: _ChunkContext(progress: progress, timesItems: context.timesItems))
+        let outputs = outcome.outputs
+        let failures = outcome.failures.map { (offset: $0.offset, type: $0.type, message: $0.message) }
         let elapsed = Platform.monotonicNanos() &- start
         progress?.set(.encoding)
 

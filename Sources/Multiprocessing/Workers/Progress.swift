@@ -86,6 +86,10 @@ final class ProgressPage: @unchecked Sendable {
         words[1] = phase.rawValue
     }
 
+    /// The words ``item(_:startedNanos:)`` writes, for the inlined chunk loop (which
+    /// writes word 3, the start time, then word 2, the offset). Valid while the page lives.
+    var wordsForItems: UnsafeMutablePointer<UInt64> { words }
+
     @inline(__always)
     func item(_ offset: Int, startedNanos: UInt64) {
         words[3] = startedNanos

@@ -263,7 +263,7 @@ struct PrintLines: ParallelFunction {
     }
 }
 
-struct NestedPool: ParallelFunction {
+struct NestedPool: AsyncParallelFunction {
     func callAsFunction(_ x: Int) async -> String {
         do {
             _ = try await ProcessPool(workers: 1)
@@ -276,7 +276,7 @@ struct NestedPool: ParallelFunction {
     }
 }
 
-struct AsyncDouble: ParallelFunction {
+struct AsyncDouble: AsyncParallelFunction {
     func callAsFunction(_ x: Int) async throws -> Int {
         try await Task.sleep(for: .milliseconds(1))
         return 2 * x
