@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "mp", targets: ["mp"]),
         .executable(name: "squares", targets: ["squares"]),
         .executable(name: "pi", targets: ["pi"]),
+        .executable(name: "mp-bench", targets: ["mp-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -49,6 +50,16 @@ let package = Package(
             ],
             path: "Examples/pi",
             exclude: ["job.slurm"],
+            swiftSettings: strict
+        ),
+        // The benchmark workloads (Benchmarks/run.py runs them against Python's pools).
+        .executableTarget(
+            name: "mp-bench",
+            dependencies: [
+                "Multiprocessing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/mp-bench",
             swiftSettings: strict
         ),
         // Worker-capable programs that the integration tests drive (the test runner's own

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Runs every benchmark workload on every engine, Swift and Python, interleaved, and
+prints medians and the ratios the targets are stated in.
+
+    python3 Benchmarks/run.py            # or scripts/bench
+    python3 Benchmarks/run.py --reps 3 --quick
+
+Builds mp-bench in release mode (and a --static-swift-stdlib copy for the startup
+figure), compiles the C ping-pong floor, then runs each configuration --reps times,
+interleaving configurations so that machine noise spreads evenly. Swift and Python use
+different sizes (each timed region lasts at least ~200 ms); compare per-item figures.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SWIFT = os.path.join(ROOT, ".build/release/mp-bench")
+SWIFT_STATIC = os.path.join(ROOT, ".build-static/release/mp-bench")
+PYTHON = [sys.executable, os.path.join(ROOT, "Benchmarks/python/bench.py")]
+PINGPONG = os.path.join(ROOT, ".build/pingpong")
+
+# workload -> (swift flags, python flags, the figure compared, higher is better)
+WORKLOADS = {
+    "tiny-map": (["--items", "30000000"], ["--items", "2000000"], "us_per_item", False),
+    "tiny-map-c1": (["--items", "30000"], ["--items", "20000"], "us_per_item", False),
+    "latency": (["--items", "5000"], ["--items", "3000"], "us_per_roundtrip", False),
+    "cpu-bound": ([], ["--iters", "60000"], "efficiency_vs_seq", True),
+    "imbalanced": ([], ["--base", "400"], "efficiency_vs_seq", True),
+    "startup": ([], [], "ms_per_startup", False),
+    "large-args": (["--items", "256"], ["--items", "256"], "mb_per_s", True),
+    "mapreduce-pi": (["--samples", "2000000"], ["--samples", "20000"], "items_per_s", True),
+}
+
+
+def run(command):
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def configurations(workers_list, quick):
+    configs = []
+    for workload, (swift_flags, python_flags, _, _) in WORKLOADS.items():
+        for workers in workers_list:
+            w = ["--workload", workload, "--workers", str(workers)]
+            configs.append(("swift", "process", workers, workload, [SWIFT] + w + swift_flags))
+            if workload in ("cpu-bound", "imbalanced"):
+                configs.append(("swift", "threads", workers, workload, [SWIFT] + w + ["--engine", "threads"] + swift_flags))
+            if workload == "startup":
+                configs.append(("swift-static", "process", workers, workload, [SWIFT_STATIC] + w))
+            configs.append(("python", "pool", workers, workload, PYTHON + w + ["--engine", "pool"] + python_flags))
+            if not quick:
+                configs.append(("python", "executor", workers, workload, PYTHON + w + ["--engine", "executor"] + python_flags))
+    return configs
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="skip ProcessPoolExecutor")
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--json", help="also write every run as JSON lines to this file")
+    args = parser.parse_args()
+
+    if not args.no_build:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "mp-bench"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "mp-bench",
+                        "--scratch-path", ".build-static"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        subprocess.run(["cc", "-O2", "-o", PINGPONG, os.path.join(ROOT, "Benchmarks/pingpong.c")], check=True)
+
+    cpus = len(os.sched_getaffinity(0))
+    workers_list = sorted({1, 2, cpus})
+    configs = configurations(workers_list, args.quick)
+
+    # The checksums of both languages must agree for the same flags.
+    for workload, flags in [("tiny-map", ["--items", "1000"]), ("cpu-bound", ["--iters", "1000"]),
+                            ("imbalanced", ["--base", "10"]), ("large-args", ["--items", "4", "--size", "1000"]),
+                            ("mapreduce-pi", ["--samples", "1000"]), ("latency", ["--items", "100"])]:
+        a = run([SWIFT, "--workload", workload, "--workers", "2"] + flags)["checksum"]
+        b = run(PYTHON + ["--workload", workload, "--workers", "2"] + flags)["checksum"]
+        if a != b:
+            raise SystemExit(f"checksum mismatch for {workload}: swift {a}, python {b}")
+    print(f"checksums agree; {len(configs)} configurations x {args.reps} repetitions, interleaved", file=sys.stderr)
+
+    results = {}
+    log = open(args.json, "w") if args.json else None
+    for rep in range(args.reps):
+        for lang, engine, workers, workload, command in configs:
+            result = run(command)
+            results.setdefault((lang, engine, workers, workload), []).append(result)
+            if log:
+                log.write(json.dumps(result) + "\n")
+        floor = run([PINGPONG, "20000"])
+        results.setdefault(("c", "pingpong", 1, "latency"), []).append(floor)
+        print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
+
+    def median(key, field):
+        values = [r[field] for r in results.get(key, []) if field in r]
+        return statistics.median(values) if values else None
+
+    print(f"\nMedians of {args.reps} interleaved runs; machine: {cpus} CPUs, {os.uname().machine}, "
+          f"{subprocess.run(['uname', '-r'], capture_output=True, text=True).stdout.strip()}\n")
+    print(f"| workload | workers | figure | swift process | swift threads | python Pool | python executor |")
+    print(f"|---|---|---|---|---|---|---|")
+    for workload, (_, _, figure, _) in WORKLOADS.items():
+        for workers in workers_list:
+            cells = []
+            for lang, engine in [("swift", "process"), ("swift", "threads"), ("python", "pool"), ("python", "executor")]:
+                value = median((lang, engine, workers, workload), figure)
+                if workload == "startup" and lang == "swift" and value is not None:
+                    static = median(("swift-static", "process", workers, workload), figure)
+                    cells.append(f"{value:.3g} ({static:.3g} static)" if static else f"{value:.3g}")
+                else:
+                    cells.append("" if value is None else f"{value:.3g}")
+            print(f"| {workload} | {workers} | {figure} | " + " | ".join(cells) + " |")
+    rss_swift = median(("swift", "process", 2, "tiny-map-c1"), "worker_rss_kib")
+    rss_python = median(("python", "pool", 2, "tiny-map-c1"), "worker_rss_kib")
+    floor = median(("c", "pingpong", 1, "latency"), "us_per_roundtrip")
+
+    def ratio(workload, figure, workers=2, invert=False):
+        s = median(("swift", "process", workers, workload), figure)
+        p = median(("python", "pool", workers, workload), figure)
+        if s is None or p is None:
+            return None
+        return p / s if invert else s / p
+
+    print("\nTargets (2 workers):\n")
+    rows = [
+        ("tiny-map items/s vs Python Pool", ratio("tiny-map", "items_per_s"), ">= 20x"),
+        ("tiny-map-c1 us/item, Python / Swift", ratio("tiny-map-c1", "us_per_item", invert=True), ">= 10x"),
+        ("latency us/round trip, Python / Swift", ratio("latency", "us_per_roundtrip", invert=True), ">= 4x"),
+        ("latency vs socket-pair floor (Swift / floor)",
+         (median(("swift", "process", 2, "latency"), "us_per_roundtrip") or 0) / floor if floor else None, "<= 1.5x"),
+        ("cpu-bound efficiency vs sequential", median(("swift", "process", 2, "cpu-bound"), "efficiency_vs_seq"), ">= 0.95"),
+        ("cpu-bound process / threads", (median(("swift", "process", 2, "cpu-bound"), "efficiency_vs_seq") or 0)
+         / (median(("swift", "threads", 2, "cpu-bound"), "efficiency_vs_seq") or 1), ">= 0.98"),
+        ("imbalanced efficiency vs sequential", median(("swift", "process", 2, "imbalanced"), "efficiency_vs_seq"), ">= 0.93"),
+        ("imbalanced process / threads", (median(("swift", "process", 2, "imbalanced"), "efficiency_vs_seq") or 0)
+         / (median(("swift", "threads", 2, "imbalanced"), "efficiency_vs_seq") or 1), ">= 0.97"),
+        ("startup ms, Python / Swift", ratio("startup", "ms_per_startup", invert=True), ">= 1x"),
+        ("large-args MB/s vs Python", ratio("large-args", "mb_per_s"), ">= 4x"),
+        ("idle worker RSS KiB, Swift / Python", rss_swift / rss_python if rss_swift and rss_python else None, "<= 1x"),
+    ]
+    print("| target | measured | wanted |")
+    print("|---|---|---|")
+    for name, value, wanted in rows:
+        print(f"| {name} | {'n/a' if value is None else f'{value:.3g}'} | {wanted} |")
+    print(f"\nsocket-pair ping-pong floor: {floor:.1f} us per round trip; idle worker RSS: Swift {rss_swift} KiB, "
+          f"Python {rss_python} KiB")
+
+
+if __name__ == "__main__":
+    main()
