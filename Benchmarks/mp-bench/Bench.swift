@@ -187,7 +187,9 @@ struct Bench: AsyncParsableCommand {
                 }
                 return (0..<UInt64(count)).reduce(0) { $0 &+ function($1) }
             }
-            return base(items: count, seconds: seconds, checksum: hits).merging(["hits": hits]) { $1 }
+            return base(items: count, seconds: seconds, checksum: hits).merging([
+                "hits": hits, "samples_per_s": Double(count * samples) / seconds,
+            ]) { $1 }
         default:
             throw ValidationError("unknown workload \(workload)")
         }

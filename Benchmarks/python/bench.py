@@ -207,6 +207,7 @@ def measure(args):
         seconds, checksum, rss = timed(
             args, lambda e: sum(e.unordered(pi_chunk, items)) if e else sum(pi_chunk(x) for x in items))
         extra["hits"] = checksum
+        extra["samples_per_s"] = n * args.samples / seconds
     else:
         raise SystemExit(f"unknown workload {w}")
     result = {

@@ -113,6 +113,9 @@ final class WorkerConnection {
             guard let n else { return true }
             if n == 0 { return false }
             buffer.withUnsafeBytes { assembler.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            // A short read drained the socket: data arriving later raises a new edge, so
+            // the read that would only say EAGAIN is skipped (one system call per message).
+            if n < buffer.count { return true }
         }
         return false
     }
