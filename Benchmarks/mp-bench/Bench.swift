@@ -3,7 +3,9 @@
 // with the same flags and prints the same JSON; Benchmarks/run.py runs both, interleaved.
 
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Multiprocessing
 import Synchronization
 
@@ -102,8 +104,7 @@ struct Bench: AsyncParsableCommand {
         result["engine"] = workers == 0 ? "seq" : engine
         result["workload"] = workload
         result["workers"] = workers
-        let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
+        print(Self.json(result))
     }
 
     func measure() async throws -> [String: Any] {
@@ -276,21 +277,51 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    /// VmRSS of one idle worker (a direct child of this process).
+    /// VmRSS of one idle worker (a direct child of this process). No Foundation here, so
+    /// that the workers' memory is what a Foundation-free program's would be.
     static func workerRSS() -> Int? {
         let me = getpid()
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
-        for entry in entries {
-            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
+        guard let dir = opendir("/proc") else { return nil }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let pid = Int32(name), let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")")
             else { continue }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 1, Int32(fields[1]) == me,
-                let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            guard fields.count > 1, Int32(fields[1]) == me, let status = readFile("/proc/\(pid)/status"),
                 let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
             else { continue }
             return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" })[1])
         }
         return nil
+    }
+
+    static func readFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, file)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// One line of JSON, keys sorted; values are numbers or strings.
+    static func json(_ object: [String: Any]) -> String {
+        let fields = object.keys.sorted().map { key -> String in
+            let value: String
+            switch object[key] {
+            case let v as String: value = "\"\(v)\""
+            case let v as Double: value = v.isFinite ? "\(v)" : "null"
+            case let v as Int: value = "\(v)"
+            case let v as UInt64: value = "\(v)"
+            default: value = "null"
+            }
+            return "\"\(key)\":\(value)"
+        }
+        return "{" + fields.joined(separator: ",") + "}"
     }
 }
