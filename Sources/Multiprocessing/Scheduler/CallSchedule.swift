@@ -32,6 +32,8 @@ struct CallSchedule<Payload>: Sendable where Payload: Sendable {
     private(set) var unconsumedChunks = 0
     /// The most chunks that may be outstanding plus unconsumed; `nil` for no bound.
     let window: Int?
+    /// The compute time of the last answered chunk (nanoseconds), once one is answered.
+    private(set) var lastChunkNanos: UInt64?
 
     init(totalItems: Int?, workers: Int, fixedChunkSize: Int?, window: Int?, largestChunk: Int = ChunkSizer.maximumChunkItems) {
         self.totalItems = totalItems
@@ -87,6 +89,7 @@ struct CallSchedule<Payload>: Sendable where Payload: Sendable {
         outstandingChunks -= 1
         if window != nil { unconsumedChunks += 1 }
         sizer.record(items: range.count, computeNanos: computeNanos)
+        lastChunkNanos = computeNanos
     }
 
     /// A chunk failed as a whole (its worker died while running it); its failure was

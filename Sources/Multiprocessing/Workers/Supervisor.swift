@@ -79,6 +79,10 @@ final class Supervisor: @unchecked Sendable {
     /// How many chunks one worker may hold at once: the one it runs and one waiting, so
     /// it never idles while its next chunk crosses the socket. More would hurt balance.
     static let chunksPerWorker = 2
+    /// When chunks take less than ``shortChunkNanos`` of work (a fixed tiny chunk size),
+    /// a worker may hold this many, so that the round trip of each does not leave it idle.
+    static let chunksPerWorkerForShortChunks = 8
+    static let shortChunkNanos: UInt64 = 50_000
     /// A slot whose worker fails to start this many times in a row is given up.
     static let maximumConsecutiveStartFailures = 3
     /// How long a closing pool waits for workers to exit before it kills them.
@@ -641,7 +645,11 @@ final class Supervisor: @unchecked Sendable {
     /// gets a second.
     private func pump() {
         guard state == .running else { return }
-        for depth in 1...Self.chunksPerWorker {
+        var maximumDepth = Self.chunksPerWorker
+        if let first = callOrder.first, let nanos = calls[first]?.schedule.lastChunkNanos, nanos < Self.shortChunkNanos {
+            maximumDepth = Self.chunksPerWorkerForShortChunks
+        }
+        for depth in 1...maximumDepth {
             for case let worker? in slots where worker.phase == .ready && worker.inFlight.count < depth {
                 let budget = settings.maximumItemsPerWorker.map { $0 - worker.itemsQueued } ?? Int.max
                 guard budget > 0 else { continue }  // it has all the items it may run; it is recycled next
