@@ -270,43 +270,26 @@ public final class ProcessPool: Sendable {
         if closed.load(ordering: .acquiring) { throw Supervisor.closedError() }
     }
 
-    /// Decodes a result frame into `results`; throws the first failed item's error (after
-    /// keeping the successes of the same chunk).
-    static func decodeResults<Output: Decodable>(
+    /// Decodes a result frame into `results` (the same decoding as the streams'); throws
+    /// the first failed item's error, after keeping the successes of the same chunk.
+    static func decodeResults<Output: Decodable & Sendable>(
         _ type: Output.Type, _ header: Message.Result, _ range: Range<Int>, _ payload: [UInt8], _ offset: Int,
         _ worker: MultiprocessingError.WorkerIdentity, into results: inout OrderedResults<Output>
     ) throws {
-        try payload.withUnsafeBytes { raw throws in
-            var reader = ByteReader(raw, offset: offset)
-            if header.status == Message.Result.allSucceeded {
-                let outputs = try BinaryCodec.decode([Output].self, from: &reader)
-                guard outputs.count == range.count, reader.isAtEnd else {
-                    throw MultiprocessingError(
-                        .malformedFrame, "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
-                }
-                results.add(chunkStartingAt: range.lowerBound, outputs)
-                return
-            }
+        switch ResultsCore<Output>.decode(header, range, payload, offset, worker) {
+        case .values(let start, let outputs):
+            results.add(chunkStartingAt: start, outputs)
+        case .mixed(let start, let outcomes):
             var firstFailure: MultiprocessingError?
-            var index = range.lowerBound
-            while index < range.upperBound {
-                let tag = try reader.readByte("a result tag")
-                if tag == Message.Result.itemSucceeded {
-                    results.add(try BinaryCodec.decode(Output.self, from: &reader), at: index)
-                } else {
-                    let errorType = try reader.readString()
-                    let errorMessage = try reader.readString()
-                    if firstFailure == nil {
-                        firstFailure = MultiprocessingError(
-                            .functionThrew,
-                            "item \(index) failed in \(worker): \(errorType): \(errorMessage)",
-                            itemIndex: index, worker: worker, remoteErrorType: errorType,
-                            remoteErrorMessage: errorMessage)
-                    }
+            for (position, outcome) in outcomes.enumerated() {
+                switch outcome {
+                case .success(let output): results.add(output, at: start + position)
+                case .failure(let error): firstFailure = firstFailure ?? error
                 }
-                index += 1
             }
             if let firstFailure { throw firstFailure }
+        case .failed(_, let error):
+            throw error
         }
     }
 }
