@@ -3,11 +3,12 @@
 // with the same flags and prints the same JSON; Benchmarks/run.py runs both, interleaved.
 
 import ArgumentParser
+import Multiprocessing
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Multiprocessing
-import Synchronization
 
 // MARK: - The workloads' arithmetic (all UInt64, wrapping)
 
@@ -116,13 +117,17 @@ struct Bench: AsyncParsableCommand {
             let (seconds, sum) = try await timedPool { pool in
                 var sum: UInt64 = 0
                 if let pool {
-                    for v in try await pool.map(Square(), inputs, chunkSize: chunk) { sum &+= UInt64(bitPattern: Int64(v)) }
+                    for v in try await pool.map(Square(), inputs, chunkSize: chunk) {
+                        sum &+= UInt64(bitPattern: Int64(v))
+                    }
                 } else {
                     for x in inputs { sum &+= UInt64(bitPattern: Int64(x &* x)) }
                 }
                 return sum
             }
-            return base(items: count, seconds: seconds, checksum: sum).merging(["us_per_item": seconds / Double(count) * 1e6]) { $1 }
+            return base(items: count, seconds: seconds, checksum: sum).merging([
+                "us_per_item": seconds / Double(count) * 1e6
+            ]) { $1 }
         case "latency":
             let count = items ?? 10_000
             let (seconds, sum) = try await timedPool { pool in
@@ -133,7 +138,9 @@ struct Bench: AsyncParsableCommand {
                 }
                 return sum
             }
-            return base(items: count, seconds: seconds, checksum: sum).merging(["us_per_roundtrip": seconds / Double(count) * 1e6]) { $1 }
+            return base(items: count, seconds: seconds, checksum: sum).merging([
+                "us_per_roundtrip": seconds / Double(count) * 1e6
+            ]) { $1 }
         case "cpu-bound":
             let count = items ?? 64
             let inputs = (0..<UInt64(count)).map { $0 }
@@ -184,7 +191,9 @@ struct Bench: AsyncParsableCommand {
             let function = PiChunk(samples: samples)
             let (seconds, hits) = try await timedPool { pool in
                 if let pool {
-                    return try await pool.mapReduce(function, 0..<UInt64(count), into: UInt64(0), ordered: false) { $0 &+= $1 }
+                    return try await pool.mapReduce(function, 0..<UInt64(count), into: UInt64(0), ordered: false) {
+                        $0 &+= $1
+                    }
                 }
                 return (0..<UInt64(count)).reduce(0) { $0 &+ function($1) }
             }
@@ -284,7 +293,9 @@ struct Bench: AsyncParsableCommand {
         guard let dir = opendir("/proc") else { return nil }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard let pid = Int32(name), let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")")
             else { continue }
             let fields = stat[stat.index(after: close)...].split(separator: " ")

@@ -88,14 +88,17 @@ struct ExampleTests {
         #expect(status == 0)
         #expect(out.hasPrefix("workers: 1 (decided by: SLURM_CPUS_PER_TASK)\nwhy: SLURM_CPUS_PER_TASK=1 is below the "))
         #expect(out.contains("\nSLURM_CPUS_PER_TASK: 1\n"))
-        let (_, json, _) = try await run("mp", ["cpus", "--json"], environment: ["SLURM_CPUS_ON_NODE": "abc", "MP_WORKERS": "3"])
+        let (_, json, _) = try await run(
+            "mp", ["cpus", "--json"], environment: ["SLURM_CPUS_ON_NODE": "abc", "MP_WORKERS": "3"])
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         #expect(object?["workers"] as? Int == 3)
         #expect(object?["source"] as? String == "MP_WORKERS")
         #expect(object?["reason"] as? String == "MP_WORKERS=3 overrides the CPU rules")
         #expect(json.split(separator: "\n").count == 1, "stdout holds only the JSON object")
         let (_, bad, _) = try await run("mp", ["cpus", "--json"], environment: ["SLURM_CPUS_PER_TASK": "-2"])
-        let ignored = (try JSONSerialization.jsonObject(with: Data(bad.utf8)) as? [String: Any])?["ignored"] as? [[String: String]]
+        let ignored =
+            (try JSONSerialization.jsonObject(with: Data(bad.utf8)) as? [String: Any])?["ignored"]
+            as? [[String: String]]
         #expect(ignored?.first?["variable"] == "SLURM_CPUS_PER_TASK")
         #expect(ignored?.first?["value"] == "-2")
         #expect(ignored?.first?["reason"] == "it is not positive")
@@ -104,14 +107,21 @@ struct ExampleTests {
     @Test("mp slurm-script writes the seed's form and refuses bad values with a message")
     func slurmScript() async throws {
         let (status, out, _) = try await run(
-            "mp", ["slurm-script", "--cpus", "2", "--mem-per-cpu", "1G", "--time", "1-02:30", ".build/release/pi", "--", "--json"])
+            "mp",
+            [
+                "slurm-script", "--cpus", "2", "--mem-per-cpu", "1G", "--time", "1-02:30", ".build/release/pi", "--",
+                "--json",
+            ])
         #expect(status == 0)
         #expect(out.contains("#SBATCH --cpus-per-task=2\n#SBATCH --mem-per-cpu=1G\n#SBATCH --time=1-02:30\n"))
         #expect(out.contains("swift build -c release --static-swift-stdlib --product pi"))
         #expect(out.hasSuffix("srun --cpus-per-task=2 .build/release/pi --json\n"))
         for (option, value, message) in [
             ("--cpus", "0", "--cpus must be at least 1 (it becomes --cpus-per-task); 0 was given"),
-            ("--time", "1:2:3:4", "--time '1:2:3:4' is not a time Slurm accepts: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+            (
+                "--time", "1:2:3:4",
+                "--time '1:2:3:4' is not a time Slurm accepts: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
+            ),
             ("--mem-per-cpu", "G", "--mem-per-cpu 'G' is not a size Slurm accepts"),
         ] {
             let (badStatus, _, err) = try await run("mp", ["slurm-script", option, value, "x"])

@@ -38,7 +38,8 @@ struct FaultTests {
         for (offset, index) in [3, 4, 5].enumerated() {
             let failure = lines[at + 1 + offset]
             #expect(failure.hasPrefix("  \(index) code=worker died "))
-            #expect(failure.contains("was killed by signal 6 (SIGABRT: abort()) while decoding the inputs of items 3..<6."))
+            #expect(
+                failure.contains("was killed by signal 6 (SIGABRT: abort()) while decoding the inputs of items 3..<6."))
             #expect(failure.contains("all 2 attempts failed") == (retries == 1))
         }
     }
@@ -49,24 +50,32 @@ struct FaultTests {
         let at = try #require(lines.firstIndex(of: "encoding: ok 3 failed 3"))
         let failure = lines[at + 1]
         #expect(failure.hasPrefix("  3 code=worker died "))
-        #expect(failure.contains("was killed by signal 6 (SIGABRT: abort()) while encoding the results of items 3..<6."))
+        #expect(
+            failure.contains("was killed by signal 6 (SIGABRT: abort()) while encoding the results of items 3..<6."))
     }
 
     @Test("a result that cannot be encoded fails its item, naming the type")
     func unencodableResult() async throws {
         let lines = try await matrix(retries: 0).lines
         let at = try #require(lines.firstIndex(of: "unencodable: ok 0 failed 2"))
-        #expect(lines[at + 1].contains("type=MultiprocessingError(encodingFailed) remote=the worker could not encode the result (mp_fixture.Unencodable): "))
+        #expect(
+            lines[at + 1].contains(
+                "type=MultiprocessingError(encodingFailed) remote=the worker could not encode the result (mp_fixture.Unencodable): "
+            ))
         #expect(lines[at + 1].contains("refused to encode"))
         #expect(lines.last == "children after close 0")
     }
 
     @Test("a worker killed once: without retries the item fails; with retries the map succeeds", arguments: [0, 1])
     func retriedAfterKill(retries: Int) async throws {
-        let outcome = try await FixtureProcess.run(["crash-once", "\(retries)"], waitingFor: "a map whose worker dies once")
+        let outcome = try await FixtureProcess.run(
+            ["crash-once", "\(retries)"], waitingFor: "a map whose worker dies once")
         if retries == 0 {
-            #expect(outcome.lines.first?.hasPrefix("map failed: code=worker died index=7 ") == true, "\(outcome.stdout)")
-            #expect(outcome.lines.first?.contains("was killed by signal 9 (SIGKILL) — often the kernel's out-of-memory killer") == true)
+            #expect(
+                outcome.lines.first?.hasPrefix("map failed: code=worker died index=7 ") == true, "\(outcome.stdout)")
+            #expect(
+                outcome.lines.first?.contains(
+                    "was killed by signal 9 (SIGKILL) — often the kernel's out-of-memory killer") == true)
         } else {
             #expect(outcome.lines == ["map ok true"], "\(outcome.stdout)")
         }
@@ -89,14 +98,18 @@ struct FaultTests {
         #expect(outcome.lines.first == "[\"hello 1\", \"hello 2\", \"hello 3\"]", "\(outcome.stdout)")
         let failure = outcome.lines.dropFirst().first ?? ""
         #expect(failure.hasPrefix("code=initializer failed index=nil "))
-        #expect(failure.contains("the worker initializer mp_fixture.FailingInitializer threw mp_fixture.FailingInitializer.Broken: the model file is missing."))
+        #expect(
+            failure.contains(
+                "the worker initializer mp_fixture.FailingInitializer threw mp_fixture.FailingInitializer.Broken: the model file is missing."
+            ))
         #expect(failure.contains("No worker can start until the initializer succeeds."))
         #expect(outcome.line("failed within") == "failed within 5 s true children 0")
     }
 
     @Test("a worker that crashes before the handshake fails pool creation, naming the signal")
     func crashAtStart() async throws {
-        let outcome = try await FixtureProcess.run(["crash-at-start"], waitingFor: "a pool whose workers crash at start")
+        let outcome = try await FixtureProcess.run(
+            ["crash-at-start"], waitingFor: "a pool whose workers crash at start")
         let first = outcome.lines.first ?? ""
         #expect(first.hasPrefix("code=handshake failed "), "\(outcome.stdout)")
         #expect(first.contains("was killed by signal 6 (SIGABRT: abort()) before completing the start-up handshake."))
@@ -105,7 +118,8 @@ struct FaultTests {
 
     @Test("a worker that crashes while shutting down does not hang or fail the close")
     func crashAtShutdown() async throws {
-        let outcome = try await FixtureProcess.run(["crash-at-shutdown"], waitingFor: "a pool whose workers crash at exit")
+        let outcome = try await FixtureProcess.run(
+            ["crash-at-shutdown"], waitingFor: "a pool whose workers crash at exit")
         #expect(outcome.lines == ["[1, 4, 9]", "closed, children 0"], "\(outcome.stdout)")
     }
 

@@ -99,16 +99,24 @@ extension CallSchedule<Int>.Chunk: Equatable {
 
 @Suite("Slurm job scripts (pure logic)")
 struct JobScriptTests {
-    @Test("every time form sbatch accepts, and none other", arguments: [
-        ("30", true), ("30:15", true), ("01:30:00", true), ("2-00", true), ("2-12:30", true), ("2-12:30:15", true),
-        ("0", false), ("1:2:3:4", false), ("1:60", false), ("-5", false), ("2-24", false), ("abc", false), ("", false),
-        ("1-2-3", false), ("1:", false),
-    ])
+    @Test(
+        "every time form sbatch accepts, and none other",
+        arguments: [
+            ("30", true), ("30:15", true), ("01:30:00", true), ("2-00", true), ("2-12:30", true), ("2-12:30:15", true),
+            ("0", false), ("1:2:3:4", false), ("1:60", false), ("-5", false), ("2-24", false), ("abc", false),
+            ("", false),
+            ("1-2-3", false), ("1:", false),
+        ])
     func times(text: String, valid: Bool) {
         #expect(SlurmJobScript.isValidTime(text) == valid)
     }
 
-    @Test("memory sizes", arguments: [("4G", true), ("500M", true), ("1024", true), ("2t", true), ("G", false), ("0G", false), ("-1G", false), ("4GB", false)])
+    @Test(
+        "memory sizes",
+        arguments: [
+            ("4G", true), ("500M", true), ("1024", true), ("2t", true), ("G", false), ("0G", false), ("-1G", false),
+            ("4GB", false),
+        ])
     func memory(text: String, valid: Bool) {
         #expect(SlurmJobScript.isValidMemory(text) == valid)
     }

@@ -59,14 +59,22 @@ struct SignalTests {
 
     @Test("SIGTERM stops the pool in order; received results are kept and written to the results file")
     func sigterm() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mp-results-\(UUID().uuidString).jsonl").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mp-results-\(UUID().uuidString).jsonl"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let run = try await interrupt(with: [SIGTERM], environment: ["FIXTURE_RESULTS": path])
         let out = run.outcome
         #expect(out.status == 143, "\(out.stdout)\(out.stderr)")
         #expect(out.line("code=").hasPrefix("code=interrupted index=nil"))
-        #expect(out.line("code=").contains("the program received SIGTERM (Slurm sends it at the job's time limit and on scancel); the pool stopped its workers."))
-        #expect(out.stderr.contains("swift-multiprocessing: received SIGTERM (Slurm sends it at the job's time limit and on scancel): stopping the pool; results already received are kept"))
+        #expect(
+            out.line("code=").contains(
+                "the program received SIGTERM (Slurm sends it at the job's time limit and on scancel); the pool stopped its workers."
+            ))
+        #expect(
+            out.stderr.contains(
+                "swift-multiprocessing: received SIGTERM (Slurm sends it at the job's time limit and on scancel): stopping the pool; results already received are kept"
+            ))
         #expect(out.line("closed, children") == "closed, children 0")
         let received = Int(out.line("received").split(separator: " ")[1]) ?? 0
         #expect(received > 0)
@@ -86,7 +94,8 @@ struct SignalTests {
     func sigint() async throws {
         let run = try await interrupt(with: [SIGINT])
         #expect(run.outcome.status == 130, "\(run.outcome.stdout)\(run.outcome.stderr)")
-        #expect(run.outcome.line("code=").contains("the program received SIGINT (Ctrl-C; press it again to exit at once)"))
+        #expect(
+            run.outcome.line("code=").contains("the program received SIGINT (Ctrl-C; press it again to exit at once)"))
         #expect(run.outcome.line("closed, children") == "closed, children 0")
         try await expectTreeGone(run)
     }

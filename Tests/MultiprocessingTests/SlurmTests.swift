@@ -38,11 +38,16 @@ enum SlurmCluster {
     /// Fails the test with what is missing; returns false when the test cannot go on.
     static func require(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
         guard isReachable else {
-            Issue.record("CI=true but no Slurm is reachable: scripts/slurm/start must run before the tests (scripts/test does it)", sourceLocation: sourceLocation)
+            Issue.record(
+                "CI=true but no Slurm is reachable: scripts/slurm/start must run before the tests (scripts/test does it)",
+                sourceLocation: sourceLocation)
             return false
         }
-        for name in ["squares", "pi", "mp", "mp-fixture"] where !FileManager.default.isExecutableFile(atPath: binary(name)) {
-            Issue.record("\(binary(name)) is missing: build with `swift build -c release --static-swift-stdlib` (scripts/test does it)", sourceLocation: sourceLocation)
+        for name in ["squares", "pi", "mp", "mp-fixture"]
+        where !FileManager.default.isExecutableFile(atPath: binary(name)) {
+            Issue.record(
+                "\(binary(name)) is missing: build with `swift build -c release --static-swift-stdlib` (scripts/test does it)",
+                sourceLocation: sourceLocation)
             return false
         }
         return true
@@ -97,7 +102,8 @@ enum SlurmCluster {
         _ script: String, options: [String], timeout: Duration = .seconds(180), waitingFor what: String,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> (Output, String) {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).out").path
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).out")
+            .path
         defer { try? FileManager.default.removeItem(atPath: output) }
         let result = try await run(
             "sbatch", ["--parsable", "--wait", "--output=\(output)"] + options + [script], timeout: timeout,
@@ -107,7 +113,8 @@ enum SlurmCluster {
 
     /// Writes a job script to a temporary file.
     static func script(_ body: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).slurm").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).slurm")
+            .path
         try ("#!/bin/bash\n" + body + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -119,7 +126,8 @@ struct SlurmTests {
     func squaresJob() async throws {
         guard SlurmCluster.require() else { return }
         let (result, output) = try await SlurmCluster.batch(
-            "Examples/squares/job.slurm", options: ["--cpus-per-task=2", "--mem-per-cpu=1G"], waitingFor: "the squares job")
+            "Examples/squares/job.slurm", options: ["--cpus-per-task=2", "--mem-per-cpu=1G"],
+            waitingFor: "the squares job")
         #expect(result.status == 0, "\(result.stderr)\(output)")
         #expect(output == "[1, 4, 9, 16, 25, 36, 49, 64]\n")
     }
@@ -161,7 +169,10 @@ struct SlurmTests {
         let lines = output.split(separator: "\n")
         #expect(lines.filter { $0 == "count 1 source affinity mask" }.count == 2, "\(output)")
         #expect(lines.filter { $0 == "pool 1" }.count == 2)
-        let warnings = lines.filter { $0.hasPrefix("swift-multiprocessing: warning: SLURM_CPUS_PER_TASK=2 but this job step may only run on 1 CPU") }
+        let warnings = lines.filter {
+            $0.hasPrefix(
+                "swift-multiprocessing: warning: SLURM_CPUS_PER_TASK=2 but this job step may only run on 1 CPU")
+        }
         #expect(warnings.count == 2, "once per task process: \(output)")
     }
 
@@ -180,17 +191,22 @@ struct SlurmTests {
 
     /// Starts `long-map` as a job, waits until it has results, then lets `stop` end it.
     func interruptedJob(options: [String], stop: (String) async throws -> Void) async throws -> (String, [Substring]) {
-        let results = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-results-\(UUID().uuidString).jsonl").path
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).out").path
+        let results = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mp-job-results-\(UUID().uuidString).jsonl"
+        ).path
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).out")
+            .path
         defer {
             try? FileManager.default.removeItem(atPath: results)
             try? FileManager.default.removeItem(atPath: output)
         }
         let script = try SlurmCluster.script(
-            "export FIXTURE_RESULTS=\(results) FIXTURE_ITEM_MS=1000\nsrun \(SlurmCluster.binary("mp-fixture")) long-map")
+            "export FIXTURE_RESULTS=\(results) FIXTURE_ITEM_MS=1000\nsrun \(SlurmCluster.binary("mp-fixture")) long-map"
+        )
         defer { try? FileManager.default.removeItem(atPath: script) }
         let submitted = try await SlurmCluster.run(
-            "sbatch", ["--parsable", "--output=\(output)", "--cpus-per-task=2", "--mem-per-cpu=512M"] + options + [script],
+            "sbatch",
+            ["--parsable", "--output=\(output)", "--cpus-per-task=2", "--mem-per-cpu=512M"] + options + [script],
             waitingFor: "sbatch")
         let job = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!job.isEmpty, "\(submitted.stderr)")
@@ -217,7 +233,8 @@ struct SlurmTests {
         while ContinuousClock.now < deadline {
             let info = try await SlurmCluster.run("scontrol", ["show", "job", job], waitingFor: "scontrol")
             if let path = info.stdout.split(separator: " ").first(where: { $0.hasPrefix("StdOut=") })?.dropFirst(7),
-                let content = try? String(contentsOfFile: String(path).trimmingCharacters(in: .whitespacesAndNewlines), encoding: .utf8),
+                let content = try? String(
+                    contentsOfFile: String(path).trimmingCharacters(in: .whitespacesAndNewlines), encoding: .utf8),
                 content.contains(text)
             {
                 return
@@ -235,7 +252,10 @@ struct SlurmTests {
             try await Task.sleep(for: .seconds(3))  // a few items finish
             _ = try await SlurmCluster.run("scancel", [job], waitingFor: "scancel")
         }
-        #expect(output.contains("swift-multiprocessing: received SIGTERM (Slurm sends it at the job's time limit and on scancel): stopping the pool"), "\(output)")
+        #expect(
+            output.contains(
+                "swift-multiprocessing: received SIGTERM (Slurm sends it at the job's time limit and on scancel): stopping the pool"
+            ), "\(output)")
         #expect(output.contains("code=interrupted index=nil"))
         #expect(!saved.isEmpty, "the results file holds the finished items")
         #expect(output.contains("swift-multiprocessing: wrote the \(saved.count) results received so far to "))
@@ -266,7 +286,11 @@ struct SlurmTests {
     func generatedScriptsAreValid() async throws {
         guard SlurmCluster.require() else { return }
         let generated = try await SlurmCluster.run(
-            SlurmCluster.binary("mp"), ["slurm-script", "--cpus", "2", "--mem-per-cpu", "1G", "--time", "0-00:05", "--job-name", "mp-test", ".build/release/pi", "--", "--json"],
+            SlurmCluster.binary("mp"),
+            [
+                "slurm-script", "--cpus", "2", "--mem-per-cpu", "1G", "--time", "0-00:05", "--job-name", "mp-test",
+                ".build/release/pi", "--", "--json",
+            ],
             waitingFor: "mp slurm-script")
         let script = try SlurmCluster.script(String(generated.stdout.drop { $0 != "\n" }.dropFirst()))
         defer { try? FileManager.default.removeItem(atPath: script) }

@@ -9,7 +9,8 @@ struct StreamTests {
     func orderedStreamBoundedMemory() async throws {
         let outcome = try await FixtureProcess.run(
             ["imap-rss", "10000000"], timeout: .seconds(120), waitingFor: "10 million items through imap")
-        #expect(outcome.line("count") == "count 10000000 sum ok true in order true", "\(outcome.stdout)\(outcome.stderr)")
+        #expect(
+            outcome.line("count") == "count 10000000 sum ok true in order true", "\(outcome.stdout)\(outcome.stderr)")
         let peak = Int(outcome.line("peak rss kib").split(separator: " ").last ?? "") ?? .max
         // The input alone would take 80 MB as an array, the outputs 80 MB more.
         #expect(peak < 48 * 1024, "peak RSS \(peak) KiB: the stream should hold only a bounded window of chunks")
@@ -18,22 +19,25 @@ struct StreamTests {
     @Test("a slow consumer holds the input back: it is read only as far as the window allows")
     func backpressure() async throws {
         let outcome = try await FixtureProcess.run(["imap-backpressure"], waitingFor: "a slow consumer")
-        #expect(outcome.line("taken").hasPrefix("taken 100 pulled at most 190: true"), "\(outcome.stdout)\(outcome.stderr)")
+        #expect(
+            outcome.line("taken").hasPrefix("taken 100 pulled at most 190: true"), "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("after") == "after [49]")
     }
 
     @Test("a failed item is yielded at its index and the stream goes on (ordered and unordered)")
     func failedItemsInStreams() async throws {
         let outcome = try await FixtureProcess.run(["imap-failures"], waitingFor: "streams with a failing item")
-        #expect(outcome.lines == [
-            "0:1 1:2 2:3 3:4 4:5 5:function threw@5 6:7 7:8 8:9 9:10 10:11 11:12",
-            "1 2 3 4 5 6 7 E 9 10 11 12",
-        ], "\(outcome.stderr)")
+        #expect(
+            outcome.lines == [
+                "0:1 1:2 2:3 3:4 4:5 5:function threw@5 6:7 7:8 8:9 9:10 10:11 11:12",
+                "1 2 3 4 5 6 7 E 9 10 11 12",
+            ], "\(outcome.stderr)")
     }
 
     @Test("the unordered stream yields every index exactly once, each with its own result")
     func unorderedEveryIndexOnce() async throws {
-        let outcome = try await FixtureProcess.run(["unordered", "500"], waitingFor: "an unordered stream of 500 items")
+        let outcome = try await FixtureProcess.run(
+            ["unordered", "500"], waitingFor: "an unordered stream of 500 items")
         #expect(outcome.lines == ["every index once true count 500"], "\(outcome.stderr)")
     }
 
@@ -64,6 +68,8 @@ struct StreamTests {
         let outcome = try await FixtureProcess.run(["map-reduce"], waitingFor: "map-reduce")
         #expect(outcome.line("ordered") == "ordered true", "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("unordered sum") == "unordered sum 333328333350000")
-        #expect(outcome.line("code=").hasPrefix("code=function threw index=50 type=mp_fixture.FailOn.Boom remote=boom at 50"))
+        #expect(
+            outcome.line("code=").hasPrefix(
+                "code=function threw index=50 type=mp_fixture.FailOn.Boom remote=boom at 50"))
     }
 }

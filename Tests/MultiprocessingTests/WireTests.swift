@@ -238,7 +238,8 @@ struct WireFuzzTests {
             }.bytes)
         seeds.append(
             try Frame.encode(.result) { w throws in
-                Message.Result(callID: 1, chunkID: 2, computeNanos: 99, status: Message.Result.allSucceeded).write(to: &w)
+                Message.Result(callID: 1, chunkID: 2, computeNanos: 99, status: Message.Result.allSucceeded).write(
+                    to: &w)
                 try BinaryCodec.encode(Array(0..<100), into: &w)
             })
         seeds.append(try Message.Failure(callID: 3, code: "x", message: "y").frame(.installFailed))
@@ -278,14 +279,17 @@ struct WireFuzzTests {
             cases += 1
             var bytes: [UInt8]
             if cases % 4 == 0 {
-                bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in
+                    UInt8.random(in: 0...255, using: &random)
+                }
                 if cases % 8 == 0 { bytes = [0x4D, 0x50, Frame.protocolVersion] + bytes }  // past the magic
             } else {
                 bytes = seeds[Int.random(in: 0..<seeds.count, using: &random)]
                 for _ in 0..<Int.random(in: 1...4, using: &random) {
                     switch Int.random(in: 0..<4, using: &random) {
                     case 0 where !bytes.isEmpty:  // flip a byte
-                        bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                        bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(
+                            in: 0...255, using: &random)
                     case 1 where !bytes.isEmpty:  // truncate
                         bytes.removeLast(Int.random(in: 1...bytes.count, using: &random))
                     case 2:  // insert garbage

@@ -106,8 +106,11 @@ public struct _ChunkOutcome<Output>: Sendable where Output: Sendable {
 
 /// Not API: one item whose function threw.
 public struct _ItemFailure: Sendable {
+    /// The item's offset in the chunk's inputs.
     public let offset: Int
+    /// The thrown error's type name.
     public let type: String
+    /// The thrown error's description.
     public let message: String
 
     @inlinable

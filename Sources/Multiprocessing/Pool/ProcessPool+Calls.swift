@@ -39,7 +39,8 @@ extension ProcessPool {
     {
         do {
             let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
-            return .frame(count: inputs.count, try TaskFrame(task: task) { w in try BinaryCodec.encode(inputs, into: &w) })
+            return .frame(
+                count: inputs.count, try TaskFrame(task: task) { w in try BinaryCodec.encode(inputs, into: &w) })
         } catch {
             let cause = MultiprocessingError.from(error)
             return .failed(

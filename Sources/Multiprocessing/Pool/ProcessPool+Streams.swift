@@ -107,7 +107,8 @@ extension ProcessPool {
             try combine(&value, item.get())
         }
         if Task.isCancelled {
-            throw MultiprocessingError(.cancelled, "the task that called mapReduce was cancelled; the work it started was stopped")
+            throw MultiprocessingError(
+                .cancelled, "the task that called mapReduce was cancelled; the work it started was stopped")
         }
         return value
     }

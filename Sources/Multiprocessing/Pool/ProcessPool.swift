@@ -233,14 +233,16 @@ public final class ProcessPool: Sendable {
                         "swift-multiprocessing: wrote the \(written) results received so far to \(path)\n")
                 } catch {
                     Platform.writeToStandardError(
-                        "swift-multiprocessing: could not write the results received so far to \(path): \(describe(error))\n")
+                        "swift-multiprocessing: could not write the results received so far to \(path): \(describe(error))\n"
+                    )
                 }
             }
             throw MultiprocessingError(copying: failure, partialResults: partial)
         }
         guard results.isComplete else {
             throw MultiprocessingError(
-                copying: MultiprocessingError(.cancelled, "the task that called map was cancelled; the work it started was stopped"),
+                copying: MultiprocessingError(
+                    .cancelled, "the task that called map was cancelled; the work it started was stopped"),
                 partialResults: results.partial())
         }
         return results.inOrder()

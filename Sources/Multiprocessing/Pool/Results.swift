@@ -6,7 +6,9 @@
 /// fails (the pool closed, the function could not be installed); a failed item is
 /// yielded as its ``ItemResult`` and the stream goes on.
 public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
+    /// One item's outcome, with its index.
     public typealias Element = ItemResult<Output>
+    /// What the iteration throws when the whole call fails.
     public typealias Failure = MultiprocessingError
 
     let core: ResultsCore<Output>?
@@ -73,9 +75,11 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
 
         func item(_ offset: Int) -> ItemResult<Output> {
             switch self {
-            case .values(let start, let values): return ItemResult(index: start + offset, result: .success(values[offset]))
+            case .values(let start, let values):
+                return ItemResult(index: start + offset, result: .success(values[offset]))
             case .mixed(let start, let results): return ItemResult(index: start + offset, result: results[offset])
-            case .failed(let range, let error): return ItemResult(index: range.lowerBound + offset, result: .failure(error))
+            case .failed(let range, let error):
+                return ItemResult(index: range.lowerBound + offset, result: .failure(error))
             }
         }
     }
@@ -133,7 +137,8 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
             guard let event = await events.next() else {
                 finish(stopRunningWork: true)
                 if Task.isCancelled {
-                    throw MultiprocessingError(.cancelled, "the task iterating the stream was cancelled; the work it started was stopped")
+                    throw MultiprocessingError(
+                        .cancelled, "the task iterating the stream was cancelled; the work it started was stopped")
                 }
                 return nil
             }
@@ -178,7 +183,8 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
                     let outputs = try BinaryCodec.decode([Output].self, from: &reader)
                     guard outputs.count == range.count, reader.isAtEnd else {
                         throw MultiprocessingError(
-                            .malformedFrame, "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
+                            .malformedFrame,
+                            "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
                     }
                     return .values(start: range.lowerBound, outputs)
                 }

@@ -35,7 +35,10 @@ struct CallSchedule<Payload>: Sendable where Payload: Sendable {
     /// The compute time of the last answered chunk (nanoseconds), once one is answered.
     private(set) var lastChunkNanos: UInt64?
 
-    init(totalItems: Int?, workers: Int, fixedChunkSize: Int?, window: Int?, largestChunk: Int = ChunkSizer.maximumChunkItems) {
+    init(
+        totalItems: Int?, workers: Int, fixedChunkSize: Int?, window: Int?,
+        largestChunk: Int = ChunkSizer.maximumChunkItems
+    ) {
         self.totalItems = totalItems
         self.window = window
         sizer = ChunkSizer(workers: workers, fixedSize: fixedChunkSize, largestChunk: largestChunk)

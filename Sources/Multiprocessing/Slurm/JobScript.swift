@@ -15,9 +15,11 @@ public struct SlurmJobScript: Sendable, Equatable {
     public var nodes: Int = 1
     /// `--job-name` (default: the executable's file name).
     public var jobName: String?
-    /// `--partition`, `--account`, `--mail-user` when given.
+    /// `--partition`, when given.
     public var partition: String?
+    /// `--account`, when given.
     public var account: String?
+    /// `--mail-user` (with `--mail-type=END,FAIL`), when given.
     public var mailUser: String?
 
     /// A script for `executable` with the defaults (4 CPUs, 4G per CPU, 10 minutes).
@@ -46,7 +48,9 @@ public struct SlurmJobScript: Sendable, Equatable {
                 "--time '\(time)' is not a time Slurm accepts: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 30, 01:30:00, 2-00)"
             )
         }
-        for (option, value) in [("--job-name", jobName), ("--partition", partition), ("--account", account), ("--mail-user", mailUser)] {
+        for (option, value) in [
+            ("--job-name", jobName), ("--partition", partition), ("--account", account), ("--mail-user", mailUser),
+        ] {
             if let value, value.isEmpty || value.contains(where: { $0 == "\n" || $0 == " " }) {
                 problems.append("\(option) '\(value)' must be one word")
             }
@@ -80,7 +84,8 @@ public struct SlurmJobScript: Sendable, Equatable {
             if parts.count == 3 && parts[1] >= 60 { return false }
             return parts.contains { $0 > 0 }
         case 2:
-            guard let days = numbers(dash[0]), days.count == 1, let parts = numbers(dash[1]), (1...3).contains(parts.count)
+            guard let days = numbers(dash[0]), days.count == 1, let parts = numbers(dash[1]),
+                (1...3).contains(parts.count)
             else { return false }
             if parts[0] >= 24 { return false }
             if parts.dropFirst().contains(where: { $0 >= 60 }) { return false }

@@ -124,7 +124,8 @@ enum Message {
             guard first <= UInt64(Int.max / 2), count <= UInt64(Int32.max), start <= end, end <= count else {
                 throw MultiprocessingError(
                     .malformedFrame,
-                    "a task frame names an impossible item range (first \(first), count \(count), run \(start)..<\(end))")
+                    "a task frame names an impossible item range (first \(first), count \(count), run \(start)..<\(end))"
+                )
             }
             firstIndex = Int(first)
             self.count = Int(count)

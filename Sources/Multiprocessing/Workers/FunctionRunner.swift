@@ -28,7 +28,9 @@ func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, co
     }
     guard let functionType = type as? any WorkerFunction.Type else {
         throw MultiprocessingError(
-            .typeNotFound, "the type \(String(reflecting: type)) does not conform to ParallelFunction or AsyncParallelFunction in this worker")
+            .typeNotFound,
+            "the type \(String(reflecting: type)) does not conform to ParallelFunction or AsyncParallelFunction in this worker"
+        )
     }
     return try makeRunner(functionType, functionBytes, context)
 }
@@ -65,7 +67,8 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
         } catch {
             return Self.failAll(
                 task, type: "MultiprocessingError(decodingFailed)",
-                message: "the worker could not decode the inputs (\(String(reflecting: F.Input.self))): \(describe(error))")
+                message:
+                    "the worker could not decode the inputs (\(String(reflecting: F.Input.self))): \(describe(error))")
         }
 
         progress?.set(.running)

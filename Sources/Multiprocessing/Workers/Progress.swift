@@ -1,9 +1,10 @@
+import CMultiprocessingShim
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CMultiprocessingShim
 
 /// A small page of memory shared between the parent and one worker, where the worker
 /// notes what it is doing: which chunk, which phase, which item, since when.

@@ -516,7 +516,9 @@ final class Supervisor: @unchecked Sendable {
     private func failureError(
         _ worker: WorkerConnection, _ termination: ProcessTermination, index: Int?, phase: (String, Range<Int>)?
     ) -> MultiprocessingError {
-        let what = index.map { "item \($0)" } ?? phase.map { "\($0.0) items \($0.1.lowerBound)..<\($0.1.upperBound)" } ?? "work"
+        let what =
+            index.map { "item \($0)" } ?? phase.map { "\($0.0) items \($0.1.lowerBound)..<\($0.1.upperBound)" }
+            ?? "work"
         if case .timedOut(let limit) = worker.stopReason {
             return MultiprocessingError(
                 .timedOut,
@@ -646,7 +648,8 @@ final class Supervisor: @unchecked Sendable {
     private func pump() {
         guard state == .running else { return }
         var maximumDepth = Self.chunksPerWorker
-        if let first = callOrder.first, let nanos = calls[first]?.schedule.lastChunkNanos, nanos < Self.shortChunkNanos {
+        if let first = callOrder.first, let nanos = calls[first]?.schedule.lastChunkNanos, nanos < Self.shortChunkNanos
+        {
             maximumDepth = Self.chunksPerWorkerForShortChunks
         }
         for depth in 1...maximumDepth {

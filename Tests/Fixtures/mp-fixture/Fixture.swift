@@ -628,7 +628,9 @@ struct Fixture {
                 try await Task.sleep(for: .milliseconds(500))
                 let second = workers.map(cpuTicks)
                 let idle = zip(first, second).allSatisfy { $1 - $0 <= 2 }
-                print("was busy \(busyBefore.count == 2 && busyBefore.allSatisfy { $0 >= 5 }) consumer got \(got.map(String.init) ?? "error")")
+                print(
+                    "was busy \(busyBefore.count == 2 && busyBefore.allSatisfy { $0 >= 5 }) consumer got \(got.map(String.init) ?? "error")"
+                )
                 print("workers \(workers.count) idle after cancel \(idle)")
                 print("after \(try await pool.map(Square(), [1, 2, 3]))")
             }
@@ -732,7 +734,9 @@ struct Fixture {
             try await withProcessPool(workers: 2, options: .init(maximumItemsPerWorker: 5)) { pool in
                 let pids = try await pool.map(Pid(), Array(0..<40))
                 let values = try await pool.map(Square(), Array(0..<40))
-                print("distinct workers \(Set(pids).count >= 8) (\(Set(pids).count)) results ok \(values == (0..<40).map { $0 * $0 })")
+                print(
+                    "distinct workers \(Set(pids).count >= 8) (\(Set(pids).count)) results ok \(values == (0..<40).map { $0 * $0 })"
+                )
             }
             print("children after close \(children().count)")
         case "long-map":
