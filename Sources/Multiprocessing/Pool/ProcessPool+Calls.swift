@@ -34,13 +34,15 @@ extension ProcessPool {
     }
 
     /// Encodes inputs as the task frame of one chunk.
-    static func taskFrame<Input: Encodable>(callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>)
-        -> ProducedChunk
-    {
+    static func taskFrame<Input: Encodable>(
+        callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>, sizeHint: FrameSizeHint? = nil
+    ) -> ProducedChunk {
         do {
             let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
-            return .frame(
-                count: inputs.count, try TaskFrame(task: task) { w in try BinaryCodec.encode(inputs, into: &w) })
+            let capacity = sizeHint?.expectedBytes(items: inputs.count) ?? 64
+            let frame = try TaskFrame(task: task, capacity: capacity) { w in try BinaryCodec.encode(inputs, into: &w) }
+            sizeHint?.record(bytes: frame.bytes.count, items: inputs.count)
+            return .frame(count: inputs.count, frame)
         } catch {
             let cause = MultiprocessingError.from(error)
             return .failed(
@@ -56,5 +58,21 @@ extension ProcessPool {
         if let chunkSize, chunkSize < 1 {
             throw MultiprocessingError(.invalidArgument, "chunkSize must be at least 1; \(chunkSize) was given")
         }
+    }
+}
+
+/// The bytes per item of a call's last chunk, so that the next chunk's frame is allocated
+/// at about its final size instead of growing by doubling (which copies large inputs
+/// several times). Used only on the supervisor's thread.
+final class FrameSizeHint: @unchecked Sendable {
+    private var bytesPerItem = 0
+
+    func expectedBytes(items: Int) -> Int {
+        let (product, overflow) = bytesPerItem.multipliedReportingOverflow(by: items)
+        return overflow ? 64 : min(product + product / 8 + 64, Frame.absoluteMaximumPayload)
+    }
+
+    func record(bytes: Int, items: Int) {
+        if items > 0 { bytesPerItem = bytes / items }
     }
 }

@@ -59,12 +59,13 @@ extension ProcessPool {
             let (callID, events) = try startCall(
                 function, typeName: typeName, totalItems: nil, chunkSize: chunkSize,
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
-                produce: { callID, chunkID, first, count in
+                produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                     var items: [F.Input] = []
                     items.reserveCapacity(min(count, 4096))
                     while items.count < count, let item = source.iterator.next() { items.append(item) }
                     if items.isEmpty { return nil }
-                    return Self.taskFrame(callID: callID, chunkID: chunkID, first: first, inputs: items[...])
+                    return Self.taskFrame(
+                        callID: callID, chunkID: chunkID, first: first, inputs: items[...], sizeHint: sizeHint)
                 })
             return Results(core: ResultsCore(callID: callID, events: events, supervisor: supervisor, ordered: ordered))
         } catch {

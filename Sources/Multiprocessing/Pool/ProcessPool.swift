@@ -197,8 +197,10 @@ public final class ProcessPool: Sendable {
 
         let (callID, events) = try startCall(
             function, typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
-            produce: { callID, chunkID, first, count in
-                Self.taskFrame(callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)])
+            produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
+                Self.taskFrame(
+                    callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)],
+                    sizeHint: sizeHint)
             })
         var results = OrderedResults<F.Output>(count: items.count)
         let supervisor = self.supervisor

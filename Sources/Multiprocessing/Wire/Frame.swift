@@ -51,8 +51,9 @@ struct Frame: Sendable {
     var payload: [UInt8]
 
     /// Writes a frame's header and payload into one contiguous array.
-    static func encode(_ kind: Kind, payload: (inout ByteWriter) throws -> Void) throws -> [UInt8] {
-        var writer = ByteWriter(reservingCapacity: 64)
+    /// - Parameter capacity: the expected frame size, when known (saves regrowing large frames).
+    static func encode(_ kind: Kind, capacity: Int = 64, payload: (inout ByteWriter) throws -> Void) throws -> [UInt8] {
+        var writer = ByteWriter(reservingCapacity: max(capacity, 64))
         writer.write(magic.0)
         writer.write(magic.1)
         writer.write(protocolVersion)

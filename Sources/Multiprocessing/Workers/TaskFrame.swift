@@ -15,9 +15,9 @@ struct TaskFrame: Sendable {
     }
 
     /// Encodes the task header followed by the encoded inputs.
-    init(task: Message.Task, encodeInputs: (inout ByteWriter) throws -> Void) throws {
+    init(task: Message.Task, capacity: Int = 64, encodeInputs: (inout ByteWriter) throws -> Void) throws {
         var offset = 0
-        bytes = try Frame.encode(.task) { w throws in
+        bytes = try Frame.encode(.task, capacity: capacity) { w throws in
             task.write(to: &w)
             offset = w.count - Frame.headerSize
             try encodeInputs(&w)
@@ -33,6 +33,6 @@ struct TaskFrame: Sendable {
         narrowed.runStart = run.lowerBound
         narrowed.runEnd = run.upperBound
         let inputs = bytes[(Frame.headerSize + inputsOffset)...]
-        return try TaskFrame(task: narrowed) { w in w.write(contentsOf: Array(inputs)) }
+        return try TaskFrame(task: narrowed, capacity: bytes.count) { w in w.write(contentsOf: Array(inputs)) }
     }
 }
