@@ -79,6 +79,7 @@ struct LocalLauncher: Sendable {
                 handle = try Platform.openProcessHandle(pid)
             } catch {
                 Platform.kill(pid, 9)
+                Platform.reapBlocking(pid)  // no handle to watch it with: reap it here
                 throw error
             }
             return SpawnedWorker(

@@ -110,6 +110,12 @@ extension Platform {
         #endif
     }
 
+    /// Waits for a child that is known to be exiting (just sent SIGKILL) and reaps it.
+    static func reapBlocking(_ pid: Int32) {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    }
+
     /// Ignores SIGINT and SIGTERM in this process (workers: the parent decides).
     static func ignoreTerminationSignals() {
         signal(SIGINT, SIG_IGN)
