@@ -26,8 +26,8 @@ struct FaultTests {
         if retries == 0 {
             #expect(!failure.contains("attempts"))
         } else {
-            #expect(failure.contains("message=all 2 attempts failed: attempt 1: worker "), "each attempt is reported")
-            #expect(failure.contains(" attempt 2: worker "))
+            #expect(failure.contains("message=all 2 attempts failed — attempt 1: worker "), "each attempt is reported")
+            #expect(failure.contains(" | attempt 2: worker "))
         }
     }
 

@@ -69,7 +69,7 @@ struct SignalTests {
         #expect(out.line("code=").hasPrefix("code=interrupted index=nil"))
         #expect(
             out.line("code=").contains(
-                "the program received SIGTERM (Slurm sends it at the job's time limit and on scancel); the pool stopped its workers."
+                "the program received SIGTERM (Slurm sends it at the job's time limit and on scancel); the pool stopped its workers and takes no more work. A map, starmap or apply keeps the results it had received"
             ))
         #expect(
             out.stderr.contains(

@@ -47,6 +47,9 @@ struct StreamTests {
         #expect(outcome.line("awaited") == "awaited 1000 out of order ok true", "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("cancelled").hasPrefix("cancelled: code=cancelled"))
         #expect(outcome.line("after cancel") == "after cancel 81")
+        #expect(
+            outcome.line("awaiting task cancelled").hasPrefix("awaiting task cancelled within 1 s: true code=cancelled")
+        )
     }
 
     @Test("cancelling the task that consumes a stream stops its work: the workers go idle; the pool goes on")
@@ -55,6 +58,16 @@ struct StreamTests {
         #expect(outcome.line("was busy") == "was busy true consumer got error", "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("workers") == "workers 2 idle after cancel true")
         #expect(outcome.line("after") == "after [1, 4, 9]")
+    }
+
+    @Test("the README's snippets compile on the main actor (where @main code runs) and print what it says")
+    func readmeSnippets() async throws {
+        let outcome = try await FixtureProcess.run(["readme"], waitingFor: "the README snippets")
+        #expect(
+            outcome.lines == [
+                "[1, 4, 9, 16, 25, 36, 49, 64]", "[1024, 9]", "332833500", "332833500", "332833500", "144",
+            ],
+            "\(outcome.stderr)")
     }
 
     @Test("starmap with tuple arguments, map with a struct input")

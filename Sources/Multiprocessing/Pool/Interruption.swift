@@ -92,7 +92,7 @@ final class Interruption: Sendable {
         )
         let error = MultiprocessingError(
             .interrupted,
-            "the program received \(name) (\(why)); the pool stopped its workers. Results received before the signal are in this error's partialResults (and in the results file, if ProcessPool.Options.interruptResultsPath names one)",
+            "the program received \(name) (\(why)); the pool stopped its workers and takes no more work. A map, starmap or apply keeps the results it had received in this error's partialResults (and in the file ProcessPool.Options.interruptResultsPath names, if any)",
             interruptSignal: signal)
         for pool in pools { pool.interrupt(error) }
     }

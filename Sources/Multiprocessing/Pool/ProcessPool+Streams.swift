@@ -93,6 +93,7 @@ extension ProcessPool {
     ///   - ordered: `true` folds in input order (for a `combine` that is not commutative);
     ///     `false` folds in arrival order, which never waits for a slow item.
     ///   - chunkSize: items per chunk; `nil` sizes chunks automatically.
+    ///   - isolation: the caller's actor; `combine` runs on it.
     ///   - combine: folds one output into the accumulated value; runs in this process.
     /// - Returns: the folded value.
     /// - Throws: at the first failed item, its ``MultiprocessingError`` (the rest of the
@@ -100,6 +101,7 @@ extension ProcessPool {
     ///   when the task is cancelled.
     public func mapReduce<F: WorkerFunction, S: Sequence, Value>(
         _ function: F, _ inputs: sending S, into initial: Value, ordered: Bool = true, chunkSize: Int? = nil,
+        isolation: isolated (any Actor)? = #isolation,
         _ combine: (inout Value, F.Output) throws -> Void
     ) async throws -> Value where S.Element == F.Input {
         var value = initial
@@ -129,8 +131,17 @@ public struct PendingCall<Output: Sendable>: Sendable {
     /// The call's output, once it is ready.
     /// - Throws: the errors of ``ProcessPool/apply(_:_:)``; ``MultiprocessingError/Code/cancelled``
     ///   when the call was cancelled.
+    ///
+    /// Cancelling the task that awaits it cancels the call too.
     public var value: Output {
-        get async throws { try await task.value }
+        get async throws {
+            let task = self.task
+            return try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
+            }
+        }
     }
 
     /// Stops the call: it is no longer sent to a worker, and a worker running it is

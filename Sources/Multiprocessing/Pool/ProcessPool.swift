@@ -118,6 +118,11 @@ public final class ProcessPool: Sendable {
         if let limit = options.maximumItemsPerWorker, limit < 1 {
             throw MultiprocessingError(.invalidArgument, "maximumItemsPerWorker must be at least 1; \(limit) was given")
         }
+        guard options.startTimeoutSeconds.isFinite, options.startTimeoutSeconds > 0 else {
+            throw MultiprocessingError(
+                .invalidArgument,
+                "startTimeoutSeconds must be a positive number; \(options.startTimeoutSeconds) was given")
+        }
         var timeoutNanos: UInt64?
         if let timeout = options.itemTimeout {
             let (seconds, attoseconds) = timeout.components
@@ -244,7 +249,8 @@ public final class ProcessPool: Sendable {
         guard results.isComplete else {
             throw MultiprocessingError(
                 copying: MultiprocessingError(
-                    .cancelled, "the task that called map was cancelled; the work it started was stopped"),
+                    .cancelled, "the call was cancelled (its task, or its PendingCall); the work it started was stopped"
+                ),
                 partialResults: results.partial())
         }
         return results.inOrder()

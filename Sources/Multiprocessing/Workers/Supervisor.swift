@@ -144,7 +144,7 @@ final class Supervisor: @unchecked Sendable {
     func submit(_ call: CallRecord) {
         loop.execute { [self] in
             guard state == .running else {
-                call.deliver(.failed(interruption ?? Self.closedError()))
+                call.deliver(.failed(interruption.map(Self.stoppedEarlier) ?? Self.closedError()))
                 call.onForget()
                 return
             }
@@ -222,6 +222,15 @@ final class Supervisor: @unchecked Sendable {
     /// Starts closing without waiting (used when a pool is dropped unclosed).
     func closeDetached() {
         loop.execute { [self] in beginClosing() }
+    }
+
+    /// The error for a call made after a signal stopped the pool.
+    static func stoppedEarlier(_ interruption: MultiprocessingError) -> MultiprocessingError {
+        let name = interruption.interruptSignal.map(Platform.signalName) ?? "a signal"
+        return MultiprocessingError(
+            .interrupted,
+            "the pool was stopped earlier, when the program received \(name); it takes no more work. Create a new pool to go on",
+            interruptSignal: interruption.interruptSignal)
     }
 
     static func closedError() -> MultiprocessingError {
@@ -506,8 +515,8 @@ final class Supervisor: @unchecked Sendable {
     static func withAttempts(_ last: MultiprocessingError, _ previous: [MultiprocessingError]) -> MultiprocessingError {
         guard !previous.isEmpty else { return last }
         let all = previous + [last]
-        var message = "all \(all.count) attempts failed:"
-        for (number, attempt) in all.enumerated() { message += " attempt \(number + 1): \(attempt.message)" }
+        let attempts = all.enumerated().map { "attempt \($0.offset + 1): \($0.element.message)" }
+        let message = "all \(all.count) attempts failed — " + attempts.joined(separator: " | ")
         return MultiprocessingError(
             last.code, message, itemIndex: last.itemIndex, worker: last.worker, termination: last.termination,
             underlying: last.underlying)
@@ -522,7 +531,7 @@ final class Supervisor: @unchecked Sendable {
         if case .timedOut(let limit) = worker.stopReason {
             return MultiprocessingError(
                 .timedOut,
-                "\(what.prefix(1).uppercased() + what.dropFirst()) ran longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
+                "\(what) ran longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
                 itemIndex: index, worker: worker.identity, termination: termination)
         }
         var message = "\(worker.identity) \(termination) while \(index != nil ? "running " : "")\(what)"

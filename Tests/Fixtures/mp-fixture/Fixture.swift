@@ -283,6 +283,31 @@ struct AsyncDouble: AsyncParallelFunction {
     }
 }
 
+/// The README's snippets, compiled where a user writes them: on the main actor (a
+/// `@main` type's `main`), so a snippet that only compiles elsewhere fails the build.
+@MainActor
+func readmeSnippets() async throws {
+    try await withProcessPool { pool in
+        print(try await pool.map(Square(), [1, 2, 3, 4, 5, 6, 7, 8]))
+        let powers = try await pool.starmap(Power(), [(2, 10), (3, 2)])  // [1024, 9]
+        print(powers)
+        var total = 0
+        for try await item in pool.imap(Square(), (0..<1_000).lazy.map { @Sendable in $0 }) {
+            total &+= try item.get()  // in input order; memory stays bounded
+        }
+        print(total)
+        var unordered = 0
+        for try await item in pool.imapUnordered(Square(), 0..<1_000) { unordered &+= try item.get() }
+        print(unordered)
+        let sum = try await pool.mapReduce(Square(), 0..<1_000, into: 0, ordered: false) {
+            $0 &+= $1  // folded here, as results arrive
+        }
+        print(sum)
+        let call = pool.applyAsync(Square(), 12)
+        print(try await call.value)
+    }
+}
+
 func children() -> [Int32] {
     // Direct children of this process, zombies included (they are not gone yet).
     let me = getpid()
@@ -605,6 +630,18 @@ struct Fixture {
                     print("cancelled: \(describe(error))")
                 }
                 print("after cancel \(try await pool.apply(Square(), 9))")
+                // Cancelling the task that awaits a submitted call cancels the call.
+                let pending = pool.applyAsync(Busy(milliseconds: 5000), 2)
+                let waiter = Task { try await pending.value }
+                try await Task.sleep(for: .milliseconds(200))
+                let cancelledAt = now()
+                waiter.cancel()
+                do {
+                    _ = try await waiter.value
+                    fail("the awaited call ran on after its task was cancelled")
+                } catch {
+                    print("awaiting task cancelled within 1 s: \(now() - cancelledAt < 1) \(describe(error))")
+                }
             }
         case "cancel-stream":
             try await withProcessPool(workers: 2) { pool in
@@ -807,6 +844,8 @@ struct Fixture {
                 }
                 print("failures \(failures.count): \(failures.first ?? "")")
             }
+        case "readme":
+            try await readmeSnippets()
         case "pool-in-worker":
             try await withProcessPool(workers: 1) { pool in
                 print(try await pool.apply(NestedPool(), 0))
