@@ -60,6 +60,9 @@ struct Pi: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of a sentence.")
     var json = false
 
+    @Flag(help: "Show progress on stderr: a bar on a terminal, timestamped lines in a Slurm output file.")
+    var progress = false
+
     func validate() throws {
         guard chunks >= 1 else { throw ValidationError("--chunks must be at least 1") }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
@@ -72,7 +75,9 @@ struct Pi: AsyncParsableCommand {
         do {
             // Map the chunks over the pool and reduce the hits here, as they arrive:
             // no list of all the results is ever kept.
-            let (hits, nodes, workerCount) = try await withProcessPool(workers: workers) { pool in
+            var options = ProcessPool.Options()
+            options.progress = progress ? .automatic : .off
+            let (hits, nodes, workerCount) = try await withProcessPool(workers: workers, options: options) { pool in
                 let tally = try await pool.mapReduce(
                     CountHits(samples: samples), 0..<UInt64(chunks), into: (hits: UInt64(0), nodes: Set<String>()),
                     ordered: false
@@ -80,6 +85,7 @@ struct Pi: AsyncParsableCommand {
                     tally.hits += chunk.hits
                     tally.nodes.insert(chunk.node)
                 }
+                if progress { printToStandardError(await pool.report().description) }
                 return (tally.hits, tally.nodes.sorted(), pool.workerCount)
             }
             let total = chunks * samples

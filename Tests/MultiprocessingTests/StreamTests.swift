@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import Multiprocessing
+
 /// Streams, submitted calls, map-reduce and starmap, against real workers (each scenario
 /// in its own fixture process, under a deadline).
 @Suite("Streams and submitted calls (real workers)", .timeLimit(.minutes(3)))
@@ -84,5 +86,50 @@ struct StreamTests {
         #expect(
             outcome.line("code=").hasPrefix(
                 "code=function threw index=50 type=mp_fixture.FailOn.Boom remote=boom at 50"))
+    }
+}
+
+@Suite("Progress and reports", .timeLimit(.minutes(2)))
+struct ProgressTests {
+    @Test("progress as lines (a Slurm output file): start, periodic lines, end; no control characters; the report's figures")
+    func lines() async throws {
+        let outcome = try await FixtureProcess.run(["progress-lines"], waitingFor: "a call with progress lines")
+        let lines = outcome.stderr.split(separator: "\n").map(String.init).filter { $0.contains("swift-multiprocessing: imap") }
+        #expect(!outcome.stderr.contains("\r") && !outcome.stderr.contains("\u{1B}"), "no control characters")
+        #expect(lines.first?.hasSuffix("swift-multiprocessing: imap started: a lazy input on 2 workers") == true, "\(outcome.stderr)")
+        #expect(lines.last?.contains("swift-multiprocessing: imap finished: 100/100 (100%), ") == true)
+        #expect(lines.last?.hasSuffix(", 1 failed, 0 retried") == true)
+        let periodic = lines.filter { $0.contains(" imap progress: ") }
+        #expect((1...8).contains(periodic.count), "one line per 300 ms over about a second: \(periodic)")
+        for line in lines {
+            // 2026-11-25T13:58:42Z swift-multiprocessing: ...
+            #expect(line.count > 21 && line.dropFirst(4).first == "-" && line.dropFirst(19).first == "Z", "\(line)")
+        }
+        #expect(outcome.line("failed") == "failed 1")
+        #expect(outcome.line("report items") == "report items 100 failures 1 workers 100")
+        #expect(outcome.line("100 items in ").hasSuffix(" 1 failed, 0 retried, 0 respawns"), "\(outcome.stdout)")
+        #expect(outcome.lines.filter { $0.hasPrefix("  worker ") }.count == 2)
+    }
+
+    @Test("the bar and line texts", arguments: [true, false])
+    func texts(known: Bool) {
+        let snapshot = ProgressSnapshot(
+            name: "map", done: 250, total: known ? 1000 : nil, failed: 2, retried: 1, elapsedNanos: 5_000_000_000)
+        if known {
+            #expect(snapshot.bar(width: 8) == "[##------] map 250/1000 (25%) 50.0 items/s 0:05 ETA 0:15 2 failed 1 retried")
+            #expect(snapshot.line(event: "progress") == "map progress: 250/1000 (25%), 50.0 items/s, elapsed 5.0 s, ETA 15.0 s, 2 failed, 1 retried")
+        } else {
+            #expect(snapshot.bar(width: 8) == "map 250 50.0 items/s 0:05 2 failed 1 retried")
+        }
+    }
+
+    @Test("MP_PROGRESS overrides the program's choice; a bad value is named", arguments: [
+        (ProgressMode.off, "bar" as String?, true, ProgressMode.bar), (.bar, "off", true, .off),
+        (.automatic, nil, true, .bar), (.automatic, nil, false, .lines), (.lines, "fancy", true, .lines),
+    ])
+    func override(chosen: ProgressMode, environment: String?, terminal: Bool, expected: ProgressMode) {
+        let (mode, warning) = ProgressMode.resolve(chosen, environment: environment, stderrIsTerminal: terminal)
+        #expect(mode == expected)
+        #expect((warning != nil) == (environment == "fancy"))
     }
 }

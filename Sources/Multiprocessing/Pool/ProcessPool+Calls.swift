@@ -6,7 +6,7 @@ extension ProcessPool {
     /// Registers a call with the supervisor and returns its id and its events. The events
     /// stream finishes when the supervisor forgets the call.
     func startCall<F: WorkerFunction>(
-        _ function: F, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
+        _ function: F, name: String, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
         largestChunk: Int = ChunkSizer.maximumChunkItems,
         produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?
     ) throws -> (UInt64, AsyncStream<CallEvent>) {
@@ -29,6 +29,7 @@ extension ProcessPool {
             produce: { chunkID, first, count in produce(callID, chunkID, first, count) },
             deliver: { event in continuation.yield(event) },
             onForget: { continuation.finish() })
+        call.name = name
         supervisor.submit(call)
         return (callID, events)
     }

@@ -34,7 +34,7 @@ extension ProcessPool {
     public func imap<F: WorkerFunction, S: Sequence>(
         _ function: F, _ inputs: sending S, chunkSize: Int? = nil
     ) -> Results<F.Output> where S.Element == F.Input {
-        stream(function, inputs, chunkSize: chunkSize, ordered: true)
+        stream(function, inputs, chunkSize: chunkSize, ordered: true, name: "imap")
     }
 
     /// Applies `function` to every input and yields each result as soon as it is ready,
@@ -45,11 +45,11 @@ extension ProcessPool {
     public func imapUnordered<F: WorkerFunction, S: Sequence>(
         _ function: F, _ inputs: sending S, chunkSize: Int? = nil
     ) -> Results<F.Output> where S.Element == F.Input {
-        stream(function, inputs, chunkSize: chunkSize, ordered: false)
+        stream(function, inputs, chunkSize: chunkSize, ordered: false, name: "imapUnordered")
     }
 
     private func stream<F: WorkerFunction, S: Sequence>(
-        _ function: F, _ inputs: sending S, chunkSize: Int?, ordered: Bool
+        _ function: F, _ inputs: sending S, chunkSize: Int?, ordered: Bool, name: String
     ) -> Results<F.Output> where S.Element == F.Input {
         do {
             try checkOpen()
@@ -57,7 +57,7 @@ extension ProcessPool {
             let typeName = try F.checkFindableByName()
             let source = IteratorBox(inputs.makeIterator())
             let (callID, events) = try startCall(
-                function, typeName: typeName, totalItems: nil, chunkSize: chunkSize,
+                function, name: name, typeName: typeName, totalItems: nil, chunkSize: chunkSize,
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
                 produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                     var items: [F.Input] = []
@@ -105,7 +105,7 @@ extension ProcessPool {
         _ combine: (inout Value, F.Output) throws -> Void
     ) async throws -> Value where S.Element == F.Input {
         var value = initial
-        let results = stream(function, inputs, chunkSize: chunkSize, ordered: ordered)
+        let results = stream(function, inputs, chunkSize: chunkSize, ordered: ordered, name: "mapReduce")
         for try await item in results {
             try combine(&value, item.get())
         }

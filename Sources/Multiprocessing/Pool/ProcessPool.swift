@@ -1,5 +1,11 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A pool of worker processes that run ``ParallelFunction`` values, like Python's
 /// `multiprocessing.Pool`.
 ///
@@ -47,6 +53,11 @@ public final class ProcessPool: Sendable {
         /// received when the program is interrupted by SIGINT or SIGTERM (Slurm's time
         /// limit, `scancel`): one JSON line per finished item, see the README. Default: none.
         public var interruptResultsPath: String?
+        /// Progress of the pool's calls on stderr (default `.off`). `MP_PROGRESS=off|bar|lines`
+        /// in the environment overrides it.
+        public var progress: ProgressMode = .off
+        /// How often `lines` progress prints a line while a call runs (default 10 s).
+        public var progressLineInterval: Duration = .seconds(10)
 
         /// The default options.
         public init() {}
@@ -132,6 +143,11 @@ public final class ProcessPool: Sendable {
             timeoutNanos = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
         }
         let initializerFrame = try options.initializer.map { try $0.initializeFrame() }
+        let (progress, progressWarning) = ProgressMode.resolve(
+            options.progress, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: isatty(2) == 1)
+        if let progressWarning { Platform.writeToStandardError("swift-multiprocessing: warning: \(progressWarning)\n") }
+        let interval = options.progressLineInterval.components
+        let intervalNanos = UInt64(max(interval.seconds, 0)) * 1_000_000_000 + UInt64(max(interval.attoseconds, 0) / 1_000_000_000)
         let decision = WorkerCount.resolve(
             explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
         decision.reportWarningsOnce()
@@ -144,7 +160,8 @@ public final class ProcessPool: Sendable {
                 workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
                 handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
                 retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
-                maximumItemsPerWorker: options.maximumItemsPerWorker))
+                maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
+                progressLineIntervalNanos: max(intervalNanos, 10_000_000)))
         Interruption.shared.register(supervisor)
         do {
             try await supervisor.start()
@@ -158,6 +175,12 @@ public final class ProcessPool: Sendable {
     deinit {
         if !closed.load(ordering: .acquiring) { supervisor.closeDetached() }
         Interruption.shared.unregister(supervisor)
+    }
+
+    /// What the pool did since it was created: items, failures, retries, respawns, rate,
+    /// per-worker items, busy time and utilisation, and the slowest chunks.
+    public func report() async -> PoolReport {
+        await supervisor.report()
     }
 
     /// Stops the workers and waits until they have exited. Calls still running fail with
@@ -201,7 +224,7 @@ public final class ProcessPool: Sendable {
         if items.isEmpty { return [] }
 
         let (callID, events) = try startCall(
-            function, typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
+            function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)],

@@ -6,7 +6,7 @@
 /// install        callID, functionTypeName (string), function value (rest)
 /// installFailed  callID, code (string), message (string)
 /// task           callID, chunkID, firstIndex, count, runStart, runEnd, inputs: [Input] value (rest)
-/// result         callID, chunkID, computeNanos, status u8:
+/// result         callID, chunkID, computeNanos, status u8, failedCount:
 ///                  0: outputs: [Output] value (rest)
 ///                  1: per item, tag u8: 0 + Output value | 1 + errorType (string) + message (string)
 /// release        callID
@@ -154,12 +154,16 @@ enum Message {
         var chunkID: UInt64
         var computeNanos: UInt64
         var status: UInt8
+        /// How many of the chunk's items failed (for progress and reports; the outcomes
+        /// themselves say which).
+        var failedCount: Int
 
-        init(callID: UInt64, chunkID: UInt64, computeNanos: UInt64, status: UInt8) {
+        init(callID: UInt64, chunkID: UInt64, computeNanos: UInt64, status: UInt8, failedCount: Int = 0) {
             self.callID = callID
             self.chunkID = chunkID
             self.computeNanos = computeNanos
             self.status = status
+            self.failedCount = failedCount
         }
 
         init(_ reader: inout ByteReader) throws {
@@ -167,6 +171,7 @@ enum Message {
             chunkID = try reader.readVarint()
             computeNanos = try reader.readVarint()
             status = try reader.readByte("a result status")
+            failedCount = try reader.readLength("a failed count", minimumElementSize: 0)
             guard status == Self.allSucceeded || status == Self.perItem else {
                 throw MultiprocessingError(.malformedFrame, "a result frame has an unknown status \(status)")
             }
@@ -177,6 +182,7 @@ enum Message {
             w.write(varint: chunkID)
             w.write(varint: computeNanos)
             w.write(status)
+            w.write(length: failedCount)
         }
     }
 

@@ -109,34 +109,43 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
         _ task: Message.Task, elapsed: UInt64, outputs: [F.Output],
         failures: [(offset: Int, type: String, message: String)], maximumPayload: Int
     ) -> [UInt8] {
+        // Encode every outcome first: the header counts the failures, encoding ones included.
+        var outcomes: [(succeeded: Bool, bytes: [UInt8], type: String, message: String)] = []
+        outcomes.reserveCapacity(task.runEnd - task.runStart)
+        var nextFailure = 0
+        var nextOutput = 0
+        for offset in task.runStart..<task.runEnd {
+            if nextFailure < failures.count, failures[nextFailure].offset == offset {
+                outcomes.append((false, [], failures[nextFailure].type, failures[nextFailure].message))
+                nextFailure += 1
+                continue
+            }
+            var item = ByteWriter()
+            do {
+                try BinaryCodec.encode(outputs[nextOutput], into: &item)
+                outcomes.append((true, item.bytes, "", ""))
+            } catch {
+                outcomes.append(
+                    (
+                        false, [], "MultiprocessingError(encodingFailed)",
+                        "the worker could not encode the result (\(String(reflecting: F.Output.self))): \(describe(error))"
+                    ))
+            }
+            nextOutput += 1
+        }
         let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem)
+            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem,
+            failedCount: outcomes.filter { !$0.succeeded }.count)
         let frame = try? Frame.encode(.result) { w in
             header.write(to: &w)
-            var nextFailure = 0
-            var nextOutput = 0
-            for offset in task.runStart..<task.runEnd {
-                if nextFailure < failures.count, failures[nextFailure].offset == offset {
-                    w.write(Message.Result.itemFailed)
-                    w.write(string: failures[nextFailure].type)
-                    w.write(string: failures[nextFailure].message)
-                    nextFailure += 1
-                    continue
-                }
-                let output = outputs[nextOutput]
-                nextOutput += 1
-                var item = ByteWriter()
-                do {
-                    try BinaryCodec.encode(output, into: &item)
+            for outcome in outcomes {
+                if outcome.succeeded {
                     w.write(Message.Result.itemSucceeded)
-                    w.write(contentsOf: item.bytes)
-                } catch {
+                    w.write(contentsOf: outcome.bytes)
+                } else {
                     w.write(Message.Result.itemFailed)
-                    w.write(string: "MultiprocessingError(encodingFailed)")
-                    w.write(
-                        string:
-                            "the worker could not encode the result (\(String(reflecting: F.Output.self))): \(describe(error))"
-                    )
+                    w.write(string: outcome.type)
+                    w.write(string: outcome.message)
                 }
             }
         }
@@ -149,7 +158,8 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     /// A result frame in which every item of the task failed with the same error.
     static func failAll(_ task: Message.Task, type: String, message: String) -> [UInt8] {
         let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: 0, status: Message.Result.perItem)
+            callID: task.callID, chunkID: task.chunkID, computeNanos: 0, status: Message.Result.perItem,
+            failedCount: task.runEnd - task.runStart)
         // Encoding strings cannot fail.
         return
             (try? Frame.encode(.result) { w in

@@ -38,6 +38,20 @@ final class CallRecord: @unchecked Sendable {
     let onForget: @Sendable () -> Void
     /// Failed attempts of items being retried, by the first input index of what failed.
     var attempts: [Int: [MultiprocessingError]] = [:]
+    /// For progress output: the call's kind (`map`, `imap`, ...), and its counts.
+    var name = "call"
+    var done = 0
+    var failed = 0
+    var retried = 0
+    let startNanos = Platform.monotonicNanos()
+    var lastLineNanos: UInt64 = 0
+
+    /// The progress figures of this call now.
+    var snapshot: ProgressSnapshot {
+        ProgressSnapshot(
+            name: name, done: done, total: schedule.totalItems, failed: failed, retried: retried,
+            elapsedNanos: Platform.monotonicNanos() &- startNanos)
+    }
 
     init(
         id: UInt64, installFrame: [UInt8], schedule: CallSchedule<TaskFrame>,
@@ -66,6 +80,10 @@ struct SupervisorSettings: Sendable {
     var initializerFrame: [UInt8]?
     /// A worker is replaced once it has run this many items.
     var maximumItemsPerWorker: Int?
+    /// Progress output on stderr (already resolved: off, bar or lines).
+    var progress: ProgressMode = .off
+    /// How often a `lines` progress line is printed (default 10 s).
+    var progressLineIntervalNanos: UInt64 = 10_000_000_000
 }
 
 /// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
@@ -111,6 +129,8 @@ final class Supervisor: @unchecked Sendable {
     private var lastStartError: MultiprocessingError?
     /// Why the pool stopped, when a signal stopped it (later calls fail with it too).
     private var interruption: MultiprocessingError?
+    /// Figures for the report: per slot, and for the whole pool.
+    private var statistics: PoolStatistics
 
     init(settings: SupervisorSettings) throws {
         loop = try EventLoop()
@@ -118,6 +138,7 @@ final class Supervisor: @unchecked Sendable {
         self.settings = settings
         slots = Array(repeating: nil, count: settings.workerCount)
         startFailures = Array(repeating: 0, count: settings.workerCount)
+        statistics = PoolStatistics(workers: settings.workerCount)
         try loop.start(name: "mp-supervisor")
     }
 
@@ -137,6 +158,7 @@ final class Supervisor: @unchecked Sendable {
                     }
                 }
                 if let timeout = settings.itemTimeoutNanos { scheduleTimeoutCheck(timeout) }
+                if settings.progress != .off { scheduleProgress() }
             }
         }
     }
@@ -150,7 +172,18 @@ final class Supervisor: @unchecked Sendable {
             }
             calls[call.id] = call
             callOrder.append(call.id)
+            if settings.progress == .lines { printProgressLine(call, event: "started") }
             pump()
+        }
+    }
+
+    /// The pool's figures since it started (for ``ProcessPool/report()``).
+    func report() async -> PoolReport {
+        await withCheckedContinuation { (continuation: CheckedContinuation<PoolReport, Never>) in
+            loop.execute { [self] in
+                for case let worker? in slots { statistics.hosts[worker.slot] = worker.host }
+                continuation.resume(returning: statistics.report())
+            }
         }
     }
 
@@ -165,6 +198,11 @@ final class Supervisor: @unchecked Sendable {
             guard let call = calls.removeValue(forKey: callID) else { return }
             call.onForget()
             callOrder.removeAll { $0 == callID }
+            switch settings.progress {
+            case .lines: printProgressLine(call, event: stopRunningWork ? "stopped" : "finished")
+            case .bar: Platform.writeToStandardError("\r" + call.snapshot.bar() + "\u{1B}[K\n")
+            default: break
+            }
             for case let worker? in slots where worker.installed.contains(callID) {
                 worker.installed.remove(callID)
                 if stopRunningWork, worker.hasChannel, worker.inFlight.first?.callID == callID {
@@ -339,7 +377,12 @@ final class Supervisor: @unchecked Sendable {
             }
             worker.inFlight.removeFirst()
             worker.itemsRun += first.chunk.range.count
+            statistics.recordChunk(
+                slot: worker.slot, items: first.chunk.range, computeNanos: header.computeNanos,
+                failed: header.failedCount)
             if let call = calls[header.callID] {
+                call.done += first.chunk.range.count
+                call.failed += header.failedCount
                 call.schedule.completed(first.chunk.range, computeNanos: header.computeNanos)
                 call.deliver(
                     .results(
@@ -489,8 +532,14 @@ final class Supervisor: @unchecked Sendable {
         if retry {
             call.attempts[firstFailed] = previous + [error]
             pieces.append(failing)
+            call.retried += 1
+            statistics.retries += 1
         } else {
             call.attempts[firstFailed] = nil
+            call.done += failing.count
+            call.failed += failing.count
+            statistics.failures += failing.count
+            statistics.items += failing.count
         }
         var requeue: [CallSchedule<TaskFrame>.Chunk] = []
         for piece in pieces {
@@ -567,6 +616,7 @@ final class Supervisor: @unchecked Sendable {
             }
             return
         }
+        statistics.respawns += 1
         do {
             try spawn(slot: slot)
         } catch {
@@ -648,6 +698,40 @@ final class Supervisor: @unchecked Sendable {
             }
             scheduleTimeoutCheck(limit)
         }
+    }
+
+    // MARK: - Progress
+
+    /// Redraws the bar five times a second, or prints a line every
+    /// ``SupervisorSettings/progressLineIntervalNanos``, for the calls in progress.
+    private func scheduleProgress() {
+        let interval: UInt64 =
+            settings.progress == .bar
+            ? 200_000_000 : max(min(settings.progressLineIntervalNanos / 4, 1_000_000_000), 10_000_000)
+        loop.schedule(afterNanoseconds: interval) { [weak self] in
+            guard let self, state == .starting || state == .running else { return }
+            let now = Platform.monotonicNanos()
+            switch settings.progress {
+            case .bar:
+                if let first = calls.values.min(by: { $0.id < $1.id }) {
+                    Platform.writeToStandardError("\r" + first.snapshot.bar() + "\u{1B}[K")
+                }
+            case .lines:
+                for call in calls.values.sorted(by: { $0.id < $1.id })
+                where now &- max(call.lastLineNanos, call.startNanos) >= settings.progressLineIntervalNanos {
+                    printProgressLine(call, event: "progress")
+                }
+            default:
+                break
+            }
+            scheduleProgress()
+        }
+    }
+
+    private func printProgressLine(_ call: CallRecord, event: String) {
+        call.lastLineNanos = Platform.monotonicNanos()
+        Platform.writeToStandardError(
+            "\(ProgressSnapshot.timestamp()) swift-multiprocessing: \(call.snapshot.line(event: event, workers: workerCount))\n")
     }
 
     // MARK: - Scheduling

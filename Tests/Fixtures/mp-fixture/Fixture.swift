@@ -15,6 +15,16 @@ struct Square: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int { x &* x }
 }
 
+/// Takes 20 ms an item and fails for one value.
+struct SlowFailOn: ParallelFunction {
+    var bad: Int
+    func callAsFunction(_ x: Int) throws -> Int {
+        usleep(20_000)
+        if x == bad { throw FailOn.Boom(value: x) }
+        return x
+    }
+}
+
 struct FailOn: ParallelFunction {
     struct Boom: Error, CustomStringConvertible {
         var value: Int
@@ -843,6 +853,21 @@ struct Fixture {
                     if case .failure(let error) = item.result { failures.append(describe(error)) }
                 }
                 print("failures \(failures.count): \(failures.first ?? "")")
+            }
+        case "progress-lines":
+            // Progress as lines (what a Slurm output file gets), every 300 ms, then the report.
+            var options = ProcessPool.Options()
+            options.progress = .lines
+            options.progressLineInterval = .milliseconds(300)
+            try await withProcessPool(workers: 2, options: options) { pool in
+                var failed = 0
+                for try await item in pool.imap(SlowFailOn(bad: 5), Array(0..<100), chunkSize: 1) {
+                    if case .failure = item.result { failed += 1 }
+                }
+                print("failed \(failed)")
+                let report = await pool.report()
+                print("report items \(report.items) failures \(report.failures) workers \(report.workers.map(\.items).reduce(0, +))")
+                print(report.description)
             }
         case "readme":
             try await readmeSnippets()
