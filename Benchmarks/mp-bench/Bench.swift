@@ -97,6 +97,8 @@ struct Bench: AsyncParsableCommand {
     @Option var base = 80_000
     @Option var samples = 1_000_000
     @Option var size = 1 << 20
+    @Option(help: "Progress output during the timed region: off (default), bar or lines.")
+    var progress = "off"
 
     func run() async throws {
         Multiprocessing.bootstrap()
@@ -241,7 +243,9 @@ struct Bench: AsyncParsableCommand {
             let sum = try await body(nil)
             return (seconds(since: start), sum)
         }
-        return try await withProcessPool(workers: workers) { pool in
+        var options = ProcessPool.Options()
+        options.progress = ProgressMode(rawValue: progress) ?? .off
+        return try await withProcessPool(workers: workers, options: options) { pool in
             for _ in 0..<3 { _ = try await pool.map(Nothing(), [1, 2, 3, 4]) }  // warm
             Self.idleWorkerRSS.withLock { $0 = Self.workerRSS() }
             let start = ContinuousClock.now

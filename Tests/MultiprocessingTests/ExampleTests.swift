@@ -8,7 +8,9 @@ struct ExampleTests {
         Int32, String, String
     ) {
         let process = Process()
-        process.executableURL = FixtureProcess.buildDirectory.appendingPathComponent(product)
+        process.executableURL =
+            product.hasPrefix("/")
+            ? URL(fileURLWithPath: product) : FixtureProcess.buildDirectory.appendingPathComponent(product)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for name in ["MP_WORKERS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"] { env[name] = nil }
@@ -69,6 +71,20 @@ struct ExampleTests {
         let (_, sentence, _) = try await run("pi", ["--chunks", "16", "--samples", "1000", "--workers", "3"])
         #expect(sentence.hasPrefix("pi ≈ "))
         #expect(sentence.contains("of 16000 samples, 3 workers on "))
+    }
+
+    @Test("pi --progress in a real terminal (a pty from script(1)) draws a live bar, then the report")
+    func progressBarInTerminal() async throws {
+        let pi = FixtureProcess.buildDirectory.appendingPathComponent("pi").path
+        let (status, out, err) = try await run(
+            "/usr/bin/script", ["-qfec", "\(pi) --chunks 32 --samples 5000000 --progress", "/dev/null"])
+        #expect(status == 0, "\(err)")
+        let redraws = out.components(separatedBy: "\r[").count - 1
+        #expect(redraws >= 2, "the bar is redrawn in place while the work runs: \(out.debugDescription)")
+        #expect(out.contains("\u{1B}[K"))
+        #expect(out.contains("] mapReduce 32/32 (100%) "))
+        #expect(out.contains("32 items in "))
+        #expect(out.contains("  worker 0 on "))
     }
 
     @Test("pi --help and bad flags")

@@ -91,12 +91,18 @@ struct StreamTests {
 
 @Suite("Progress and reports", .timeLimit(.minutes(2)))
 struct ProgressTests {
-    @Test("progress as lines (a Slurm output file): start, periodic lines, end; no control characters; the report's figures")
+    @Test(
+        "progress as lines (a Slurm output file): start, periodic lines, end; no control characters; the report's figures"
+    )
     func lines() async throws {
         let outcome = try await FixtureProcess.run(["progress-lines"], waitingFor: "a call with progress lines")
-        let lines = outcome.stderr.split(separator: "\n").map(String.init).filter { $0.contains("swift-multiprocessing: imap") }
+        let lines = outcome.stderr.split(separator: "\n").map(String.init).filter {
+            $0.contains("swift-multiprocessing: imap")
+        }
         #expect(!outcome.stderr.contains("\r") && !outcome.stderr.contains("\u{1B}"), "no control characters")
-        #expect(lines.first?.hasSuffix("swift-multiprocessing: imap started: a lazy input on 2 workers") == true, "\(outcome.stderr)")
+        #expect(
+            lines.first?.hasSuffix("swift-multiprocessing: imap started: a lazy input on 2 workers") == true,
+            "\(outcome.stderr)")
         #expect(lines.last?.contains("swift-multiprocessing: imap finished: 100/100 (100%), ") == true)
         #expect(lines.last?.hasSuffix(", 1 failed, 0 retried") == true)
         let periodic = lines.filter { $0.contains(" imap progress: ") }
@@ -116,17 +122,22 @@ struct ProgressTests {
         let snapshot = ProgressSnapshot(
             name: "map", done: 250, total: known ? 1000 : nil, failed: 2, retried: 1, elapsedNanos: 5_000_000_000)
         if known {
-            #expect(snapshot.bar(width: 8) == "[##------] map 250/1000 (25%) 50.0 items/s 0:05 ETA 0:15 2 failed 1 retried")
-            #expect(snapshot.line(event: "progress") == "map progress: 250/1000 (25%), 50.0 items/s, elapsed 5.0 s, ETA 15.0 s, 2 failed, 1 retried")
+            #expect(
+                snapshot.bar(width: 8) == "[##------] map 250/1000 (25%) 50.0 items/s 0:05 ETA 0:15 2 failed 1 retried")
+            #expect(
+                snapshot.line(event: "progress")
+                    == "map progress: 250/1000 (25%), 50.0 items/s, elapsed 5.0 s, ETA 15.0 s, 2 failed, 1 retried")
         } else {
             #expect(snapshot.bar(width: 8) == "map 250 50.0 items/s 0:05 2 failed 1 retried")
         }
     }
 
-    @Test("MP_PROGRESS overrides the program's choice; a bad value is named", arguments: [
-        (ProgressMode.off, "bar" as String?, true, ProgressMode.bar), (.bar, "off", true, .off),
-        (.automatic, nil, true, .bar), (.automatic, nil, false, .lines), (.lines, "fancy", true, .lines),
-    ])
+    @Test(
+        "MP_PROGRESS overrides the program's choice; a bad value is named",
+        arguments: [
+            (ProgressMode.off, "bar" as String?, true, ProgressMode.bar), (.bar, "off", true, .off),
+            (.automatic, nil, true, .bar), (.automatic, nil, false, .lines), (.lines, "fancy", true, .lines),
+        ])
     func override(chosen: ProgressMode, environment: String?, terminal: Bool, expected: ProgressMode) {
         let (mode, warning) = ProgressMode.resolve(chosen, environment: environment, stderrIsTerminal: terminal)
         #expect(mode == expected)

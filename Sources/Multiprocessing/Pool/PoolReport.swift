@@ -53,7 +53,8 @@ public struct PoolReport: Sendable, CustomStringConvertible {
         }
         for chunk in slowestChunks {
             let milliseconds = (chunk.secondsPerItem * 1e5).rounded() / 100
-            lines.append("  slow: items \(chunk.items.lowerBound)..<\(chunk.items.upperBound) at \(milliseconds) ms per item")
+            lines.append(
+                "  slow: items \(chunk.items.lowerBound)..<\(chunk.items.upperBound) at \(milliseconds) ms per item")
         }
         return lines.joined(separator: "\n")
     }

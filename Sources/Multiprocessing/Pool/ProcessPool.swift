@@ -147,7 +147,8 @@ public final class ProcessPool: Sendable {
             options.progress, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: isatty(2) == 1)
         if let progressWarning { Platform.writeToStandardError("swift-multiprocessing: warning: \(progressWarning)\n") }
         let interval = options.progressLineInterval.components
-        let intervalNanos = UInt64(max(interval.seconds, 0)) * 1_000_000_000 + UInt64(max(interval.attoseconds, 0) / 1_000_000_000)
+        let intervalNanos =
+            UInt64(max(interval.seconds, 0)) * 1_000_000_000 + UInt64(max(interval.attoseconds, 0) / 1_000_000_000)
         let decision = WorkerCount.resolve(
             explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
         decision.reportWarningsOnce()

@@ -19,7 +19,8 @@ public enum ProgressMode: String, Sendable, Hashable {
     /// The mode in effect: `MP_PROGRESS=off|bar|lines` overrides the program's choice
     /// (an invalid value is named in a warning and ignored); `automatic` becomes `bar` or
     /// `lines` by whether stderr is a terminal.
-    static func resolve(_ chosen: ProgressMode, environment: String?, stderrIsTerminal: Bool) -> (ProgressMode, String?) {
+    static func resolve(_ chosen: ProgressMode, environment: String?, stderrIsTerminal: Bool) -> (ProgressMode, String?)
+    {
         var mode = chosen
         var warning: String?
         if let environment {
@@ -65,7 +66,8 @@ struct ProgressSnapshot: Equatable {
             let what = total.map { "\($0) items" } ?? "a lazy input"
             return "\(name) started: \(what)\(workers.map { " on \($0) workers" } ?? "")"
         }
-        var text = "\(name) \(event): \(count), \(Self.rate(itemsPerSecond)) items/s, elapsed \(Self.duration(Double(elapsedNanos) / 1e9))"
+        var text =
+            "\(name) \(event): \(count), \(Self.rate(itemsPerSecond)) items/s, elapsed \(Self.duration(Double(elapsedNanos) / 1e9))"
         if event == "progress", let eta = etaSeconds { text += ", ETA \(Self.duration(eta))" }
         text += ", \(failed) failed, \(retried) retried"
         return text
@@ -106,6 +108,7 @@ struct ProgressSnapshot: Equatable {
         var parts = tm()
         gmtime_r(&now, &parts)
         let two = { (n: Int32) in n < 10 ? "0\(n)" : "\(n)" }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+        return
+            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }

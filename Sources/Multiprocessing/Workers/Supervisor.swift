@@ -731,7 +731,8 @@ final class Supervisor: @unchecked Sendable {
     private func printProgressLine(_ call: CallRecord, event: String) {
         call.lastLineNanos = Platform.monotonicNanos()
         Platform.writeToStandardError(
-            "\(ProgressSnapshot.timestamp()) swift-multiprocessing: \(call.snapshot.line(event: event, workers: workerCount))\n")
+            "\(ProgressSnapshot.timestamp()) swift-multiprocessing: \(call.snapshot.line(event: event, workers: workerCount))\n"
+        )
     }
 
     // MARK: - Scheduling

@@ -866,7 +866,9 @@ struct Fixture {
                 }
                 print("failed \(failed)")
                 let report = await pool.report()
-                print("report items \(report.items) failures \(report.failures) workers \(report.workers.map(\.items).reduce(0, +))")
+                print(
+                    "report items \(report.items) failures \(report.failures) workers \(report.workers.map(\.items).reduce(0, +))"
+                )
                 print(report.description)
             }
         case "readme":
