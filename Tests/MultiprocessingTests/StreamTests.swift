@@ -101,7 +101,7 @@ struct ProgressTests {
         }
         #expect(!outcome.stderr.contains("\r") && !outcome.stderr.contains("\u{1B}"), "no control characters")
         #expect(
-            lines.first?.hasSuffix("swift-multiprocessing: imap started: a lazy input on 2 workers") == true,
+            lines.first?.hasSuffix("swift-multiprocessing: imap started: 100 items on 2 workers") == true,
             "\(outcome.stderr)")
         #expect(lines.last?.contains("swift-multiprocessing: imap finished: 100/100 (100%), ") == true)
         #expect(lines.last?.hasSuffix(", 1 failed, 0 retried") == true)

@@ -55,9 +55,12 @@ extension ProcessPool {
             try checkOpen()
             try Self.check(chunkSize: chunkSize)
             let typeName = try F.checkFindableByName()
+            // A collection says how many items it has: progress shows a total, and chunks
+            // shrink toward the end (better balance). Other sequences learn it at the end.
+            let knownCount = (inputs as? any Collection)?.count
             let source = IteratorBox(inputs.makeIterator())
             let (callID, events) = try startCall(
-                function, name: name, typeName: typeName, totalItems: nil, chunkSize: chunkSize,
+                function, name: name, typeName: typeName, totalItems: knownCount, chunkSize: chunkSize,
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
                 produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                     var items: [F.Input] = []
@@ -67,7 +70,9 @@ extension ProcessPool {
                     return Self.taskFrame(
                         callID: callID, chunkID: chunkID, first: first, inputs: items[...], sizeHint: sizeHint)
                 })
-            return Results(core: ResultsCore(callID: callID, events: events, supervisor: supervisor, ordered: ordered))
+            return Results(
+                core: ResultsCore(
+                    callID: callID, events: events, supervisor: supervisor, ordered: ordered, total: knownCount))
         } catch {
             return Results(failure: MultiprocessingError.from(error))
         }

@@ -97,8 +97,9 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
     private var position = 0
     private var done = false
 
-    init(callID: UInt64, events: AsyncStream<CallEvent>, supervisor: Supervisor, ordered: Bool) {
+    init(callID: UInt64, events: AsyncStream<CallEvent>, supervisor: Supervisor, ordered: Bool, total: Int?) {
         self.callID = callID
+        self.total = total
         self.events = events.makeAsyncIterator()
         self.supervisor = supervisor
         self.ordered = ordered
