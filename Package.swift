@@ -17,13 +17,14 @@ let package = Package(
         .executable(name: "mp-bench", targets: ["mp-bench"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         .target(name: "CMultiprocessingShim"),
         .target(
             name: "Multiprocessing",
-            dependencies: ["CMultiprocessingShim"],
+            dependencies: ["CMultiprocessingShim", .product(name: "Logging", package: "swift-log")],
             exclude: ["Workers/README.md", "Wire/README.md", "Scheduler/README.md"],
             swiftSettings: strict
         ),
@@ -66,7 +67,7 @@ let package = Package(
         // binary cannot be a worker: its main is the test harness).
         .executableTarget(
             name: "mp-fixture",
-            dependencies: ["Multiprocessing"],
+            dependencies: ["Multiprocessing", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Fixtures/mp-fixture",
             swiftSettings: strict
         ),

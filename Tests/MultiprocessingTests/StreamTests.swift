@@ -144,3 +144,19 @@ struct ProgressTests {
         #expect((warning != nil) == (environment == "fancy"))
     }
 }
+
+@Suite("Logging", .timeLimit(.minutes(1)))
+struct LoggingTests {
+    @Test("worker lifecycle events reach the program's log handler, with the worker and its termination")
+    func lifecycle() async throws {
+        let outcome = try await FixtureProcess.run(["logging"], waitingFor: "a pool that logs")
+        let lines = outcome.lines.filter { $0.hasPrefix("LOG ") }
+        #expect(lines.filter { $0.hasPrefix("LOG debug worker started worker=") }.count == 3, "\(outcome.stdout)")
+        #expect(
+            lines.contains {
+                $0.hasPrefix("LOG notice worker crashed worker=") && $0.hasSuffix("termination=exited with status 3")
+            })
+        #expect(lines.contains { $0.hasPrefix("LOG debug worker respawned worker=") })
+        #expect(lines.filter { $0.hasPrefix("LOG debug worker exited ") }.count == 2)
+    }
+}

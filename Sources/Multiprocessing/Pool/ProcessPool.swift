@@ -1,3 +1,4 @@
+public import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -58,6 +59,10 @@ public final class ProcessPool: Sendable {
         public var progress: ProgressMode = .off
         /// How often `lines` progress prints a line while a call runs (default 10 s).
         public var progressLineInterval: Duration = .seconds(10)
+        /// Where the pool logs worker lifecycle events (swift-log): started, ready, exited
+        /// and respawned at `debug`; crashed and timed out at `notice`. Nothing is logged
+        /// per item. The program chooses the handler with `LoggingSystem.bootstrap`.
+        public var logger = Logger(label: "swift-multiprocessing")
 
         /// The default options.
         public init() {}
@@ -162,7 +167,7 @@ public final class ProcessPool: Sendable {
                 handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
                 retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
                 maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
-                progressLineIntervalNanos: max(intervalNanos, 10_000_000)))
+                progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger))
         Interruption.shared.register(supervisor)
         do {
             try await supervisor.start()

@@ -1,3 +1,5 @@
+import Logging
+
 #if os(Linux)
 /// What the supervisor tells the task that waits on a call.
 enum CallEvent: Sendable {
@@ -84,6 +86,8 @@ struct SupervisorSettings: Sendable {
     var progress: ProgressMode = .off
     /// How often a `lines` progress line is printed (default 10 s).
     var progressLineIntervalNanos: UInt64 = 10_000_000_000
+    /// Where worker lifecycle events go.
+    var logger = Logger(label: "swift-multiprocessing")
 }
 
 /// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
@@ -283,6 +287,7 @@ final class Supervisor: @unchecked Sendable {
         let spawned = try launcher.spawn(slot: slot)
         let worker = WorkerConnection(slot: slot, spawned: spawned, maximumPayload: maximumPayload)
         slots[slot] = worker
+        settings.logger.debug("worker started", metadata: Self.metadata(worker))
         do {
             worker.channelToken = try loop.register(
                 worker.channel, [.readable, .writable, .edgeTriggered],
@@ -418,7 +423,12 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
+    static func metadata(_ worker: WorkerConnection) -> Logger.Metadata {
+        ["worker": "\(worker.slot)", "pid": "\(worker.pid)", "host": "\(worker.host)"]
+    }
+
     private func workerIsReady(_ worker: WorkerConnection) {
+        settings.logger.debug("worker ready", metadata: Self.metadata(worker))
         worker.phase = .ready
         if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
         startFailures[worker.slot] = 0
@@ -466,6 +476,17 @@ final class Supervisor: @unchecked Sendable {
         if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
         let inSlot = slots[worker.slot] === worker
         if inSlot { slots[worker.slot] = nil }
+        var metadata = Self.metadata(worker)
+        metadata["termination"] = "\(termination)"
+        if state == .running && inSlot && worker.stopReason != .cancelled {
+            if case .timedOut = worker.stopReason {
+                settings.logger.notice("worker stopped: its item timed out", metadata: metadata)
+            } else {
+                settings.logger.notice("worker crashed", metadata: metadata)
+            }
+        } else {
+            settings.logger.debug("worker exited", metadata: metadata)
+        }
         departed.removeAll { $0 === worker }
 
         switch state {
@@ -617,6 +638,7 @@ final class Supervisor: @unchecked Sendable {
             return
         }
         statistics.respawns += 1
+        settings.logger.debug("worker respawned", metadata: ["worker": "\(slot)"])
         do {
             try spawn(slot: slot)
         } catch {

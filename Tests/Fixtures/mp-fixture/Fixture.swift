@@ -5,6 +5,7 @@
 //
 // Each scenario prints lines the tests match exactly; anything unexpected exits non-zero.
 
+import Logging
 import Multiprocessing
 
 #if canImport(Glibc)
@@ -315,6 +316,24 @@ func readmeSnippets() async throws {
         print(sum)
         let call = pool.applyAsync(Square(), 12)
         print(try await call.value)
+    }
+}
+
+/// Prints each log record as one line on stdout: `LOG <level> <message> worker=<slot>`.
+struct LineLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .debug
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let worker = event.metadata?["worker"].map { " worker=\($0)" } ?? ""
+        let termination = event.metadata?["termination"].map { " termination=\($0)" } ?? ""
+        print("LOG \(event.level) \(event.message)\(worker)\(termination)")
     }
 }
 
@@ -870,6 +889,13 @@ struct Fixture {
                     "report items \(report.items) failures \(report.failures) workers \(report.workers.map(\.items).reduce(0, +))"
                 )
                 print(report.description)
+            }
+        case "logging":
+            // The program chooses the log handler; worker lifecycle events reach it.
+            LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
+            try await withProcessPool(workers: 2) { pool in
+                _ = try? await pool.map(Crash(), [0, 1, 0], chunkSize: 1)
+                _ = try await pool.map(Square(), [1, 2])
             }
         case "readme":
             try await readmeSnippets()
