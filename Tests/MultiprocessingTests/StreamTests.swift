@@ -117,6 +117,12 @@ struct ProgressTests {
         #expect(outcome.lines.filter { $0.hasPrefix("  worker ") }.count == 2)
     }
 
+    @Test("a progress callback gets updates while a call runs, and a last one when it ends")
+    func callback() async throws {
+        let outcome = try await FixtureProcess.run(["on-progress"], waitingFor: "a call with a progress callback")
+        #expect(outcome.lines == ["updates true increasing true", "last map 40/40 finished true"], "\(outcome.stderr)")
+    }
+
     @Test("the bar and line texts", arguments: [true, false])
     func texts(known: Bool) {
         let snapshot = ProgressSnapshot(

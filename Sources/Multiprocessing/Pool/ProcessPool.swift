@@ -63,6 +63,10 @@ public final class ProcessPool: Sendable {
         /// and respawned at `debug`; crashed and timed out at `notice`. Nothing is logged
         /// per item. The program chooses the handler with `LoggingSystem.bootstrap`.
         public var logger = Logger(label: "swift-multiprocessing")
+        /// Called on the pool's thread five times a second for each call in progress, and
+        /// once when a call ends (`finished`), for programs that draw their own display.
+        /// Keep it short: it runs on the thread that serves the workers.
+        public var onProgress: (@Sendable (CallProgress) -> Void)?
 
         /// The default options.
         public init() {}
@@ -167,7 +171,8 @@ public final class ProcessPool: Sendable {
                 handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
                 retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
                 maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
-                progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger))
+                progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
+                onProgress: options.onProgress))
         Interruption.shared.register(supervisor)
         do {
             try await supervisor.start()

@@ -112,3 +112,32 @@ struct ProgressSnapshot: Equatable {
             "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }
+
+/// One call's progress, handed to ``ProcessPool/Options/onProgress`` for programs that
+/// draw their own display.
+public struct CallProgress: Sendable, Hashable {
+    /// The kind of call: `map`, `imap`, `imapUnordered` or `mapReduce`.
+    public let call: String
+    /// Items answered so far (failed ones included).
+    public let done: Int
+    /// All the call's items, when known (a lazy input's total is known at its end).
+    public let total: Int?
+    /// Items that failed so far.
+    public let failed: Int
+    /// Retries so far.
+    public let retried: Int
+    /// Seconds since the call started.
+    public let elapsedSeconds: Double
+    /// Whether the call is over (the last update of a call).
+    public let finished: Bool
+
+    init(_ snapshot: ProgressSnapshot, finished: Bool) {
+        call = snapshot.name
+        done = snapshot.done
+        total = snapshot.total
+        failed = snapshot.failed
+        retried = snapshot.retried
+        elapsedSeconds = Double(snapshot.elapsedNanos) / 1e9
+        self.finished = finished
+    }
+}

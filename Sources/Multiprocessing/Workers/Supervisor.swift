@@ -88,6 +88,8 @@ struct SupervisorSettings: Sendable {
     var progressLineIntervalNanos: UInt64 = 10_000_000_000
     /// Where worker lifecycle events go.
     var logger = Logger(label: "swift-multiprocessing")
+    /// The program's own progress display.
+    var onProgress: (@Sendable (CallProgress) -> Void)?
 }
 
 /// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
@@ -162,7 +164,7 @@ final class Supervisor: @unchecked Sendable {
                     }
                 }
                 if let timeout = settings.itemTimeoutNanos { scheduleTimeoutCheck(timeout) }
-                if settings.progress != .off { scheduleProgress() }
+                if settings.progress != .off || settings.onProgress != nil { scheduleProgress() }
             }
         }
     }
@@ -202,6 +204,7 @@ final class Supervisor: @unchecked Sendable {
             guard let call = calls.removeValue(forKey: callID) else { return }
             call.onForget()
             callOrder.removeAll { $0 == callID }
+            settings.onProgress?(CallProgress(call.snapshot, finished: true))
             switch settings.progress {
             case .lines: printProgressLine(call, event: stopRunningWork ? "stopped" : "finished")
             case .bar: Platform.writeToStandardError("\r" + call.snapshot.bar() + "\u{1B}[K\n")
@@ -728,11 +731,16 @@ final class Supervisor: @unchecked Sendable {
     /// ``SupervisorSettings/progressLineIntervalNanos``, for the calls in progress.
     private func scheduleProgress() {
         let interval: UInt64 =
-            settings.progress == .bar
+            settings.progress == .bar || settings.onProgress != nil
             ? 200_000_000 : max(min(settings.progressLineIntervalNanos / 4, 1_000_000_000), 10_000_000)
         loop.schedule(afterNanoseconds: interval) { [weak self] in
             guard let self, state == .starting || state == .running else { return }
             let now = Platform.monotonicNanos()
+            if let onProgress = settings.onProgress {
+                for call in calls.values.sorted(by: { $0.id < $1.id }) {
+                    onProgress(CallProgress(call.snapshot, finished: false))
+                }
+            }
             switch settings.progress {
             case .bar:
                 if let first = calls.values.min(by: { $0.id < $1.id }) {

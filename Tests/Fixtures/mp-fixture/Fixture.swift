@@ -7,6 +7,7 @@
 
 import Logging
 import Multiprocessing
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -317,6 +318,10 @@ func readmeSnippets() async throws {
         let call = pool.applyAsync(Square(), 12)
         print(try await call.value)
     }
+}
+
+final class Updates: Sendable {
+    let list = Mutex<[CallProgress]>([])
 }
 
 /// Prints each log record as one line on stdout: `LOG <level> <message> worker=<slot>`.
@@ -890,6 +895,21 @@ struct Fixture {
                 )
                 print(report.description)
             }
+        case "on-progress":
+            let updates = Updates()
+            var options = ProcessPool.Options()
+            options.onProgress = { update in updates.list.withLock { $0.append(update) } }
+            try await withProcessPool(workers: 2, options: options) { pool in
+                _ = try await pool.map(Sleep(milliseconds: 20), Array(0..<40), chunkSize: 1)
+            }
+            let list = updates.list.withLock { $0 }
+            let last = list.last
+            print(
+                "updates \(list.count >= 3) increasing \(zip(list, list.dropFirst()).allSatisfy { $0.done <= $1.done })"
+            )
+            print(
+                "last \(last?.call ?? "-") \(last?.done ?? -1)/\(last?.total ?? -1) finished \(last?.finished ?? false)"
+            )
         case "logging":
             // The program chooses the log handler; worker lifecycle events reach it.
             LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
