@@ -4,41 +4,14 @@ import Testing
 /// The README's examples, run as a user would run them.
 @Suite("Examples", .timeLimit(.minutes(2)))
 struct ExampleTests {
+    /// Runs a built product (or an absolute path) with a one-minute deadline.
     func run(_ product: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (
         Int32, String, String
     ) {
-        let process = Process()
-        process.executableURL =
-            product.hasPrefix("/")
-            ? URL(fileURLWithPath: product) : FixtureProcess.buildDirectory.appendingPathComponent(product)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for name in ["MP_WORKERS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"] { env[name] = nil }
-        for (name, value) in environment { env[name] = value }
-        process.environment = env
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-example-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let out = directory.appendingPathComponent("out")
-        let err = directory.appendingPathComponent("err")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                process.terminate()
-                Issue.record("timed out waiting for \(product) \(arguments.joined(separator: " "))")
-                break
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return (
-            process.terminationStatus, try String(contentsOf: out, encoding: .utf8),
-            try String(contentsOf: err, encoding: .utf8)
-        )
+        let path = product.hasPrefix("/") ? product : FixtureProcess.buildDirectory.appendingPathComponent(product).path
+        let outcome = try await FixtureProcess.runProcess(
+            [path] + arguments, environment: environment, waitingFor: "\(product) \(arguments.joined(separator: " "))")
+        return (outcome.status, outcome.stdout, outcome.stderr)
     }
 
     @Test("squares prints exactly the seed's list")

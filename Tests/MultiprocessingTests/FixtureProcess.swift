@@ -36,18 +36,44 @@ struct FixtureProcess {
     static func start(
         _ arguments: [String], environment: [String: String] = [:], removing: [String] = [], launcher: [String] = []
     ) throws -> (Process, URL, URL) {
+        try startProcess(launcher + [executable] + arguments, environment: environment, removing: removing)
+    }
+
+    /// Runs the fixture to completion, failing the test if it takes longer than `timeout`.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], removing: [String] = [], launcher: [String] = [],
+        timeout: Duration = .seconds(60), waitingFor what: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> Outcome {
+        try await runProcess(
+            launcher + [executable] + arguments, environment: environment, removing: removing, timeout: timeout,
+            waitingFor: what, sourceLocation: sourceLocation)
+    }
+
+    /// The environment variables that would change a pool's size: removed from every child
+    /// the tests start, unless a test sets them.
+    static let sizingVariables = ["MP_WORKERS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"]
+
+    /// Starts `command` (an absolute path, then arguments) with output captured to files.
+    static func startProcess(
+        _ command: [String], environment: [String: String] = [:], removing: [String] = [],
+        removingPrefix: String? = nil, directory: URL? = nil
+    ) throws -> (Process, URL, URL) {
         let process = Process()
-        let all = launcher + [executable] + arguments
-        process.executableURL = URL(fileURLWithPath: all[0])
-        process.arguments = Array(all.dropFirst())
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        if let directory { process.currentDirectoryURL = directory }
         var env = ProcessInfo.processInfo.environment
-        for name in removing + ["MP_WORKERS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"] { env[name] = nil }
+        for name in removing + sizingVariables { env[name] = nil }
+        if let removingPrefix {
+            for name in env.keys where name.hasPrefix(removingPrefix) { env[name] = nil }
+        }
         for (name, value) in environment { env[name] = value }
         process.environment = env
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-fixture-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let out = directory.appendingPathComponent("stdout")
-        let err = directory.appendingPathComponent("stderr")
+        let outputs = FileManager.default.temporaryDirectory.appendingPathComponent("mp-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: outputs, withIntermediateDirectories: true)
+        let out = outputs.appendingPathComponent("stdout")
+        let err = outputs.appendingPathComponent("stderr")
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: out)
@@ -57,13 +83,16 @@ struct FixtureProcess {
         return (process, out, err)
     }
 
-    /// Runs the fixture to completion, failing the test if it takes longer than `timeout`.
-    static func run(
-        _ arguments: [String], environment: [String: String] = [:], removing: [String] = [], launcher: [String] = [],
-        timeout: Duration = .seconds(60), waitingFor what: String,
-        sourceLocation: SourceLocation = #_sourceLocation
+    /// Runs `command` to completion; past `timeout` it is killed and the test fails, saying
+    /// what it was waiting for and what the process had printed.
+    static func runProcess(
+        _ command: [String], environment: [String: String] = [:], removing: [String] = [],
+        removingPrefix: String? = nil, directory: URL? = nil, timeout: Duration = .seconds(60),
+        waitingFor what: String, sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> Outcome {
-        let (process, out, err) = try start(arguments, environment: environment, removing: removing, launcher: launcher)
+        let (process, out, err) = try startProcess(
+            command, environment: environment, removing: removing, removingPrefix: removingPrefix, directory: directory)
+        defer { try? FileManager.default.removeItem(at: out.deletingLastPathComponent()) }
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if ContinuousClock.now > deadline {
@@ -77,13 +106,11 @@ struct FixtureProcess {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        let outcome = Outcome(
+        return Outcome(
             status: process.terminationStatus,
             signaled: process.terminationReason == .uncaughtSignal,
             stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
-        try? FileManager.default.removeItem(at: out.deletingLastPathComponent())
-        return outcome
     }
 }
 

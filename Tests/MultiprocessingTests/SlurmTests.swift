@@ -53,48 +53,17 @@ enum SlurmCluster {
         return true
     }
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
-    }
+    typealias Output = FixtureProcess.Outcome
 
     /// Runs a Slurm client command (srun, sbatch, scancel) with a deadline.
     static func run(
         _ command: String, _ arguments: [String], timeout: Duration = .seconds(120), waitingFor what: String,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> Output {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-slurm-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let out = directory.appendingPathComponent("out")
-        let err = directory.appendingPathComponent("err")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [command] + arguments
-        process.currentDirectoryURL = packageRoot
-        var environment = ProcessInfo.processInfo.environment
-        for name in environment.keys where name.hasPrefix("SLURM_") || name == "MP_WORKERS" { environment[name] = nil }
-        process.environment = environment
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                process.terminate()
-                Issue.record("timed out after \(timeout) waiting for \(what)", sourceLocation: sourceLocation)
-                throw CancellationError()
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return Output(
-            status: process.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8),
-            stderr: try String(contentsOf: err, encoding: .utf8))
+        // Outside any job: no SLURM_ variable of the test's own environment leaks in.
+        try await FixtureProcess.runProcess(
+            ["/usr/bin/env", command] + arguments, removingPrefix: "SLURM_", directory: packageRoot,
+            timeout: timeout, waitingFor: what, sourceLocation: sourceLocation)
     }
 
     /// Submits a job script with `sbatch --wait` and returns the job's output file.
