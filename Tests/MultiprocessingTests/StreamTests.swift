@@ -117,6 +117,16 @@ struct ProgressTests {
         #expect(outcome.lines.filter { $0.hasPrefix("  worker ") }.count == 2)
     }
 
+    @Test("progress can be asked for by one call, in a pool that shows none")
+    func perCall() async throws {
+        let outcome = try await FixtureProcess.run(["progress-per-call"], waitingFor: "a call with its own progress")
+        let lines = outcome.stderr.split(separator: "\n").filter { $0.contains("swift-multiprocessing: map") }
+        #expect(lines.count == 2, "\(outcome.stderr)")
+        #expect(lines.first?.hasSuffix("swift-multiprocessing: map started: 40 items on 2 workers") == true)
+        #expect(lines.last?.contains("swift-multiprocessing: map finished: 40/40 (100%), ") == true)
+        #expect(outcome.lines == ["done"])
+    }
+
     @Test("a progress callback gets updates while a call runs, and a last one when it ends")
     func callback() async throws {
         let outcome = try await FixtureProcess.run(["on-progress"], waitingFor: "a call with a progress callback")

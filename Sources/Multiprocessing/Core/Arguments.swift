@@ -1,5 +1,5 @@
 /// Several arguments of a function, as one `Codable` input: the input type of a function
-/// used with ``ProcessPool/starmap(_:_:chunkSize:)`` (Python's `Pool.starmap`).
+/// used with ``ProcessPool/starmap(_:_:chunkSize:progress:)`` (Python's `Pool.starmap`).
 ///
 /// ```swift
 /// struct Power: ParallelFunction {

@@ -1,8 +1,8 @@
 /// One item's outcome in a stream: its index in the input, and its output or its failure.
 ///
-/// Streams (``ProcessPool/imap(_:_:chunkSize:)``, ``ProcessPool/imapUnordered(_:_:chunkSize:)``)
+/// Streams (``ProcessPool/imap(_:_:chunkSize:progress:)``, ``ProcessPool/imapUnordered(_:_:chunkSize:progress:)``)
 /// yield a failed item as its failure and go on with the next items, unlike
-/// ``ProcessPool/map(_:_:chunkSize:)``, which throws at the first failure.
+/// ``ProcessPool/map(_:_:chunkSize:progress:)``, which throws at the first failure.
 public struct ItemResult<Output: Sendable>: Sendable {
     /// The item's index (0-based) in the input.
     public let index: Int

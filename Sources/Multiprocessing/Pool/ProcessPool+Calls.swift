@@ -1,5 +1,11 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What every call (`map`, the streams, `apply`) shares: starting a call in the
 /// supervisor, encoding its chunks, checking arguments.
 extension ProcessPool {
@@ -7,7 +13,7 @@ extension ProcessPool {
     /// stream finishes when the supervisor forgets the call.
     func startCall<F: WorkerFunction>(
         _ function: F, name: String, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
-        largestChunk: Int = ChunkSizer.maximumChunkItems,
+        largestChunk: Int = ChunkSizer.maximumChunkItems, progress: ProgressMode? = nil,
         produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?
     ) throws -> (UInt64, AsyncStream<CallEvent>) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -30,6 +36,10 @@ extension ProcessPool {
             deliver: { event in continuation.yield(event) },
             onForget: { continuation.finish() })
         call.name = name
+        call.progress = progress.map {
+            ProgressMode.resolve($0, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: isatty(2) == 1)
+                .0
+        }
         supervisor.submit(call)
         return (callID, events)
     }

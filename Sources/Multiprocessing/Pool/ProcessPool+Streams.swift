@@ -27,29 +27,30 @@ extension ProcessPool {
     ///   - inputs: any sequence, read on the pool's thread as workers need items; it is
     ///     `sending`: the pool takes it over.
     ///   - chunkSize: items per chunk; `nil` sizes chunks automatically.
+    ///   - progress: progress output for this call, overriding the pool's.
     /// - Returns: the stream. Stopping the iteration, or cancelling the task that iterates,
     ///   stops the work: workers still running its chunks are stopped and replaced.
     ///   The stream throws (ending the iteration) only when the whole call fails: the
     ///   pool is closed, or the function cannot be installed in a worker.
     public func imap<F: WorkerFunction, S: Sequence>(
-        _ function: F, _ inputs: sending S, chunkSize: Int? = nil
+        _ function: F, _ inputs: sending S, chunkSize: Int? = nil, progress: ProgressMode? = nil
     ) -> Results<F.Output> where S.Element == F.Input {
-        stream(function, inputs, chunkSize: chunkSize, ordered: true, name: "imap")
+        stream(function, inputs, chunkSize: chunkSize, ordered: true, name: "imap", progress: progress)
     }
 
     /// Applies `function` to every input and yields each result as soon as it is ready,
     /// in any order, with its input index (Python's `Pool.imap_unordered`).
     ///
-    /// Everything ``imap(_:_:chunkSize:)`` says holds, except the order: uneven work is
+    /// Everything ``imap(_:_:chunkSize:progress:)`` says holds, except the order: uneven work is
     /// not held up behind a slow item.
     public func imapUnordered<F: WorkerFunction, S: Sequence>(
-        _ function: F, _ inputs: sending S, chunkSize: Int? = nil
+        _ function: F, _ inputs: sending S, chunkSize: Int? = nil, progress: ProgressMode? = nil
     ) -> Results<F.Output> where S.Element == F.Input {
-        stream(function, inputs, chunkSize: chunkSize, ordered: false, name: "imapUnordered")
+        stream(function, inputs, chunkSize: chunkSize, ordered: false, name: "imapUnordered", progress: progress)
     }
 
     private func stream<F: WorkerFunction, S: Sequence>(
-        _ function: F, _ inputs: sending S, chunkSize: Int?, ordered: Bool, name: String
+        _ function: F, _ inputs: sending S, chunkSize: Int?, ordered: Bool, name: String, progress: ProgressMode?
     ) -> Results<F.Output> where S.Element == F.Input {
         do {
             try checkOpen()
@@ -62,6 +63,7 @@ extension ProcessPool {
             let (callID, events) = try startCall(
                 function, name: name, typeName: typeName, totalItems: knownCount, chunkSize: chunkSize,
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
+                progress: progress,
                 produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                     var items: [F.Input] = []
                     items.reserveCapacity(min(count, 4096))
@@ -93,11 +95,12 @@ extension ProcessPool {
     ///
     /// - Parameters:
     ///   - function: the function value.
-    ///   - inputs: any sequence, read lazily (as for ``imap(_:_:chunkSize:)``).
+    ///   - inputs: any sequence, read lazily (as for ``imap(_:_:chunkSize:progress:)``).
     ///   - initial: the starting value of the fold.
     ///   - ordered: `true` folds in input order (for a `combine` that is not commutative);
     ///     `false` folds in arrival order, which never waits for a slow item.
     ///   - chunkSize: items per chunk; `nil` sizes chunks automatically.
+    ///   - progress: progress output for this call, overriding the pool's.
     ///   - isolation: the caller's actor; `combine` runs on it.
     ///   - combine: folds one output into the accumulated value; runs in this process.
     /// - Returns: the folded value.
@@ -106,11 +109,12 @@ extension ProcessPool {
     ///   when the task is cancelled.
     public func mapReduce<F: WorkerFunction, S: Sequence, Value>(
         _ function: F, _ inputs: sending S, into initial: Value, ordered: Bool = true, chunkSize: Int? = nil,
-        isolation: isolated (any Actor)? = #isolation,
+        progress: ProgressMode? = nil, isolation: isolated (any Actor)? = #isolation,
         _ combine: (inout Value, F.Output) throws -> Void
     ) async throws -> Value where S.Element == F.Input {
         var value = initial
-        let results = stream(function, inputs, chunkSize: chunkSize, ordered: ordered, name: "mapReduce")
+        let results = stream(
+            function, inputs, chunkSize: chunkSize, ordered: ordered, name: "mapReduce", progress: progress)
         for try await item in results {
             try combine(&value, item.get())
         }

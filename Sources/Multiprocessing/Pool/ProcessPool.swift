@@ -215,6 +215,8 @@ public final class ProcessPool: Sendable {
     ///   - inputs: the inputs; read once, up front.
     ///   - chunkSize: items per chunk; `nil` (the default) sizes chunks automatically
     ///     (about 2 ms of work each, smaller toward the end so uneven items balance).
+    ///   - progress: progress output for this call, overriding the pool's
+    ///     ``Options/progress`` (`MP_PROGRESS` still overrides both).
     /// - Returns: one output per input, in input order.
     /// - Throws: at the first failed item (the rest of the call is cancelled), a
     ///   ``MultiprocessingError`` with the item's index and worker:
@@ -225,7 +227,9 @@ public final class ProcessPool: Sendable {
     ///   Also ``MultiprocessingError/Code/typeNotFound`` for a function type declared
     ///   inside a function body, ``MultiprocessingError/Code/poolClosed`` on a closed pool,
     ///   and ``MultiprocessingError/Code/cancelled`` when the calling task is cancelled.
-    public func map<F: WorkerFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil)
+    public func map<F: WorkerFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil, progress: ProgressMode? = nil
+    )
         async throws -> [F.Output]
     {
         let items = Array(inputs)
@@ -236,6 +240,7 @@ public final class ProcessPool: Sendable {
 
         let (callID, events) = try startCall(
             function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
+            progress: progress,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)],
@@ -296,16 +301,16 @@ public final class ProcessPool: Sendable {
     /// The function's input type is ``Arguments``; a struct input with `map` does the same
     /// with named fields.
     ///
-    /// - Throws: the errors of ``map(_:_:chunkSize:)``.
+    /// - Throws: the errors of ``map(_:_:chunkSize:progress:)``.
     public func starmap<F: WorkerFunction, each Value: Codable & Sendable>(
-        _ function: F, _ inputs: [(repeat each Value)], chunkSize: Int? = nil
+        _ function: F, _ inputs: [(repeat each Value)], chunkSize: Int? = nil, progress: ProgressMode? = nil
     ) async throws -> [F.Output] where F.Input == Arguments<repeat each Value> {
-        try await map(function, inputs.map { Arguments(repeat each $0) }, chunkSize: chunkSize)
+        try await map(function, inputs.map { Arguments(repeat each $0) }, chunkSize: chunkSize, progress: progress)
     }
 
     /// Runs `function` on one input in a worker and returns its output (Python's `Pool.apply`).
     ///
-    /// - Throws: the errors of ``map(_:_:chunkSize:)``, for this one item (index 0).
+    /// - Throws: the errors of ``map(_:_:chunkSize:progress:)``, for this one item (index 0).
     public func apply<F: WorkerFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
         try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
     }
@@ -347,7 +352,7 @@ public final class ProcessPool: Sendable {
 ///   - body: the work; the pool must not escape it.
 /// - Returns: what `body` returns.
 /// - Throws: the errors of ``ProcessPool/init(workers:options:)`` and whatever `body` throws.
-///   When a worker dies, the items it ran fail inside `body` (see ``ProcessPool/map(_:_:chunkSize:)``);
+///   When a worker dies, the items it ran fail inside `body` (see ``ProcessPool/map(_:_:chunkSize:progress:)``);
 ///   the pool itself goes on.
 public func withProcessPool<Result>(
     workers: Int? = nil,

@@ -1,5 +1,5 @@
-/// The results of a stream (``ProcessPool/imap(_:_:chunkSize:)``,
-/// ``ProcessPool/imapUnordered(_:_:chunkSize:)``): one ``ItemResult`` per input.
+/// The results of a stream (``ProcessPool/imap(_:_:chunkSize:progress:)``,
+/// ``ProcessPool/imapUnordered(_:_:chunkSize:progress:)``): one ``ItemResult`` per input.
 ///
 /// Iterate it once. Breaking out of the loop, dropping the stream or cancelling the
 /// iterating task stops the call's work. The iteration throws only when the whole call

@@ -47,6 +47,8 @@ final class CallRecord: @unchecked Sendable {
     var retried = 0
     let startNanos = Platform.monotonicNanos()
     var lastLineNanos: UInt64 = 0
+    /// This call's own progress mode (already resolved), overriding the pool's.
+    var progress: ProgressMode?
 
     /// The progress figures of this call now.
     var snapshot: ProgressSnapshot {
@@ -164,7 +166,7 @@ final class Supervisor: @unchecked Sendable {
                     }
                 }
                 if let timeout = settings.itemTimeoutNanos { scheduleTimeoutCheck(timeout) }
-                if settings.progress != .off || settings.onProgress != nil { scheduleProgress() }
+                if settings.progress != .off || settings.onProgress != nil { startProgressTimer() }
             }
         }
     }
@@ -178,7 +180,8 @@ final class Supervisor: @unchecked Sendable {
             }
             calls[call.id] = call
             callOrder.append(call.id)
-            if settings.progress == .lines { printProgressLine(call, event: "started") }
+            if progressMode(call) == .lines { printProgressLine(call, event: "started") }
+            if progressMode(call) != .off { startProgressTimer() }
             pump()
         }
     }
@@ -205,7 +208,7 @@ final class Supervisor: @unchecked Sendable {
             call.onForget()
             callOrder.removeAll { $0 == callID }
             settings.onProgress?(CallProgress(call.snapshot, finished: true))
-            switch settings.progress {
+            switch progressMode(call) {
             case .lines: printProgressLine(call, event: stopRunningWork ? "stopped" : "finished")
             case .bar: Platform.writeToStandardError("\r" + call.snapshot.bar() + "\u{1B}[K\n")
             default: break
@@ -727,32 +730,40 @@ final class Supervisor: @unchecked Sendable {
 
     // MARK: - Progress
 
+    /// The progress mode of a call: its own, or the pool's.
+    private func progressMode(_ call: CallRecord) -> ProgressMode { call.progress ?? settings.progress }
+
+    private var progressTimerRunning = false
+
+    private func startProgressTimer() {
+        guard !progressTimerRunning else { return }
+        progressTimerRunning = true
+        scheduleProgress()
+    }
+
     /// Redraws the bar five times a second, or prints a line every
     /// ``SupervisorSettings/progressLineIntervalNanos``, for the calls in progress.
     private func scheduleProgress() {
+        let fast =
+            settings.onProgress != nil || calls.values.contains { progressMode($0) == .bar }
+            || settings.progress == .bar
         let interval: UInt64 =
-            settings.progress == .bar || settings.onProgress != nil
-            ? 200_000_000 : max(min(settings.progressLineIntervalNanos / 4, 1_000_000_000), 10_000_000)
+            fast ? 200_000_000 : max(min(settings.progressLineIntervalNanos / 4, 1_000_000_000), 10_000_000)
         loop.schedule(afterNanoseconds: interval) { [weak self] in
             guard let self, state == .starting || state == .running else { return }
             let now = Platform.monotonicNanos()
+            let active = calls.values.sorted(by: { $0.id < $1.id })
             if let onProgress = settings.onProgress {
-                for call in calls.values.sorted(by: { $0.id < $1.id }) {
-                    onProgress(CallProgress(call.snapshot, finished: false))
-                }
+                for call in active { onProgress(CallProgress(call.snapshot, finished: false)) }
             }
-            switch settings.progress {
-            case .bar:
-                if let first = calls.values.min(by: { $0.id < $1.id }) {
-                    Platform.writeToStandardError("\r" + first.snapshot.bar() + "\u{1B}[K")
-                }
-            case .lines:
-                for call in calls.values.sorted(by: { $0.id < $1.id })
-                where now &- max(call.lastLineNanos, call.startNanos) >= settings.progressLineIntervalNanos {
-                    printProgressLine(call, event: "progress")
-                }
-            default:
-                break
+            if let first = active.first(where: { progressMode($0) == .bar }) {
+                Platform.writeToStandardError("\r" + first.snapshot.bar() + "\u{1B}[K")
+            }
+            for call in active
+            where progressMode(call) == .lines
+                && now &- max(call.lastLineNanos, call.startNanos) >= settings.progressLineIntervalNanos
+            {
+                printProgressLine(call, event: "progress")
             }
             scheduleProgress()
         }

@@ -895,6 +895,14 @@ struct Fixture {
                 )
                 print(report.description)
             }
+        case "progress-per-call":
+            // The pool shows no progress; one call asks for lines.
+            try await withProcessPool(workers: 2) { pool in
+                _ = try await pool.map(Square(), Array(0..<30))
+                _ = try await pool.map(Square(), Array(0..<40), progress: .lines)
+                _ = try await pool.starmap(Power(), [(2, 3)])
+            }
+            print("done")
         case "on-progress":
             let updates = Updates()
             var options = ProcessPool.Options()
