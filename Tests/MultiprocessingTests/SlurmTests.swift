@@ -180,17 +180,22 @@ struct SlurmTests {
         let job = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!job.isEmpty, "\(submitted.stderr)")
         try await stop(job)
-        // Wait for the job to end (Slurm kills what is left KillWait after SIGTERM).
+        // Wait for the job to end (Slurm kills what is left KillWait after SIGTERM). Only a
+        // final state counts: scontrol can fail for a moment while slurmctld is busy.
+        let finalStates = ["COMPLETED", "CANCELLED", "TIMEOUT", "FAILED", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY"]
         let deadline = ContinuousClock.now + .seconds(150)
+        var lastState = ""
         while ContinuousClock.now < deadline {
-            let state = try await SlurmCluster.run("scontrol", ["show", "job", job], waitingFor: "scontrol")
-            if !state.stdout.contains("JobState=RUNNING") && !state.stdout.contains("JobState=PENDING")
-                && !state.stdout.contains("JobState=COMPLETING")
+            let info = try await SlurmCluster.run("scontrol", ["show", "job", job], waitingFor: "scontrol")
+            if let field = info.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
+                .first(where: { $0.hasPrefix("JobState=") })
             {
-                break
+                lastState = String(field.dropFirst("JobState=".count))
+                if finalStates.contains(lastState) { break }
             }
             try await Task.sleep(for: .milliseconds(500))
         }
+        #expect(finalStates.contains(lastState), "job \(job) did not end in time (last state \(lastState))")
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         let saved = ((try? String(contentsOfFile: results, encoding: .utf8)) ?? "").split(separator: "\n")
         return (text, saved)
