@@ -51,20 +51,6 @@ int mp_affinity_cpu_count(void) {
     return count;
 }
 
-int mp_affinity_cpu_list(int *cpus, int capacity) {
-    cpu_set_t *s; size_t sz; int n;
-    if (read_mask(&s, &sz, &n) != 0) return -1;
-    int count = 0;
-    for (int cpu = 0; cpu < n; cpu++) {
-        if (CPU_ISSET_S(cpu, sz, s)) {
-            if (count < capacity) cpus[count] = cpu;
-            count++;
-        }
-    }
-    CPU_FREE(s);
-    return count;
-}
-
 int mp_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
 
 int mp_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
@@ -156,7 +142,6 @@ int mp_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 #else  // not Linux: the calls that have no portable equivalent report ENOSYS
 
 int mp_affinity_cpu_count(void) { errno = ENOSYS; return -1; }
-int mp_affinity_cpu_list(int *cpus, int capacity) { (void)cpus; (void)capacity; errno = ENOSYS; return -1; }
 int mp_set_parent_death_signal(int signal) { (void)signal; errno = ENOSYS; return -1; }
 int mp_pidfd_open(pid_t pid) { (void)pid; errno = ENOSYS; return -1; }
 int mp_memfd_create(const char *name) { (void)name; errno = ENOSYS; return -1; }

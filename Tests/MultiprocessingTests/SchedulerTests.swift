@@ -52,7 +52,7 @@ struct SchedulerTests {
         while let chunk = take(&schedule, nextID: &id) {
             count += 1
             if count == 3 {
-                schedule.giveBack(chunk)
+                schedule.split(chunk, requeue: [chunk], failed: 0)
                 let again = schedule.takeRequeued()
                 #expect(again?.id == chunk.id && again?.range == chunk.range)
             }

@@ -14,10 +14,6 @@ extern "C" {
 /// Number of CPUs in this process's affinity mask, or -1 with errno set.
 int mp_affinity_cpu_count(void);
 
-/// Writes up to `capacity` CPU numbers of this process's affinity mask into `cpus`;
-/// returns how many there are in all, or -1 with errno set.
-int mp_affinity_cpu_list(int *cpus, int capacity);
-
 /// Linux: asks the kernel to send `signal` to this process when its parent thread exits.
 /// Returns 0, or -1 with errno set (and ENOSYS elsewhere).
 int mp_set_parent_death_signal(int signal);

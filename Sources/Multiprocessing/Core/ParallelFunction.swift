@@ -185,9 +185,6 @@ extension WorkerFunction {
     /// The name a worker looks the type up by, or `nil` when the runtime has none.
     static var workerTypeName: String? { _mangledTypeName(Self.self) }
 
-    /// A readable name for messages.
-    static var readableTypeName: String { String(reflecting: Self.self) }
-
     /// Checks, in this process, that a worker will be able to find this type by name.
     static func checkFindableByName() throws -> String {
         guard let name = workerTypeName, _typeByName(name) != nil else {

@@ -9,14 +9,6 @@ extension Platform {
         return count > 0 ? Int(count) : nil
     }
 
-    /// The CPU numbers of this process's affinity mask.
-    static func affinityCPUList() -> [Int] {
-        var cpus = [Int32](repeating: 0, count: 4096)
-        let count = Int(mp_affinity_cpu_list(&cpus, Int32(cpus.count)))
-        guard count > 0 else { return [] }
-        return cpus.prefix(min(count, cpus.count)).map(Int.init)
-    }
-
     /// CPUs the machine has online (never used to size a pool: it ignores the allocation).
     static func onlineCPUCount() -> Int {
         max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))

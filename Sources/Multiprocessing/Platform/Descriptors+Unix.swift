@@ -83,19 +83,4 @@ extension Platform {
         guard let cause = error.underlying as? SystemCallError else { return false }
         return cause.errno == EPIPE || cause.errno == ECONNRESET
     }
-
-    /// The number of open descriptors of this process (Linux: entries of /proc/self/fd).
-    static func openDescriptorNumbers() -> [Int32] {
-        var result: [Int32] = []
-        guard let dir = opendir("/dev/fd") else { return [] }
-        defer { closedir(dir) }
-        let own = dirfd(dir)
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if let fd = Int32(name), fd != own { result.append(fd) }
-        }
-        return result.sorted()
-    }
 }

@@ -40,7 +40,6 @@ final class EventLoop: @unchecked Sendable {
     private var nextTimerID: UInt64 = 1
     private var running = true
     private var afterStop: (() -> Void)?
-    private let threadID = Mutex<pthread_t?>(nil)
 
     init() throws {
         epollFD = try Platform.call("epoll_create1") { mp_epoll_create() }
@@ -56,7 +55,6 @@ final class EventLoop: @unchecked Sendable {
     /// Starts the loop's thread. The thread closes the loop's descriptors when it ends.
     func start(name: String) throws {
         try OSThread.start(name: name) { [self] in
-            threadID.withLock { $0 = pthread_self() }
             run()
             handlers.removeAll()
             timers.removeAll()
@@ -70,11 +68,6 @@ final class EventLoop: @unchecked Sendable {
             }
             for work in leftover { work() }
         }
-    }
-
-    /// Whether the caller is on the loop's thread.
-    var inLoop: Bool {
-        threadID.withLock { id in id.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
     }
 
     /// Runs `work` on the loop thread, soon; once the loop has ended, at once on the

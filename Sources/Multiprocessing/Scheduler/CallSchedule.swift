@@ -115,9 +115,4 @@ struct CallSchedule<Payload>: Sendable where Payload: Sendable {
         if window != nil { unconsumedChunks += failed }
     }
 
-    /// A chunk was never started: hand it out again first.
-    mutating func giveBack(_ chunk: Chunk) {
-        outstandingChunks -= 1
-        requeued.append(chunk)
-    }
 }

@@ -77,7 +77,7 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
             inputs, run: task.runStart..<task.runEnd,
             context: _ChunkContext(progress: progress, timesItems: context.timesItems))
         let outputs = outcome.outputs
-        let failures = outcome.failures.map { (offset: $0.offset, type: $0.type, message: $0.message) }
+        let failures = outcome.failures
         let elapsed = Platform.monotonicNanos() &- start
         progress?.set(.encoding)
 
@@ -107,7 +107,7 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     /// could not be encoded: then that item fails, naming the type).
     private static func perItemFrame(
         _ task: Message.Task, elapsed: UInt64, outputs: [F.Output],
-        failures: [(offset: Int, type: String, message: String)], maximumPayload: Int
+        failures: [_ItemFailure], maximumPayload: Int
     ) -> [UInt8] {
         // Encode every outcome first: the header counts the failures, encoding ones included.
         var outcomes: [(succeeded: Bool, bytes: [UInt8], type: String, message: String)] = []

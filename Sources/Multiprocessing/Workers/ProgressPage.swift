@@ -87,15 +87,9 @@ final class ProgressPage: @unchecked Sendable {
         words[1] = phase.rawValue
     }
 
-    /// The words ``item(_:startedNanos:)`` writes, for the inlined chunk loop (which
-    /// writes word 3, the start time, then word 2, the offset). Valid while the page lives.
+    /// The words the inlined chunk loop writes for each item (`_ChunkContext.noteItem`):
+    /// word 3, the start time, then word 2, the offset. Valid while the page lives.
     var wordsForItems: UnsafeMutablePointer<UInt64> { words }
-
-    @inline(__always)
-    func item(_ offset: Int, startedNanos: UInt64) {
-        words[3] = startedNanos
-        words[2] = UInt64(offset)
-    }
 
     /// Parent side: what the worker last noted. Reads the item twice so that an offset
     /// and a start time from different items are never paired.
