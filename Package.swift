@@ -19,13 +19,17 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .target(name: "CMultiprocessingShim"),
         .target(
             name: "Multiprocessing",
-            dependencies: ["CMultiprocessingShim", .product(name: "Logging", package: "swift-log")],
-            exclude: ["Workers/README.md", "Wire/README.md", "Scheduler/README.md"],
+            dependencies: [
+                "CMultiprocessingShim", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Workers/README.md", "Wire/README.md", "Scheduler/README.md", "Launchers/README.md"],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -216,3 +216,16 @@ void mp_restore_termination_handlers(void) {
     sigaction(SIGTERM, &mp_previous_term, NULL);
     mp_handlers_installed = 0;
 }
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+int mp_accept_cloexec(int fd, void *address, unsigned int *length) {
+#ifdef __linux__
+    return accept4(fd, (struct sockaddr *)address, (socklen_t *)length, SOCK_CLOEXEC);
+#else
+    int result = accept(fd, (struct sockaddr *)address, (socklen_t *)length);
+    if (result >= 0) fcntl(result, F_SETFD, FD_CLOEXEC);
+    return result;
+#endif
+}

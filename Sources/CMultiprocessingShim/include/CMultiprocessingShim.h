@@ -68,6 +68,9 @@ int mp_install_termination_handlers(int fd);
 /// Restores the dispositions saved by mp_install_termination_handlers.
 void mp_restore_termination_handlers(void);
 
+/// accept4(fd, address, length, SOCK_CLOEXEC) where available, else accept + FD_CLOEXEC.
+int mp_accept_cloexec(int fd, void *address, unsigned int *length);
+
 /// The calling thread's errno.
 int mp_errno(void);
 

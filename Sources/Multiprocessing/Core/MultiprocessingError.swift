@@ -32,6 +32,8 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
             case initializerFailed = "initializer failed"
             case timedOut = "timed out"
             case interrupted = "interrupted"
+            case authenticationFailed = "authentication failed"
+            case nodesUnavailable = "nodes unavailable"
         }
         let storage: Storage
 
@@ -74,6 +76,12 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         public static let timedOut = Code(storage: .timedOut)
         /// The program received SIGINT or SIGTERM; the pool stopped its work.
         public static let interrupted = Code(storage: .interrupted)
+        /// A TCP connection of a multi-node pool did not prove it knows the pool's secret
+        /// (or the coordinator did not); the connection was closed and nothing ran for it.
+        public static let authenticationFailed = Code(storage: .authenticationFailed)
+        /// A multi-node pool could not start its worker hosts on the other nodes (the
+        /// `srun` step failed: the message quotes Slurm), or every node was lost.
+        public static let nodesUnavailable = Code(storage: .nodesUnavailable)
         /// An error the library did not expect; the message and ``MultiprocessingError/underlying`` say more.
         public static let unexpected = Code(storage: .unexpected)
 

@@ -38,8 +38,20 @@ struct LocalLauncher: Sendable {
         self.timesItems = timesItems
     }
 
-    func spawn(slot: Int) throws -> SpawnedWorker {
-        let (channelParent, channelChild) = try Platform.socketPair()
+    /// Starts the worker for `slot`.
+    ///
+    /// - Parameter connected: a socket already connected (and authenticated) to the
+    ///   pool's coordinator on another node, to be the worker's channel; the worker host
+    ///   passes it. Without it, a new socket pair is the channel, and the parent keeps the
+    ///   other end. The descriptor is the caller's to close afterwards.
+    func spawn(slot: Int, connected: Int32? = nil) throws -> SpawnedWorker {
+        let channelParent: Int32
+        let channelChild: Int32
+        if let connected {
+            (channelParent, channelChild) = (-1, try Platform.duplicate(connected, atLeast: 3))
+        } else {
+            (channelParent, channelChild) = try Platform.socketPair()
+        }
         let lifelineParent: Int32
         let lifelineChild: Int32
         do {
@@ -64,7 +76,7 @@ struct LocalLauncher: Sendable {
             throw error
         }
         do {
-            try Platform.setNonBlocking(channelParent)
+            if channelParent >= 0 { try Platform.setNonBlocking(channelParent) }
             let pid = try Platform.spawn(
                 executable: executable,
                 arguments: arguments,
@@ -85,7 +97,7 @@ struct LocalLauncher: Sendable {
             return SpawnedWorker(
                 pid: pid, processHandle: handle, channel: channelParent, lifeline: lifelineParent, progress: progress)
         } catch {
-            Platform.close(channelParent)
+            if channelParent >= 0 { Platform.close(channelParent) }
             Platform.close(lifelineParent)
             throw error
         }

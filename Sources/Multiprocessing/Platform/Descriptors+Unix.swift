@@ -78,6 +78,12 @@ extension Platform {
         return try callNonBlocking("write") { sysWrite(fd, bytes.baseAddress!, bytes.count) } ?? 0
     }
 
+    /// Whether an error says a blocking read or write ran past its socket timeout (EAGAIN).
+    static func isTimeout(_ error: MultiprocessingError) -> Bool {
+        guard let cause = error.underlying as? SystemCallError else { return false }
+        return cause.errno == EAGAIN || cause.errno == EWOULDBLOCK
+    }
+
     /// Whether an error says the other end of a socket went away (EPIPE, ECONNRESET).
     static func isPeerGone(_ error: MultiprocessingError) -> Bool {
         guard let cause = error.underlying as? SystemCallError else { return false }

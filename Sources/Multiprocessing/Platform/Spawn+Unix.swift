@@ -12,6 +12,9 @@ public enum ProcessTermination: Sendable, Hashable, CustomStringConvertible {
     case exited(Int32)
     /// A signal killed it.
     case signaled(Int32)
+    /// It ran on another node, and the connection to that node's worker host ended
+    /// (the node failed, or its worker host was killed): how it ended is unknown.
+    case lost(node: String)
 
     /// The termination in words, e.g. `was killed by signal 9 (SIGKILL) — ...`.
     public var description: String {
@@ -25,6 +28,9 @@ public enum ProcessTermination: Sendable, Hashable, CustomStringConvertible {
                     " — often the kernel's out-of-memory killer: check the job's memory request (--mem / --mem-per-cpu)"
             }
             return text
+        case .lost(let node):
+            return
+                "was lost with node \(node) (the connection to its worker host ended: the node failed, or the worker host was killed)"
         }
     }
 }

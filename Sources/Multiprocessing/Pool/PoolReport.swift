@@ -78,6 +78,13 @@ struct PoolStatistics {
         hosts = Array(repeating: Platform.shortHostName(), count: workers)
     }
 
+    /// A worker slot added after the pool started (a worker host on another node joined).
+    mutating func addSlot(host: String) {
+        slotItems.append(0)
+        slotBusyNanos.append(0)
+        hosts.append(host)
+    }
+
     mutating func recordChunk(slot: Int, items range: Range<Int>, computeNanos: UInt64, failed: Int) {
         items += range.count
         failures += failed

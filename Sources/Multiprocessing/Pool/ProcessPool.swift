@@ -160,22 +160,33 @@ public final class ProcessPool: Sendable {
             UInt64(max(interval.seconds, 0)) * 1_000_000_000 + UInt64(max(interval.attoseconds, 0) / 1_000_000_000)
         let decision = WorkerCount.resolve(
             explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
-        decision.reportWarningsOnce()
-        workerCountDecision = decision
-        workerCount = decision.count
+        #if os(Linux)
+        let (placement, advice) = Placement.decide(
+            explicitWorkers: workers, environment: Placement.relevantEnvironment())
+        if let advice { Placement.report(advice) }
+        #else
+        let placement = Placement.local
+        #endif
+        if placement == .local { decision.reportWarningsOnce() }
         self.options = options
         Platform.ignoreBrokenPipe()
-        supervisor = try Supervisor(
+        let supervisor = try Supervisor(
             settings: SupervisorSettings(
                 workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
                 handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
                 retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
                 maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
                 progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
-                onProgress: options.onProgress))
+                onProgress: options.onProgress, placement: placement))
+        self.supervisor = supervisor
         Interruption.shared.register(supervisor)
         do {
-            try await supervisor.start()
+            let started = try await supervisor.start()
+            workerCount = started.workers
+            workerCountDecision =
+                placement == .local
+                ? decision
+                : WorkerCount(count: started.workers, source: .slurmNodes, reason: started.description, ignored: [])
         } catch {
             await supervisor.close()
             Interruption.shared.unregister(supervisor)

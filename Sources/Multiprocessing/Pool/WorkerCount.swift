@@ -32,6 +32,9 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
         case slurmCPUsPerTask = "SLURM_CPUS_PER_TASK"
         /// `SLURM_CPUS_ON_NODE`.
         case slurmCPUsOnNode = "SLURM_CPUS_ON_NODE"
+        /// The sum over the nodes of a multi-node pool, each node's count decided by its
+        /// own worker host from its own CPUs.
+        case slurmNodes = "Slurm nodes"
     }
 
     /// The CPU facts of the machine the rules start from.

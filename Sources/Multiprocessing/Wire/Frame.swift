@@ -14,7 +14,7 @@
 /// than the limit, and never trusts a length before checking it.
 struct Frame: Sendable {
     /// The version of this wire protocol. Bump it on any change to the frame or message layout.
-    static let protocolVersion: UInt8 = 1
+    static let protocolVersion: UInt8 = 2
     static let magic: (UInt8, UInt8) = (0x4D, 0x50)
     static let headerSize = 8
     /// The default hard limit on one frame's payload (256 MiB). Raise it with
@@ -45,6 +45,20 @@ struct Frame: Sendable {
         case initialize = 8
         /// worker → parent: the initializer ran; the worker takes work now.
         case ready = 9
+        /// coordinator → TCP client, first frame: a fresh nonce to prove the secret with.
+        case challenge = 10
+        /// TCP client → coordinator: the client's nonce, its role and its proof (HMAC).
+        case authenticate = 11
+        /// coordinator → TCP client: the coordinator's proof; the connection is trusted.
+        case authenticated = 12
+        /// worker host → coordinator, after authentication: who it is, how many workers.
+        case hostHello = 13
+        /// coordinator → worker host: start a worker that connects back for this slot.
+        case startWorker = 14
+        /// coordinator → worker host: kill that worker (SIGKILL).
+        case stopWorker = 15
+        /// worker host → coordinator: a worker exited, how, and where it was in its chunk.
+        case workerExited = 16
     }
 
     var kind: Kind

@@ -1,4 +1,9 @@
 import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 #if os(Linux)
 /// What the supervisor tells the task that waits on a call.
@@ -92,6 +97,8 @@ struct SupervisorSettings: Sendable {
     var logger = Logger(label: "swift-multiprocessing")
     /// The program's own progress display.
     var onProgress: (@Sendable (CallProgress) -> Void)?
+    /// Where the workers run: here, or on every node of a Slurm allocation.
+    var placement = Placement.local
 }
 
 /// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
@@ -117,12 +124,21 @@ final class Supervisor: @unchecked Sendable {
     let loop: EventLoop
     let launcher: LocalLauncher
     let settings: SupervisorSettings
-    var workerCount: Int { settings.workerCount }
+    /// Worker slots in use (on lost nodes excluded).
+    var workerCount: Int { slots.count - retiredSlots.count }
     var maximumPayload: Int { settings.maximumPayload }
     private let buildID = Platform.executableBuildID()
 
     private var state = State.starting
     private var slots: [WorkerConnection?]
+    /// For each slot, the worker host (on another node) that runs its worker; nil: local.
+    private var slotHosts: [RemoteHost?]
+    /// Slots whose node was lost: never filled again.
+    private var retiredSlots: Set<Int> = []
+    /// A multi-node pool's listener, secret, step and hosts.
+    private var cluster: ClusterState?
+    /// Handshakes running on threads of their own (bounded, against connection floods).
+    private let handshakes = Atomic<Int>(0)
     /// Workers that left their slot (recycled) and have not been reaped yet.
     private var departed: [WorkerConnection] = []
     private var startFailures: [Int]
@@ -131,7 +147,7 @@ final class Supervisor: @unchecked Sendable {
     private var callOrder: [UInt64] = []
     private var nextChunkID: UInt64 = 1
     private var readBuffer = [UInt8](repeating: 0, count: 1 << 16)
-    private var startWaiter: CheckedContinuation<Void, any Error>?
+    private var startWaiter: CheckedContinuation<(workers: Int, description: String), any Error>?
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var killTimer: UInt64?
     private var lastStartError: MultiprocessingError?
@@ -144,20 +160,32 @@ final class Supervisor: @unchecked Sendable {
         loop = try EventLoop()
         launcher = LocalLauncher(maximumPayload: settings.maximumPayload, timesItems: settings.itemTimeoutNanos != nil)
         self.settings = settings
-        slots = Array(repeating: nil, count: settings.workerCount)
-        startFailures = Array(repeating: 0, count: settings.workerCount)
-        statistics = PoolStatistics(workers: settings.workerCount)
+        let local = settings.placement == .local ? settings.workerCount : 0
+        slots = Array(repeating: nil, count: local)
+        slotHosts = Array(repeating: nil, count: local)
+        startFailures = Array(repeating: 0, count: local)
+        statistics = PoolStatistics(workers: local)
         try loop.start(name: "mp-supervisor")
     }
 
     // MARK: - Entry points (any thread)
 
-    /// Spawns every worker and returns when all have completed the handshake.
-    func start() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+    /// Spawns every worker and returns, with the number of workers, when all have
+    /// completed the handshake. A multi-node pool first starts its worker hosts.
+    func start() async throws -> (workers: Int, description: String) {
+        try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<(workers: Int, description: String), any Error>) in
             loop.execute { [self] in
                 startWaiter = continuation
-                for slot in 0..<workerCount {
+                if case .nodes(let count, let cpusPerTask) = settings.placement {
+                    do {
+                        try startCluster(nodes: count, cpusPerTask: cpusPerTask)
+                    } catch {
+                        failStart(error)
+                        return
+                    }
+                }
+                for slot in 0..<slots.count {
                     do {
                         try spawn(slot: slot)
                     } catch {
@@ -217,7 +245,7 @@ final class Supervisor: @unchecked Sendable {
                 worker.installed.remove(callID)
                 if stopRunningWork, worker.hasChannel, worker.inFlight.first?.callID == callID {
                     worker.stopReason = .cancelled
-                    Platform.kill(worker.pid, 9)
+                    worker.kill()
                     continue
                 }
                 if let frame = try? Message.releaseFrame(callID: callID) { try? worker.send(frame) }
@@ -290,12 +318,16 @@ final class Supervisor: @unchecked Sendable {
     // MARK: - Workers
 
     private func spawn(slot: Int) throws {
+        if let host = slotHosts[slot] {
+            requestRemoteWorker(slot: slot, on: host)
+            return
+        }
         let spawned = try launcher.spawn(slot: slot)
         let worker = WorkerConnection(slot: slot, spawned: spawned, maximumPayload: maximumPayload)
         slots[slot] = worker
         settings.logger.debug("worker started", metadata: Self.metadata(worker))
         do {
-            worker.channelToken = try loop.register(
+            worker.connection.token = try loop.register(
                 worker.channel, [.readable, .writable, .edgeTriggered],
                 EventHandler { [weak self, unowned worker] readable, writable, hangup in
                     self?.channelEvent(worker, readable: readable, writable: writable, hangup: hangup)
@@ -307,6 +339,18 @@ final class Supervisor: @unchecked Sendable {
             Platform.kill(worker.pid, 9)
             throw error
         }
+        startHandshakeTimer(worker)
+    }
+
+    /// How the workers were counted: for a multi-node pool, per node.
+    private func startedDescription() -> String {
+        guard let cluster else { return "\(slots.count) local workers" }
+        let nodes = cluster.hosts.map { "\($0.hello.node): \($0.hello.workers) (\($0.hello.reason))" }
+        return "\(cluster.hosts.count) nodes, each counting its own CPUs — " + nodes.joined(separator: "; ")
+    }
+
+    /// Kills a worker that does not complete the handshake (and initializer) in time.
+    private func startHandshakeTimer(_ worker: WorkerConnection) {
         let timeout = settings.handshakeTimeoutNanos
         worker.handshakeTimer = loop.schedule(afterNanoseconds: timeout) { [unowned worker] in
             guard worker.phase == .handshaking || worker.phase == .initializing else { return }
@@ -314,7 +358,7 @@ final class Supervisor: @unchecked Sendable {
                 .handshakeFailed,
                 "\(worker.identity) did not become ready within \(timeout / 1_000_000_000) s: does your program do slow work before calling Multiprocessing.bootstrap()? Call it first in main (or raise ProcessPool.Options.startTimeoutSeconds for a slow initializer)",
                 worker: worker.identity)
-            Platform.kill(worker.pid, 9)
+            worker.kill()
         }
     }
 
@@ -325,7 +369,12 @@ final class Supervisor: @unchecked Sendable {
             if readable || hangup {
                 let open = try worker.readAvailable(into: &readBuffer)
                 try processFrames(worker)
-                if !open { brokenChannel(worker, nil) }
+                if !open {
+                    brokenChannel(worker, nil)
+                    if worker.remoteHost != nil, let report = worker.exitReport {
+                        workerEnded(worker, report.termination)  // its host's report came first
+                    }
+                }
             }
         } catch {
             brokenChannel(worker, .from(error))
@@ -337,7 +386,7 @@ final class Supervisor: @unchecked Sendable {
     private func brokenChannel(_ worker: WorkerConnection, _ error: MultiprocessingError?) {
         if let error, worker.connectionError == nil {
             worker.connectionError = error
-            Platform.kill(worker.pid, 9)
+            worker.kill()
         }
         worker.phase = .exiting
         worker.closeChannel(loop: loop)
@@ -423,7 +472,8 @@ final class Supervisor: @unchecked Sendable {
                             code, "\(worker.identity) could not install the call's function: \(failure.message)",
                             worker: worker.identity)))
             }
-        case .install, .task, .release, .initialize:
+        case .install, .task, .release, .initialize, .challenge, .authenticate, .authenticated, .hostHello,
+            .startWorker, .stopWorker, .workerExited:
             throw MultiprocessingError(
                 .malformedFrame, "\(worker.identity) sent a \(frame.kind) frame, which only the parent sends")
         }
@@ -438,9 +488,11 @@ final class Supervisor: @unchecked Sendable {
         worker.phase = .ready
         if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
         startFailures[worker.slot] = 0
-        if state == .starting, slots.allSatisfy({ $0?.phase == .ready }) {
+        if state == .starting, slots.allSatisfy({ $0?.phase == .ready }),
+            cluster.map({ $0.hosts.count == $0.expectedHosts && $0.pending.isEmpty }) ?? true
+        {
             state = .running
-            startWaiter?.resume()
+            startWaiter?.resume(returning: (slots.count, startedDescription()))
             startWaiter = nil
         }
         pump()
@@ -479,6 +531,14 @@ final class Supervisor: @unchecked Sendable {
             termination = .exited(-1)
         }
         worker.closeProcessHandle(loop: loop)
+        workerEnded(worker, termination)
+    }
+
+    /// A worker process is gone (reaped here, or reported by its node's host, or lost
+    /// with its node): settle its work, and fill its slot again.
+    private func workerEnded(_ worker: WorkerConnection, _ termination: ProcessTermination) {
+        guard !worker.ended else { return }
+        worker.ended = true
         if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
         let inSlot = slots[worker.slot] === worker
         if inSlot { slots[worker.slot] = nil }
@@ -500,7 +560,7 @@ final class Supervisor: @unchecked Sendable {
             failStart(startError(worker, termination))
         case .running:
             settleLostWork(worker, termination)
-            if inSlot { respawn(after: worker, termination) }
+            if inSlot && !retiredSlots.contains(worker.slot) { respawn(after: worker, termination) }
             pump()
         case .closing:
             settleLostWork(worker, termination)
@@ -516,10 +576,18 @@ final class Supervisor: @unchecked Sendable {
     /// item that was executing fails (or is retried); the items before and after it, and
     /// every chunk waiting behind it, go back to their calls for other workers.
     private func settleLostWork(_ worker: WorkerConnection, _ termination: ProcessTermination) {
-        let snapshot = worker.progress.snapshot()
+        let snapshot = worker.progressSnapshot()
         for (position, inFlight) in worker.inFlight.enumerated() {
             guard let call = calls[inFlight.callID] else { continue }
             let chunk = inFlight.chunk
+            if case .lost = termination, position == 0, worker.stopReason != .cancelled {
+                // Its node is gone, and with it the record of which item was running:
+                // the whole chunk is the unit that failed.
+                let task = chunk.payload.task
+                let error = failureError(worker, termination, index: nil, phase: ("running", chunk.range))
+                settle(call, chunk, failing: task.runStart..<task.runEnd, error: error)
+                continue
+            }
             guard position == 0, snapshot.chunkID == chunk.id, worker.stopReason != .cancelled else {
                 // Never started (or its call was cancelled): send it elsewhere as it is.
                 call.schedule.split(chunk, requeue: [chunk], failed: 0)
@@ -613,7 +681,11 @@ final class Supervisor: @unchecked Sendable {
         var message = "\(worker.identity) \(termination) while \(index != nil ? "running " : "")\(what)"
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
-        message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
+        if case .lost = termination {
+            message += ". The pool goes on with the workers of the other nodes."
+        } else {
+            message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
+        }
         return MultiprocessingError(
             .workerDied, message, itemIndex: index, worker: worker.identity, termination: termination,
             underlying: worker.connectionError)
@@ -625,13 +697,17 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func respawn(after worker: WorkerConnection, _ termination: ProcessTermination) {
-        let slot = worker.slot
         if worker.phase == .handshaking || worker.phase == .initializing || worker.fatalMessage != nil {
-            startFailures[slot] += 1
+            startFailures[worker.slot] += 1
             lastStartError = startError(worker, termination)
         }
+        respawn(slot: worker.slot, replacing: worker.identity.description)
+    }
+
+    /// Fills `slot` again, unless its workers keep failing to start.
+    private func respawn(slot: Int, replacing what: String) {
         if startFailures[slot] >= Self.maximumConsecutiveStartFailures {
-            let last = lastStartError ?? startError(worker, termination)
+            let last = lastStartError ?? MultiprocessingError(.handshakeFailed, "\(what) failed to start")
             Platform.writeToStandardError(
                 "swift-multiprocessing: worker slot \(slot) failed to start \(startFailures[slot]) times in a row (last: \(last.message)); the pool goes on with \(slots.compactMap { $0 }.count) workers\n"
             )
@@ -650,7 +726,7 @@ final class Supervisor: @unchecked Sendable {
         } catch {
             startFailures[slot] += 1
             Platform.writeToStandardError(
-                "swift-multiprocessing: could not replace \(worker.identity): \(describe(error))\n")
+                "swift-multiprocessing: could not replace \(what): \(describe(error))\n")
         }
     }
 
@@ -715,13 +791,14 @@ final class Supervisor: @unchecked Sendable {
             guard let self, state == .starting || state == .running else { return }
             let now = Platform.monotonicNanos()
             for case let worker? in slots where worker.phase == .ready && worker.stopReason == nil {
-                guard let running = worker.inFlight.first else { continue }
-                let snapshot = worker.progress.snapshot()
+                // A remote worker's host checks its timeouts itself.
+                guard let running = worker.inFlight.first, let page = worker.progressPage else { continue }
+                let snapshot = page.snapshot()
                 if snapshot.chunkID == running.chunk.id, snapshot.phase == .running, snapshot.startedNanos > 0,
                     now > snapshot.startedNanos, now - snapshot.startedNanos > limit
                 {
                     worker.stopReason = .timedOut(limit)
-                    Platform.kill(worker.pid, 9)
+                    worker.kill()
                 }
             }
             scheduleTimeoutCheck(limit)
@@ -862,6 +939,318 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
+    // MARK: - Nodes (a multi-node pool)
+
+    /// Listens on an ephemeral port and starts the `srun` step of worker hosts; the pool
+    /// is running once every host has joined and every worker it started is ready.
+    private func startCluster(nodes: Int, cpusPerTask: Int?) throws {
+        let cluster = try ClusterState(expectedHosts: nodes)
+        self.cluster = cluster
+        cluster.listenerToken = try loop.register(
+            cluster.listener, .readable, EventHandler { [weak self] _, _, _ in self?.acceptConnections() })
+        let addresses = Platform.localIPv4Addresses()
+        let step = try SlurmStep(
+            nodes: nodes, cpusPerTask: cpusPerTask, host: .init(port: cluster.port, addresses: addresses),
+            secret: cluster.secret)
+        cluster.step = step
+        settings.logger.info(
+            "starting worker hosts on \(nodes) nodes",
+            metadata: ["command": "\(step.command.joined(separator: " "))", "port": "\(cluster.port)"])
+        cluster.stepToken = try loop.register(
+            step.processHandle, .readable, EventHandler { [weak self] _, _, _ in self?.stepExited() })
+        let timeout = settings.handshakeTimeoutNanos
+        loop.schedule(afterNanoseconds: timeout) { [weak self] in
+            guard let self, state == .starting, let cluster = self.cluster else { return }
+            let joined = cluster.hosts.map(\.hello.node).joined(separator: ", ")
+            failStart(
+                MultiprocessingError(
+                    .nodesUnavailable,
+                    "only \(cluster.hosts.count) of \(cluster.expectedHosts) worker hosts joined the pool within \(Self.formatSeconds(timeout))\(joined.isEmpty ? "" : " (\(joined))"); srun said: \(step.lastErrorLines.isEmpty ? "nothing" : step.lastErrorLines). Check that the nodes can reach this one over TCP, or raise ProcessPool.Options.startTimeoutSeconds"
+                ))
+        }
+    }
+
+    /// Accepts waiting connections; each is authenticated on a thread of its own (blocking
+    /// reads with a deadline), and only then handed to the loop.
+    private func acceptConnections() {
+        guard let cluster else { return }
+        while true {
+            let accepted: (descriptor: Int32, peer: String)?
+            do {
+                accepted = try Platform.acceptTCP(cluster.listener)
+            } catch {
+                settings.logger.warning("accepting a connection failed: \(describe(error))")
+                return
+            }
+            guard let (fd, peer) = accepted else { return }
+            guard handshakes.add(1, ordering: .relaxed).newValue <= 64 else {
+                handshakes.subtract(1, ordering: .relaxed)
+                settings.logger.warning("refused a connection from \(peer): too many handshakes at once")
+                Platform.close(fd)
+                continue
+            }
+            let secret = cluster.secret
+            let logger = settings.logger
+            do {
+                try OSThread.start(name: "mp-handshake") { [self] in
+                    defer { handshakes.subtract(1, ordering: .relaxed) }
+                    do {
+                        try Platform.setIOTimeout(fd, seconds: Authentication.timeoutSeconds)
+                        var channel = BlockingChannel(descriptor: fd, maximumPayload: Authentication.maximumPayload)
+                        let client = try Authentication.acceptClient(&channel, secret: secret)
+                        var hello: ClusterMessage.HostHello?
+                        if client.role == .host {
+                            let frame = try channel.receive(expecting: .hostHello, "the worker host's hello")
+                            hello = try ClusterMessage.decode(frame) { try ClusterMessage.HostHello(&$0) }
+                        }
+                        guard channel.assembler.bufferedByteCount == 0 else {
+                            throw MultiprocessingError(.malformedFrame, "the client sent more than the handshake")
+                        }
+                        try Platform.setIOTimeout(fd, seconds: 0)
+                        try Platform.setNonBlocking(fd)
+                        let joining = hello
+                        loop.execute { [self] in connectionAuthenticated(fd, client, joining, peer: peer) }
+                    } catch {
+                        Platform.close(fd)
+                        logger.warning(
+                            "refused a connection from \(peer): \(describe(error)); nothing runs for it")
+                    }
+                }
+            } catch {
+                handshakes.subtract(1, ordering: .relaxed)
+                Platform.close(fd)
+            }
+        }
+    }
+
+    /// An authenticated connection: a worker host joining, or a remote worker's channel.
+    private func connectionAuthenticated(
+        _ fd: Int32, _ client: Authentication.Client, _ hello: ClusterMessage.HostHello?, peer: String
+    ) {
+        guard let cluster, state == .starting || state == .running else {
+            Platform.close(fd)
+            return
+        }
+        if let hello {
+            guard hello.buildID == buildID else {
+                Platform.close(fd)
+                let error = MultiprocessingError(
+                    .protocolMismatch,
+                    "the worker host on node \(hello.node) runs a different build of the program: the executable must be the same file at the same path on every node (copy it to node-local disks with sbcast, or keep it on a shared filesystem)"
+                )
+                settings.logger.warning("refused a connection from \(peer): \(error.message)")
+                if state == .starting { failStart(error) }
+                return
+            }
+            guard cluster.hosts.count < cluster.expectedHosts else {
+                Platform.close(fd)
+                settings.logger.warning("refused a connection from \(peer): all \(cluster.expectedHosts) worker hosts have joined")
+                return
+            }
+            hostJoined(RemoteHost(hello: hello, descriptor: fd), cluster)
+            return
+        }
+        guard let pending = cluster.pending.removeValue(forKey: client.workerID), !pending.host.lost else {
+            Platform.close(fd)
+            settings.logger.warning("refused a connection from \(peer): no worker \(client.workerID) was started")
+            return
+        }
+        loop.cancelTimer(pending.timer)
+        let worker = WorkerConnection(
+            slot: pending.slot, channel: fd, host: pending.host, workerID: client.workerID,
+            maximumPayload: maximumPayload)
+        slots[pending.slot] = worker
+        do {
+            worker.connection.token = try loop.register(
+                fd, [.readable, .writable, .edgeTriggered],
+                EventHandler { [weak self, unowned worker] readable, writable, hangup in
+                    self?.channelEvent(worker, readable: readable, writable: writable, hangup: hangup)
+                })
+        } catch {
+            brokenChannel(worker, .from(error))
+            return
+        }
+        settings.logger.debug("worker connected", metadata: Self.metadata(worker))
+        startHandshakeTimer(worker)
+    }
+
+    private func hostJoined(_ host: RemoteHost, _ cluster: ClusterState) {
+        cluster.hosts.append(host)
+        do {
+            host.connection.token = try loop.register(
+                host.connection.descriptor, [.readable, .edgeTriggered],
+                EventHandler { [weak self, unowned host] _, _, _ in self?.hostEvent(host) })
+        } catch {
+            hostLost(host, .from(error))
+            return
+        }
+        settings.logger.info(
+            "worker host joined",
+            metadata: [
+                "node": "\(host.hello.node)", "workers": "\(host.hello.workers)", "pid": "\(host.hello.pid)",
+                "cpus": "\(host.hello.reason)",
+            ])
+        for _ in 0..<host.hello.workers {
+            let slot = slots.count
+            slots.append(nil)
+            slotHosts.append(host)
+            startFailures.append(0)
+            statistics.addSlot(host: host.hello.node)
+            host.slots.append(slot)
+            requestRemoteWorker(slot: slot, on: host)
+        }
+    }
+
+    /// Asks `host` to start a worker for `slot`; it connects back with the worker's id.
+    private func requestRemoteWorker(slot: Int, on host: RemoteHost) {
+        guard let cluster, !host.lost else { return }
+        let workerID = cluster.nextWorkerID
+        cluster.nextWorkerID += 1
+        let order = ClusterMessage.StartWorker(
+            workerID: workerID, slot: slot, maximumPayload: maximumPayload,
+            timesItems: settings.itemTimeoutNanos != nil, itemTimeoutNanos: settings.itemTimeoutNanos ?? 0)
+        let timeout = settings.handshakeTimeoutNanos
+        let timer = loop.schedule(afterNanoseconds: timeout) { [weak self] in
+            guard let self, cluster.pending.removeValue(forKey: workerID) != nil else { return }
+            remoteStartFailed(
+                slot: slot,
+                MultiprocessingError(
+                    .handshakeFailed,
+                    "the worker host on node \(host.hello.node) did not connect worker \(slot) within \(Self.formatSeconds(timeout))"
+                ))
+        }
+        cluster.pending[workerID] = .init(slot: slot, host: host, timer: timer)
+        guard let frame = try? order.frame() else { return }
+        host.connection.send(frame)
+    }
+
+    /// A remote worker could not be started: fail the pool's start, or try again.
+    private func remoteStartFailed(slot: Int, _ error: MultiprocessingError) {
+        startFailures[slot] += 1
+        lastStartError = error
+        if state == .starting {
+            failStart(error)
+        } else if state == .running && !retiredSlots.contains(slot) {
+            respawn(slot: slot, replacing: "worker \(slot)")
+        }
+    }
+
+    /// Frames from a worker host: reports of its workers' exits.
+    private func hostEvent(_ host: RemoteHost) {
+        guard !host.lost else { return }
+        do {
+            let open = try host.connection.readAvailable(into: &readBuffer)
+            while !host.lost, let frame = try host.connection.assembler.next() {
+                guard frame.kind == .workerExited else {
+                    throw MultiprocessingError(
+                        .malformedFrame, "the worker host on node \(host.hello.node) sent a \(frame.kind) frame")
+                }
+                let report = try ClusterMessage.decode(frame) { try ClusterMessage.WorkerExited(&$0) }
+                remoteWorkerExited(report, host)
+            }
+            if !open { hostLost(host, nil) }
+        } catch {
+            hostLost(host, .from(error))
+        }
+    }
+
+    private func remoteWorkerExited(_ report: ClusterMessage.WorkerExited, _ host: RemoteHost) {
+        if let pending = cluster?.pending.removeValue(forKey: report.workerID) {
+            loop.cancelTimer(pending.timer)
+            let message =
+                report.message.isEmpty
+                ? "worker \(pending.slot) on node \(host.hello.node) \(report.termination) before connecting to this program"
+                : report.message
+            remoteStartFailed(slot: pending.slot, MultiprocessingError(.spawnFailed, message))
+            return
+        }
+        let candidates = slots.compactMap { $0 } + departed
+        guard let worker = candidates.first(where: { $0.remoteHost === host && $0.workerID == report.workerID })
+        else { return }
+        worker.exitReport = report
+        if worker.pid == 0 { worker.pid = report.pid }
+        if report.timedOut, let limit = settings.itemTimeoutNanos { worker.stopReason = .timedOut(limit) }
+        // Its channel ends too (the process is gone); what it sent before comes first.
+        if !worker.hasChannel { workerEnded(worker, report.termination) }
+    }
+
+    /// A worker host's connection ended: its node is lost with every worker on it. Their
+    /// work is retried elsewhere or fails (``settleLostWork(_:_:)``), and their slots stay empty.
+    private func hostLost(_ host: RemoteHost, _ error: MultiprocessingError?) {
+        guard !host.lost else { return }
+        host.lost = true
+        host.connection.close(loop: loop)
+        let node = host.hello.node
+        if state == .starting || state == .running {
+            settings.logger.warning(
+                "lost the worker host on node \(node)\(error.map { ": \($0.message)" } ?? ""); its \(host.slots.count) workers are gone"
+            )
+        }
+        if let cluster {
+            for (id, pending) in cluster.pending where pending.host === host {
+                loop.cancelTimer(pending.timer)
+                cluster.pending[id] = nil
+            }
+        }
+        retiredSlots.formUnion(host.slots)
+        for worker in slots.compactMap({ $0 }) + departed where worker.remoteHost === host {
+            worker.closeChannel(loop: loop)
+            workerEnded(worker, .lost(node: node))
+        }
+        switch state {
+        case .starting:
+            failStart(
+                MultiprocessingError(
+                    .nodesUnavailable,
+                    "the worker host on node \(node) left while the pool was starting\(error.map { " (\($0.message))" } ?? ""); srun said: \(cluster?.step?.lastErrorLines ?? "")"
+                ))
+        case .running where workerCount == 0:
+            failAllCalls(
+                MultiprocessingError(
+                    .nodesUnavailable,
+                    "every node of the pool was lost (last: \(node)); no worker is left. Check the job's output for why the nodes failed"
+                ))
+        default:
+            finishClosingIfDone()
+        }
+    }
+
+    /// `srun` exited: every host of the step is gone (or about to be).
+    private func stepExited() {
+        guard let cluster, let step = cluster.step, !cluster.stepEnded else { return }
+        let termination: ProcessTermination
+        do {
+            guard let reaped = try Platform.reap(step.processHandle, wait: false) else { return }
+            termination = reaped
+        } catch {
+            termination = .exited(-1)
+        }
+        cluster.stepEnded = true
+        loop.unregister(cluster.stepToken, fd: step.processHandle)
+        Platform.close(step.processHandle)
+        if state == .starting {
+            failStart(
+                MultiprocessingError(
+                    .nodesUnavailable,
+                    "the Slurm step that starts the worker hosts on the other nodes ended (srun \(termination)) before the pool was ready. Slurm said: \(step.lastErrorLines.isEmpty ? "nothing" : step.lastErrorLines). Command: \(step.command.joined(separator: " "))"
+                ))
+        } else if state == .running {
+            for host in cluster.hosts { hostLost(host, MultiprocessingError(.nodesUnavailable, "srun \(termination)")) }
+        }
+        finishClosingIfDone()
+    }
+
+    /// Closing: the hosts' connections close, so each host kills its workers and exits,
+    /// which ends the `srun` step; the pool is closed once srun has exited.
+    private func closeCluster(_ cluster: ClusterState) {
+        loop.unregister(cluster.listenerToken, fd: cluster.listener)
+        Platform.close(cluster.listener)
+        for (_, pending) in cluster.pending { loop.cancelTimer(pending.timer) }
+        cluster.pending.removeAll()
+        for host in cluster.hosts where !host.lost { hostLost(host, nil) }
+        if cluster.step == nil { cluster.stepEnded = true }
+    }
+
     // MARK: - Closing
 
     private func beginClosing() {
@@ -875,15 +1264,25 @@ final class Supervisor: @unchecked Sendable {
             worker.phase = .exiting
             worker.closeChannel(loop: loop)
         }
+        if let cluster { closeCluster(cluster) }
         killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos) { [weak self] in
             guard let self else { return }
-            for worker in slots.compactMap({ $0 }) + departed { Platform.kill(worker.pid, 9) }
+            for worker in slots.compactMap({ $0 }) + departed where worker.remoteHost == nil {
+                Platform.kill(worker.pid, 9)
+            }
+            if let step = cluster?.step, cluster?.stepEnded == false {
+                // The hosts were told to stop (their connections closed) and have not:
+                // let Slurm end the step (srun passes SIGTERM on, then SIGKILL).
+                Platform.kill(step.pid, SIGTERM)
+                killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos * 5) { Platform.kill(step.pid, 9) }
+            }
         }
         finishClosingIfDone()
     }
 
     private func finishClosingIfDone() {
-        guard state == .closing, slots.allSatisfy({ $0 == nil }), departed.isEmpty else { return }
+        guard state == .closing, slots.allSatisfy({ $0 == nil }), departed.isEmpty, cluster?.stepEnded ?? true
+        else { return }
         state = .closed
         if let killTimer { loop.cancelTimer(killTimer) }
         let waiters = closeWaiters

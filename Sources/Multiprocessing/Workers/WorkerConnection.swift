@@ -20,10 +20,20 @@ final class WorkerConnection {
     }
 
     let slot: Int
-    let pid: Int32
+    /// The worker's process id (for a remote worker: on its node, known from its hello).
+    var pid: Int32
+    /// Local workers: a pidfd, readable once the process exits; -1 for remote ones.
     let processHandle: Int32
-    let channel: Int32
     private(set) var lifeline: Int32
+    /// Local workers: where the worker notes its progress; remote ones report it when they exit.
+    let progressPage: ProgressPage?
+    /// Remote workers: the worker host that started this worker, and the worker's id there.
+    let remoteHost: RemoteHost?
+    let workerID: UInt64
+    /// Remote workers: how the worker ended, as its host reported it.
+    var exitReport: ClusterMessage.WorkerExited?
+    /// Its end was settled (``Supervisor`` settles each worker once).
+    var ended = false
     var host = Platform.shortHostName()
     var phase = Phase.handshaking
     /// Why the supervisor killed this worker, when it did.
@@ -37,8 +47,6 @@ final class WorkerConnection {
     /// Items answered, and items sent (for recycling after N items).
     var itemsRun = 0
     var itemsQueued = 0
-    /// Where the worker notes what it is doing.
-    let progress: ProgressPage
     var inFlight: [InFlight] = []
     var installed: Set<UInt64> = []
     var handshakeTimer: UInt64?
@@ -46,46 +54,124 @@ final class WorkerConnection {
     var connectionError: MultiprocessingError?
     /// The last fatal message the worker sent before exiting.
     var fatalMessage: Message.Failure?
-    var assembler: FrameAssembler
-    private var outbox: [[UInt8]] = []
-    private var outboxOffset = 0
-    private var channelOpen = true
-    var channelToken: UInt64 = 0
+    let connection: FramedConnection
     var processToken: UInt64 = 0
 
+    /// A worker process on this node, just spawned.
     init(slot: Int, spawned: LocalLauncher.SpawnedWorker, maximumPayload: Int) {
         self.slot = slot
         pid = spawned.pid
         processHandle = spawned.processHandle
-        channel = spawned.channel
+        connection = FramedConnection(spawned.channel, maximumPayload: maximumPayload)
         lifeline = spawned.lifeline
-        progress = spawned.progress
-        assembler = FrameAssembler(maximumPayload: maximumPayload)
+        progressPage = spawned.progress
+        remoteHost = nil
+        workerID = 0
+    }
+
+    /// A worker on another node, whose authenticated TCP channel just arrived.
+    init(slot: Int, channel: Int32, host remote: RemoteHost, workerID: UInt64, maximumPayload: Int) {
+        self.slot = slot
+        pid = 0
+        processHandle = -1
+        connection = FramedConnection(channel, maximumPayload: maximumPayload)
+        lifeline = -1
+        progressPage = nil
+        remoteHost = remote
+        self.workerID = workerID
+        host = remote.hello.node
     }
 
     var identity: MultiprocessingError.WorkerIdentity {
         MultiprocessingError.WorkerIdentity(slot: slot, pid: pid, host: host)
     }
 
-    var hasChannel: Bool { channelOpen }
+    var channel: Int32 { connection.descriptor }
+    var hasChannel: Bool { connection.isOpen }
+    var assembler: FrameAssembler {
+        get { connection.assembler }
+        _modify { yield &connection.assembler }
+    }
+
+    /// Where the worker is in its chunk: its progress page, or (remote) what its host
+    /// read from the page after the worker exited.
+    func progressSnapshot() -> ProgressPage.Snapshot {
+        if let progressPage { return progressPage.snapshot() }
+        guard let report = exitReport else { return .init(chunkID: 0, phase: .idle, offset: 0, startedNanos: 0) }
+        return .init(
+            chunkID: report.chunkID, phase: ProgressPage.Phase(rawValue: UInt64(report.phase)) ?? .idle,
+            offset: report.offset, startedNanos: 0)
+    }
+
+    /// Kills the worker process (SIGKILL), through its host when it runs on another node.
+    func kill() {
+        if let remoteHost {
+            if let frame = try? Frame.encode(.stopWorker, payload: { $0.write(varint: workerID) }) {
+                remoteHost.connection.send(frame)
+            }
+        } else {
+            Platform.kill(pid, 9)
+        }
+    }
+
+    func send(_ frame: [UInt8]) throws { try connection.sendOrThrow(frame) }
+    func flush() throws { try connection.flush() }
+    func readAvailable(into buffer: inout [UInt8]) throws -> Bool { try connection.readAvailable(into: &buffer) }
+
+    /// Closes the channel and the lifeline: the worker reads end of file and exits.
+    func closeChannel(loop: EventLoop) {
+        guard connection.isOpen else { return }
+        connection.close(loop: loop)
+        if lifeline >= 0 { Platform.close(lifeline) }
+    }
+
+    /// Releases the process handle once the process has been reaped.
+    func closeProcessHandle(loop: EventLoop) {
+        guard processHandle >= 0 else { return }
+        loop.unregister(processToken, fd: processHandle)
+        Platform.close(processHandle)
+    }
+}
+
+/// A non-blocking framed connection served by the event loop: frames queued for writing,
+/// and an assembler for what arrives. Used for workers' channels and worker hosts'
+/// control connections alike.
+final class FramedConnection {
+    let descriptor: Int32
+    var assembler: FrameAssembler
+    private var outbox: [[UInt8]] = []
+    private var outboxOffset = 0
+    private(set) var isOpen = true
+    var token: UInt64 = 0
+
+    init(_ descriptor: Int32, maximumPayload: Int) {
+        self.descriptor = descriptor
+        assembler = FrameAssembler(maximumPayload: maximumPayload)
+    }
+
+    /// Queues a frame and writes what the socket takes now; a broken connection is
+    /// noticed by the reader (end of file), so errors are dropped here.
+    func send(_ frame: [UInt8]) {
+        try? sendOrThrow(frame)
+    }
 
     /// Queues a frame and writes what the socket takes now.
-    func send(_ frame: [UInt8]) throws {
-        guard channelOpen else { return }
+    func sendOrThrow(_ frame: [UInt8]) throws {
+        guard isOpen else { return }
         outbox.append(frame)
         if outbox.count == 1 { try flush() }
     }
 
     /// Writes queued frames until the socket is full (the loop calls again when writable).
     func flush() throws {
-        while channelOpen, let first = outbox.first {
+        while isOpen, let first = outbox.first {
             let written: Int
             do {
                 written = try first.withUnsafeBytes { raw throws in
-                    try Platform.writeNonBlocking(channel, UnsafeRawBufferPointer(rebasing: raw[outboxOffset...]))
+                    try Platform.writeNonBlocking(descriptor, UnsafeRawBufferPointer(rebasing: raw[outboxOffset...]))
                 }
             } catch let error as MultiprocessingError where Platform.isPeerGone(error) {
-                // The worker is gone; its exit (seen through the process handle) settles its work.
+                // The peer is gone; its end (seen by the reader or a process handle) settles its work.
                 outbox.removeAll()
                 return
             }
@@ -101,11 +187,11 @@ final class WorkerConnection {
     /// Reads everything available; returns false at end of file (or when the peer reset
     /// the connection: a worker that dies with unread data in its socket does that).
     func readAvailable(into buffer: inout [UInt8]) throws -> Bool {
-        while channelOpen {
+        while isOpen {
             let n: Int?
             do {
                 n = try buffer.withUnsafeMutableBytes { raw throws in
-                    try Platform.readNonBlocking(channel, into: raw.baseAddress!, count: raw.count)
+                    try Platform.readNonBlocking(descriptor, into: raw.baseAddress!, count: raw.count)
                 }
             } catch let error as MultiprocessingError where Platform.isPeerGone(error) {
                 return false
@@ -120,20 +206,12 @@ final class WorkerConnection {
         return false
     }
 
-    /// Closes the channel and the lifeline: the worker reads end of file and exits.
-    func closeChannel(loop: EventLoop) {
-        guard channelOpen else { return }
-        channelOpen = false
-        loop.unregister(channelToken, fd: channel)
-        Platform.close(channel)
-        Platform.close(lifeline)
+    func close(loop: EventLoop) {
+        guard isOpen else { return }
+        isOpen = false
+        loop.unregister(token, fd: descriptor)
+        Platform.close(descriptor)
         outbox.removeAll()
-    }
-
-    /// Releases the process handle once the process has been reaped.
-    func closeProcessHandle(loop: EventLoop) {
-        loop.unregister(processToken, fd: processHandle)
-        Platform.close(processHandle)
     }
 }
 

@@ -56,6 +56,19 @@ enum WorkerMode {
     /// Called by `Multiprocessing.bootstrap()`: returns in a normal program, never returns
     /// in a worker.
     static func bootstrap() {
+        #if os(Linux)
+        if let value = Platform.environment(WorkerHost.environmentVariable) {
+            unsetenv(WorkerHost.environmentVariable)
+            guard let settings = WorkerHost.Settings(environmentValue: value) else {
+                Platform.writeToStandardError(
+                    "swift-multiprocessing: \(WorkerHost.environmentVariable)=\(value) is not a value this library wrote; unset it and run the program again\n"
+                )
+                Platform.exitImmediately(2)
+            }
+            state.store(2, ordering: .releasing)
+            WorkerHost(settings: settings).run()
+        }
+        #endif
         guard let value = Platform.environment(environmentVariable) else {
             state.store(1, ordering: .releasing)
             return
@@ -183,9 +196,10 @@ struct WorkerLoop {
                     runners[callID] = nil
                 case .initialize:
                     try runInitializer(frame.payload, executor: executor)
-                case .hello, .result, .fatal, .installFailed, .ready:
+                case .hello, .result, .fatal, .installFailed, .ready, .challenge, .authenticate, .authenticated,
+                    .hostHello, .startWorker, .stopWorker, .workerExited:
                     throw MultiprocessingError(
-                        .malformedFrame, "the parent sent a \(frame.kind) frame, which only workers send")
+                        .malformedFrame, "the parent sent a \(frame.kind) frame, which a worker never takes")
                 }
             }
             let wanted = max(buffer.count, min(assembler.bytesWanted, settings.maximumPayload + Frame.headerSize))

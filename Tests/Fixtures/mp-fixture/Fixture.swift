@@ -402,6 +402,7 @@ func describe(_ error: any Error) -> String {
         switch error.termination {
         case .exited(let status)?: text += " [exit \(status)]"
         case .signaled(let signal)?: text += " [signal \(signal)]"
+        case .lost(let node)?: text += " [lost \(node)]"
         case nil: break
         }
         return text

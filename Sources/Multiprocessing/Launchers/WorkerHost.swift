@@ -1,0 +1,232 @@
+import CMultiprocessingShim
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+#if os(Linux)
+/// The worker host: one per node of a multi-node pool, started by the coordinator as one
+/// `srun` task per node, in the same executable (`bootstrap()` enters it). It reads the
+/// pool's secret from its standard input, connects back to the coordinator, sizes its
+/// workers from its own CPU mask, and starts each worker the coordinator asks for with a
+/// fresh authenticated TCP connection as the worker's channel: a remote worker speaks the
+/// very protocol of a local one. The host watches its workers (pidfds), reports each
+/// exit with where the worker was in its chunk, and enforces item timeouts. When the
+/// coordinator's connection ends, the host kills its workers and exits.
+struct WorkerHost {
+    /// `v1:<port>:<address>,<address>,...` — where the coordinator listens.
+    static let environmentVariable = "SWIFT_MULTIPROCESSING_HOST"
+    /// Exit status of a host that could not reach or authenticate with the coordinator.
+    static let connectFailedStatus: Int32 = 75
+
+    struct Settings: Equatable {
+        var port: UInt16
+        var addresses: [String]
+
+        var environmentValue: String { "v1:\(port):\(addresses.joined(separator: ","))" }
+
+        init(port: UInt16, addresses: [String]) {
+            self.port = port
+            self.addresses = addresses
+        }
+
+        init?(environmentValue: String) {
+            let parts = environmentValue.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0] == "v1", let port = UInt16(parts[1]), port > 0 else { return nil }
+            let addresses = parts[2].split(separator: ",").map(String.init)
+            guard !addresses.isEmpty else { return nil }
+            self.init(port: port, addresses: addresses)
+        }
+    }
+
+    /// A worker this host started.
+    private final class Child {
+        let workerID: UInt64
+        let spawned: LocalLauncher.SpawnedWorker
+        let timeoutNanos: UInt64
+        var timedOut = false
+        init(workerID: UInt64, spawned: LocalLauncher.SpawnedWorker, timeoutNanos: UInt64) {
+            self.workerID = workerID
+            self.spawned = spawned
+            self.timeoutNanos = timeoutNanos
+        }
+    }
+
+    let settings: Settings
+    let node: String
+
+    init(settings: Settings) {
+        self.settings = settings
+        node = Platform.environment("SLURMD_NODENAME") ?? Platform.shortHostName()
+    }
+
+    func run() -> Never {
+        // The coordinator decides when work stops: Slurm's SIGTERM reaches it too, and
+        // ctrl-C at srun would otherwise kill the hosts before the coordinator has a say.
+        Platform.ignoreTerminationSignals()
+        if let program = CommandLine.arguments.first?.split(separator: "/").last {
+            mp_set_thread_name(String(String(program).prefix(10)) + "-host")
+        }
+        let secret = readSecret()
+        var control: BlockingChannel
+        do {
+            control = try connect(secret: secret, role: .host, workerID: 0)
+            let decision = WorkerCount.resolve(
+                explicit: nil, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
+            decision.reportWarningsOnce()
+            let hello = ClusterMessage.HostHello(
+                buildID: Platform.executableBuildID(), pid: Platform.processID, host: Platform.shortHostName(),
+                node: node, workers: decision.count, reason: decision.reason)
+            try control.send(hello.frame())
+        } catch {
+            fail("could not join the pool's coordinator: \(describe(error))", status: Self.connectFailedStatus)
+        }
+        serve(&control, secret: secret)
+    }
+
+    private func fail(_ message: String, status: Int32) -> Never {
+        Platform.writeToStandardError("swift-multiprocessing worker host on \(node): \(message)\n")
+        Platform.exitFlushing(status)
+    }
+
+    /// The secret: one line of 64 hex digits on standard input (srun forwards it from the
+    /// coordinator), read within 30 seconds.
+    private func readSecret() -> ClusterSecret {
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        var entry = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+        let deadline = Platform.monotonicNanos() + 30_000_000_000
+        while line.count < 200 {
+            let left = Int64(deadline) - Int64(Platform.monotonicNanos())
+            guard left > 0, poll(&entry, 1, Int32(left / 1_000_000)) > 0 else { break }
+            let n = Glibc.read(0, &byte, 1)
+            if n < 0 && mp_errno() == EINTR { continue }
+            if n <= 0 || byte == UInt8(ascii: "\n") { break }
+            line.append(byte)
+        }
+        guard let secret = ClusterSecret(hex: String(decoding: line, as: UTF8.self)) else {
+            fail(
+                "standard input did not carry the pool's secret: this mode is started by a multi-node pool's coordinator through srun, not by hand",
+                status: Self.connectFailedStatus)
+        }
+        return secret
+    }
+
+    /// Connects to the coordinator (trying each of its addresses) and authenticates.
+    private func connect(secret: ClusterSecret, role: ClusterMessage.Role, workerID: UInt64) throws -> BlockingChannel {
+        var failures: [String] = []
+        for address in settings.addresses {
+            let fd: Int32
+            do {
+                fd = try Platform.connectTCP(host: address, port: settings.port, timeoutMilliseconds: 5000)
+            } catch {
+                failures.append("\(address):\(settings.port): \(describe(error))")
+                continue
+            }
+            do {
+                try Platform.setIOTimeout(fd, seconds: Authentication.timeoutSeconds)
+                var channel = BlockingChannel(descriptor: fd, maximumPayload: Authentication.maximumPayload)
+                try Authentication.authenticate(&channel, secret: secret, role: role, workerID: workerID)
+                try Platform.setIOTimeout(fd, seconds: 0)
+                return channel
+            } catch {
+                Platform.close(fd)
+                throw error
+            }
+        }
+        throw MultiprocessingError(
+            .nodesUnavailable,
+            "no address of the coordinator answered (\(failures.joined(separator: "; "))): is a firewall between the nodes?"
+        )
+    }
+
+    private func serve(_ control: inout BlockingChannel, secret: ClusterSecret) -> Never {
+        var children: [Child] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 14)
+        while true {
+            var entries = [pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0)]
+            entries += children.map { pollfd(fd: $0.spawned.processHandle, events: Int16(POLLIN), revents: 0) }
+            let timing = children.contains { $0.timeoutNanos > 0 }
+            let ready = poll(&entries, nfds_t(entries.count), timing ? 20 : -1)
+            if ready < 0 && mp_errno() != EINTR { break }
+            // Workers that exited: report them (their channel to the coordinator closed with them).
+            for (index, entry) in entries.enumerated().dropFirst() where entry.revents != 0 {
+                let child = children[index - 1]
+                guard let termination = try? Platform.reap(child.spawned.processHandle, wait: false) else { continue }
+                let last = child.spawned.progress.snapshot()
+                let report = ClusterMessage.WorkerExited(
+                    workerID: child.workerID, pid: child.spawned.pid, termination: termination,
+                    timedOut: child.timedOut, chunkID: last.chunkID, phase: UInt8(last.phase.rawValue),
+                    offset: last.offset)
+                Platform.close(child.spawned.processHandle)
+                Platform.close(child.spawned.lifeline)
+                children.removeAll { $0 === child }
+                if (try? control.send(report.frame())) == nil { break }
+            }
+            if timing { enforceTimeouts(children) }
+            guard entries[0].revents != 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(control.descriptor, raw.baseAddress!, raw.count) }
+            if n < 0 && mp_errno() == EINTR { continue }
+            if n <= 0 { break }  // the coordinator closed the pool, or died
+            buffer.withUnsafeBytes { control.assembler.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            do {
+                while let frame = try control.assembler.next() {
+                    switch frame.kind {
+                    case .startWorker:
+                        let order = try ClusterMessage.decode(frame) { try ClusterMessage.StartWorker(&$0) }
+                        do {
+                            children.append(try start(order, secret: secret))
+                        } catch {
+                            try control.send(
+                                ClusterMessage.WorkerExited(
+                                    workerID: order.workerID, pid: 0, termination: .exited(-1),
+                                    message: "the worker host on \(node) could not start it: \(describe(error))"
+                                ).frame())
+                        }
+                    case .stopWorker:
+                        let id = try ClusterMessage.decode(frame) { try $0.readVarint() }
+                        for child in children where child.workerID == id { Platform.kill(child.spawned.pid, 9) }
+                    default:
+                        throw MultiprocessingError(
+                            .malformedFrame, "the coordinator sent a \(frame.kind) frame, which a worker host never takes")
+                    }
+                }
+            } catch {
+                Platform.writeToStandardError(
+                    "swift-multiprocessing worker host on \(node): \(describe(error)); stopping\n")
+                break
+            }
+        }
+        // The pool is over: no worker outlives its host.
+        for child in children { Platform.kill(child.spawned.pid, 9) }
+        for child in children { _ = try? Platform.reap(child.spawned.processHandle, wait: true) }
+        Platform.exitFlushing(0)
+    }
+
+    /// Connects a channel for the worker, authenticates it, and starts the worker with it.
+    private func start(_ order: ClusterMessage.StartWorker, secret: ClusterSecret) throws -> Child {
+        let channel = try connect(secret: secret, role: .worker, workerID: order.workerID)
+        defer { Platform.close(channel.descriptor) }
+        let launcher = LocalLauncher(maximumPayload: order.maximumPayload, timesItems: order.timesItems)
+        let spawned = try launcher.spawn(slot: order.slot, connected: channel.descriptor)
+        return Child(workerID: order.workerID, spawned: spawned, timeoutNanos: order.itemTimeoutNanos)
+    }
+
+    /// Kills a worker whose current item has run past its timeout (the coordinator is
+    /// told when its exit is reported).
+    private func enforceTimeouts(_ children: [Child]) {
+        let now = Platform.monotonicNanos()
+        for child in children where child.timeoutNanos > 0 && !child.timedOut {
+            let snapshot = child.spawned.progress.snapshot()
+            if snapshot.phase == .running, snapshot.startedNanos > 0, now > snapshot.startedNanos,
+                now - snapshot.startedNanos > child.timeoutNanos
+            {
+                child.timedOut = true
+                Platform.kill(child.spawned.pid, 9)
+            }
+        }
+    }
+}
+#endif
