@@ -19,7 +19,7 @@ enum Placement: Equatable, Sendable {
         var result: [String: String] = [:]
         for name in [
             "MP_NODES", "SLURM_JOB_ID", "SLURM_JOB_NUM_NODES", "SLURM_STEP_ID", "SLURM_STEP_NUM_TASKS",
-            "SLURM_STEP_NUM_NODES", "SLURM_JOB_CPUS_PER_NODE",
+            "SLURM_STEP_NUM_NODES", "SLURM_JOB_CPUS_PER_NODE", "SLURM_PROCID",
         ] {
             if let value = Platform.environment(name) { result[name] = value }
         }
@@ -55,6 +55,10 @@ enum Placement: Equatable, Sendable {
             let tasks = environment["SLURM_STEP_NUM_TASKS"].flatMap { Int($0.trimmingWhitespace) } ?? 1
             let stepNodes = environment["SLURM_STEP_NUM_NODES"].flatMap { Int($0.trimmingWhitespace) } ?? 1
             guard tasks > 1 || stepNodes > 1 else { return (.local, nil) }
+            // Every task finds the same; the first one says so.
+            guard (environment["SLURM_PROCID"].flatMap { Int($0.trimmingWhitespace) } ?? 0) == 0 else {
+                return (.local, nil)
+            }
             let advice = Advice(
                 message:
                     "this program runs inside a Slurm job step of \(tasks) tasks on \(stepNodes) nodes (srun in front of it), so each task uses only its own node's CPUs. To use all \(nodes) nodes in one pool, run the program once, directly in the batch script, without srun (see `mp slurm-script --nodes \(nodes)`); the pool then starts its own step with one worker host per node."

@@ -415,6 +415,7 @@ final class Supervisor: @unchecked Sendable {
                 )
             }
             worker.host = hello.host
+            if worker.remoteHost != nil { worker.pid = hello.pid }
             if let initializer = settings.initializerFrame {
                 worker.phase = .initializing
                 try worker.send(initializer)
@@ -547,6 +548,8 @@ final class Supervisor: @unchecked Sendable {
         if state == .running && inSlot && worker.stopReason != .cancelled {
             if case .timedOut = worker.stopReason {
                 settings.logger.notice("worker stopped: its item timed out", metadata: metadata)
+            } else if case .lost = termination {
+                settings.logger.notice("worker lost with its node", metadata: metadata)
             } else {
                 settings.logger.notice("worker crashed", metadata: metadata)
             }

@@ -27,6 +27,20 @@ struct SlowFailOn: ParallelFunction {
     }
 }
 
+/// Sleeps, then squares, and says on which node it ran (multi-node scenarios).
+struct SquareOnNode: ParallelFunction {
+    var milliseconds: Int
+    struct Out: Codable, Sendable {
+        var square: Int
+        var node: String
+    }
+    func callAsFunction(_ x: Int) -> Out {
+        usleep(UInt32(milliseconds * 1000))
+        let node = getenv("SLURMD_NODENAME").map { String(cString: $0) } ?? "?"
+        return Out(square: x * x, node: node)
+    }
+}
+
 struct FailOn: ParallelFunction {
     struct Boom: Error, CustomStringConvertible {
         var value: Int
@@ -440,6 +454,23 @@ struct Fixture {
 
     static func run(_ scenario: String, _ args: [Int]) async throws {
         switch scenario {
+        case "nodes-map":
+            // nodes-map <items> <milliseconds per item> <retries>: a map over every node of
+            // the job; prints the pool's size, then the sum of squares and the nodes used.
+            var options = ProcessPool.Options()
+            options.retries = args[2]
+            do {
+                try await withProcessPool(options: options) { pool in
+                    print("workers=\(pool.workerCount) source=\(pool.workerCountDecision.source)")
+                    fflush(nil)
+                    let outputs = try await pool.map(SquareOnNode(milliseconds: args[1]), Array(0..<args[0]), chunkSize: 1)
+                    let nodes = Set(outputs.map(\.node)).sorted().joined(separator: ",")
+                    print("sum=\(outputs.map(\.square).reduce(0, +)) nodes=\(nodes)")
+                    print(await pool.report())
+                }
+            } catch {
+                print("error: \(describe(error))")
+            }
         case "map-random":
             // sizes..., workers = last argument
             let workers = args.last!
