@@ -54,7 +54,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/pi",
-            exclude: ["job.slurm"],
+            exclude: ["job.slurm", "job-nodes.slurm"],
             swiftSettings: strict
         ),
         // The benchmark workloads (Benchmarks/run.py runs them against Python's pools).
