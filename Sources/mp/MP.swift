@@ -87,7 +87,7 @@ struct SlurmScript: ParsableCommand {
     @Option(help: "Time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS.")
     var time = "00:10:00"
 
-    @Option(help: "Nodes (1: multi-node pools are not supported yet).")
+    @Option(help: "Nodes: above 1, one pool spans every node, with --cpus CPUs on each.")
     var nodes = 1
 
     @Option(name: .customLong("job-name"), help: "Job name (default: the executable's name).")

@@ -105,6 +105,15 @@ struct ExampleTests {
         #expect(out.contains("#SBATCH --cpus-per-task=2\n#SBATCH --mem-per-cpu=1G\n#SBATCH --time=1-02:30\n"))
         #expect(out.contains("swift build -c release --static-swift-stdlib --product pi"))
         #expect(out.hasSuffix("srun --cpus-per-task=2 .build/release/pi --json\n"))
+        let (nodesStatus, nodesOut, _) = try await run(
+            "mp", ["slurm-script", "--nodes", "3", "--cpus", "8", ".build/release/pi", "--", "--json"])
+        #expect(nodesStatus == 0)
+        #expect(
+            nodesOut.contains(
+                "#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=8\n"), "\(nodesOut)")
+        #expect(nodesOut.contains("same path on every node"))
+        #expect(nodesOut.hasSuffix("\n.build/release/pi --json\n"), "no srun in front: \(nodesOut)")
+        #expect(!nodesOut.contains("srun --"))
         for (option, value, message) in [
             ("--cpus", "0", "--cpus must be at least 1 (it becomes --cpus-per-task); 0 was given"),
             (
@@ -112,6 +121,7 @@ struct ExampleTests {
                 "--time '1:2:3:4' is not a time Slurm accepts: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
             ),
             ("--mem-per-cpu", "G", "--mem-per-cpu 'G' is not a size Slurm accepts"),
+            ("--nodes", "0", "--nodes must be at least 1; 0 was given"),
         ] {
             let (badStatus, _, err) = try await run("mp", ["slurm-script", option, value, "x"])
             #expect(badStatus != 0)

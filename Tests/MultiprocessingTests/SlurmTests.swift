@@ -256,14 +256,14 @@ struct SlurmTests {
         }
     }
 
-    @Test("job scripts from mp slurm-script pass sbatch --test-only")
-    func generatedScriptsAreValid() async throws {
+    @Test("job scripts from mp slurm-script, on one node and on two, pass sbatch --test-only", arguments: [1, 2])
+    func generatedScriptsAreValid(nodes: Int) async throws {
         guard SlurmCluster.require() else { return }
         let generated = try await SlurmCluster.run(
             SlurmCluster.binary("mp"),
             [
                 "slurm-script", "--cpus", "2", "--mem-per-cpu", "1G", "--time", "0-00:05", "--job-name", "mp-test",
-                ".build/release/pi", "--", "--json",
+                "--nodes", "\(nodes)", ".build/release/pi", "--", "--json",
             ],
             waitingFor: "mp slurm-script")
         let script = try SlurmCluster.script(String(generated.stdout.drop { $0 != "\n" }.dropFirst()))

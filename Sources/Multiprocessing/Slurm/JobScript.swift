@@ -1,5 +1,7 @@
-/// A `job.slurm` for a built executable, in the seed's form: one task with N CPUs, `srun`
-/// of the binary (what `mp slurm-script` prints).
+/// A `job.slurm` for a built executable (what `mp slurm-script` prints). On one node: one
+/// task with N CPUs, `srun` of the binary. On several nodes: one task per node with N CPUs
+/// each, and the binary run once, directly in the batch script (no `srun`): its default
+/// pool starts one worker host per node itself.
 public struct SlurmJobScript: Sendable, Equatable {
     /// The executable to run, as the script will name it (relative to where `sbatch` runs).
     public var executable: String
@@ -11,7 +13,7 @@ public struct SlurmJobScript: Sendable, Equatable {
     public var memoryPerCPU: String = "4G"
     /// `--time`, in a form Slurm accepts.
     public var time: String = "00:10:00"
-    /// `--nodes`.
+    /// `--nodes`: above 1, one pool spans every node (N CPUs on each).
     public var nodes: Int = 1
     /// `--job-name` (default: the executable's file name).
     public var jobName: String?
@@ -33,11 +35,6 @@ public struct SlurmJobScript: Sendable, Equatable {
         if executable.isEmpty { problems.append("the executable must be named") }
         if cpus < 1 { problems.append("--cpus must be at least 1 (it becomes --cpus-per-task); \(cpus) was given") }
         if nodes < 1 { problems.append("--nodes must be at least 1; \(nodes) was given") }
-        if nodes > 1 {
-            problems.append(
-                "--nodes \(nodes): pools that span several nodes are not supported yet; use --nodes 1 (one node, every CPU of the task)"
-            )
-        }
         if !Self.isValidMemory(memoryPerCPU) {
             problems.append(
                 "--mem-per-cpu '\(memoryPerCPU)' is not a size Slurm accepts: write a positive whole number with an optional unit K, M, G or T (e.g. 4G, 500M)"
@@ -99,16 +96,28 @@ public struct SlurmJobScript: Sendable, Equatable {
     public var text: String {
         let name = jobName ?? String(executable.split(separator: "/").last ?? "job")
         let product = String(executable.split(separator: "/").last ?? "")
-        var lines = [
-            "#!/bin/bash",
-            "# Runs \(executable) on one node: one task with \(cpus) CPUs; the program's default",
-            "# process pool starts one worker per CPU of the step (run `srun mp cpus` to check).",
+        var lines = ["#!/bin/bash"]
+        if nodes > 1 {
+            lines += [
+                "# Runs \(executable) once, here in the batch script, with one process pool over",
+                "# \(nodes) nodes: the pool starts one worker host per node (one srun step), each with",
+                "# one worker per CPU of its node (\(cpus) here), and the results come back to this program.",
+                "# The executable must be at the same path on every node: a shared filesystem, or",
+                "# copy it to node-local disk first (sbcast) and run that copy.",
+            ]
+        } else {
+            lines += [
+                "# Runs \(executable) on one node: one task with \(cpus) CPUs; the program's default",
+                "# process pool starts one worker per CPU of the step (run `srun mp cpus` to check).",
+            ]
+        }
+        lines += [
             "# Build first, on the login node, from the package root (no Swift needed on the nodes):",
             "#   swift build -c release --static-swift-stdlib --product \(product)",
             "# then submit from the package root:  sbatch job.slurm",
             "#SBATCH --job-name=\(name)",
             "#SBATCH --nodes=\(nodes)",
-            "#SBATCH --ntasks=1",
+            nodes > 1 ? "#SBATCH --ntasks-per-node=1" : "#SBATCH --ntasks=1",
             "#SBATCH --cpus-per-task=\(cpus)",
             "#SBATCH --mem-per-cpu=\(memoryPerCPU)",
             "#SBATCH --time=\(time)",
@@ -121,9 +130,14 @@ public struct SlurmJobScript: Sendable, Equatable {
             lines.append("#SBATCH --mail-type=END,FAIL")
         }
         lines.append("")
-        lines.append("# One step with all the task's CPUs; the workers inherit its CPU binding.")
         let quoted = ([executable] + arguments).map(Self.shellQuoted).joined(separator: " ")
-        lines.append("srun --cpus-per-task=\(cpus) \(quoted)")
+        if nodes > 1 {
+            lines.append("# No srun in front: the program runs once; its pool starts the step on every node.")
+            lines.append(quoted)
+        } else {
+            lines.append("# One step with all the task's CPUs; the workers inherit its CPU binding.")
+            lines.append("srun --cpus-per-task=\(cpus) \(quoted)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
