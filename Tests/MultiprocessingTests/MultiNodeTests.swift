@@ -58,7 +58,9 @@ enum ProcessTable {
 @Suite("Across the nodes of a real Slurm", .serialized, .enabled(if: SlurmCluster.enabled), .timeLimit(.minutes(5)))
 struct MultiNodeTests {
     /// Submits `nodes-map` on two nodes without waiting; returns the job id and output path.
-    func submitMap(items: Int, milliseconds: Int, retries: Int) async throws -> (job: String, output: String) {
+    func submitMap(items: Int, milliseconds: Int, retries: Int, options: [String] = ["--time=00:02:00"]) async throws
+        -> (job: String, output: String)
+    {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).out")
             .path
         let script = try SlurmCluster.script(
@@ -68,8 +70,8 @@ struct MultiNodeTests {
             "sbatch",
             [
                 "--parsable", "--output=\(output)", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=2",
-                "--mem-per-cpu=256M", "--time=00:02:00", script,
-            ], waitingFor: "sbatch")
+                "--mem-per-cpu=256M",
+            ] + options + [script], waitingFor: "sbatch")
         let job = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!job.isEmpty, "\(submitted.stderr)")
         return (job, output)
@@ -215,6 +217,26 @@ struct MultiNodeTests {
             #expect(error.contains("[lost node2]"))
         }
         // Nothing of the pool is left on either node once the job has ended.
+        _ = try await waitUntil("every process of job \(job) to exit", timeout: .seconds(30)) {
+            ProcessTable.poolProcesses(job: job).isEmpty
+        }
+    }
+
+    @Test("the time limit's SIGTERM (--signal=TERM@50, sent only to the step's tasks) reaches the program through its hosts")
+    func timeLimitAcrossNodes() async throws {
+        guard SlurmCluster.require() else { return }
+        let (job, output) = try await submitMap(
+            items: 4000, milliseconds: 100, retries: 0, options: ["--time=00:01:00", "--signal=TERM@50"])
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        guard try await waitUntil("job \(job) to stop", timeout: .seconds(150), { contents(output).contains("job-status=") })
+        else { return }
+        let text = contents(output)
+        #expect(
+            text.contains(
+                "received SIGTERM (Slurm sends it at the job's time limit and on scancel): stopping the pool; results already received are kept"
+            ), "\(text)")
+        #expect(text.contains("swift-multiprocessing: the worker host on node"), "passed on by a host: \(text)")
+        #expect(text.contains("error: code=interrupted"), "\(text)")
         _ = try await waitUntil("every process of job \(job) to exit", timeout: .seconds(30)) {
             ProcessTable.poolProcesses(job: job).isEmpty
         }

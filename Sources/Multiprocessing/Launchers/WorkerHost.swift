@@ -63,9 +63,13 @@ struct WorkerHost {
     }
 
     func run() -> Never {
-        // The coordinator decides when work stops: Slurm's SIGTERM reaches it too, and
-        // ctrl-C at srun would otherwise kill the hosts before the coordinator has a say.
-        Platform.ignoreTerminationSignals()
+        // The coordinator decides when work stops. SIGTERM is passed on to it (Slurm's
+        // `--signal=TERM@...` reaches only the step's tasks, not the batch script); SIGINT
+        // (ctrl-C at srun) is ignored: the coordinator has its own.
+        Platform.ignoreBrokenPipe()
+        guard let signals = try? Platform.socketPair(), (try? Platform.setNonBlocking(signals.0)) != nil,
+            (try? Platform.setNonBlocking(signals.1)) != nil, mp_install_termination_handlers(signals.1) == 0
+        else { fail("cannot watch for SIGTERM", status: Self.connectFailedStatus) }
         if let program = CommandLine.arguments.first?.split(separator: "/").last {
             mp_set_thread_name(String(String(program).prefix(10)) + "-host")
         }
@@ -83,7 +87,7 @@ struct WorkerHost {
         } catch {
             fail("could not join the pool's coordinator: \(describe(error))", status: Self.connectFailedStatus)
         }
-        serve(&control, secret: secret)
+        serve(&control, secret: secret, signals: signals.0)
     }
 
     private func fail(_ message: String, status: Int32) -> Never {
@@ -142,18 +146,21 @@ struct WorkerHost {
         )
     }
 
-    private func serve(_ control: inout BlockingChannel, secret: ClusterSecret) -> Never {
+    private func serve(_ control: inout BlockingChannel, secret: ClusterSecret, signals: Int32) -> Never {
         var children: [Child] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 14)
         while true {
-            var entries = [pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0)]
+            var entries = [
+                pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+            ]
             entries += children.map { pollfd(fd: $0.spawned.processHandle, events: Int16(POLLIN), revents: 0) }
             let timing = children.contains { $0.timeoutNanos > 0 }
             let ready = poll(&entries, nfds_t(entries.count), timing ? 20 : -1)
             if ready < 0 && mp_errno() != EINTR { break }
             // Workers that exited: report them (their channel to the coordinator closed with them).
-            for (index, entry) in entries.enumerated().dropFirst() where entry.revents != 0 {
-                let child = children[index - 1]
+            for (index, entry) in entries.enumerated().dropFirst(2) where entry.revents != 0 {
+                let child = children[index - 2]
                 guard let termination = try? Platform.reap(child.spawned.processHandle, wait: false) else { continue }
                 let last = child.spawned.progress.snapshot()
                 let report = ClusterMessage.WorkerExited(
@@ -166,6 +173,15 @@ struct WorkerHost {
                 if (try? control.send(report.frame())) == nil { break }
             }
             if timing { enforceTimeouts(children) }
+            if entries[1].revents != 0 {
+                var signal: UInt8 = 0
+                while Glibc.read(signals, &signal, 1) == 1 {
+                    guard Int32(signal) == SIGTERM else { continue }
+                    if let frame = try? Frame.encode(.hostSignal, payload: { $0.write(signal) }) {
+                        try? control.send(frame)
+                    }
+                }
+            }
             guard entries[0].revents != 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(control.descriptor, raw.baseAddress!, raw.count) }
             if n < 0 && mp_errno() == EINTR { continue }

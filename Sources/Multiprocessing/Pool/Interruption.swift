@@ -23,6 +23,7 @@ final class Interruption: Sendable {
         var pools: [ObjectIdentifier: Supervisor] = [:]
         var pipe: (read: Int32, write: Int32)?
         var interruptedBySIGINT = false
+        var interruptedBySIGTERM = false
     }
 
     private let state = Mutex(State())
@@ -46,6 +47,7 @@ final class Interruption: Sendable {
             }
             if state.pools.isEmpty, let pipe = state.pipe {
                 state.interruptedBySIGINT = false
+                state.interruptedBySIGTERM = false
                 _ = mp_install_termination_handlers(pipe.write)
             }
             state.pools[ObjectIdentifier(supervisor)] = supervisor
@@ -70,11 +72,22 @@ final class Interruption: Sendable {
         }
     }
 
-    private func handle(_ signal: Int32) {
+    /// A signal a worker host of a multi-node pool received and passed on: Slurm's
+    /// `--signal=TERM@...` (without `B:`) reaches only the tasks of job steps, so without
+    /// this the program in the batch script would never hear of the time limit.
+    func forwarded(_ signal: Int32, from origin: String) {
+        handle(signal, origin: origin)
+    }
+
+    private func handle(_ signal: Int32, origin: String = "the program") {
         let (pools, forceExit) = state.withLock { state -> ([Supervisor], Bool) in
             if signal == SIGINT {
                 if state.interruptedBySIGINT { return ([], true) }
                 state.interruptedBySIGINT = true
+            } else {
+                // scancel signals every process: the program and each host. Once is enough.
+                if state.interruptedBySIGTERM { return ([], false) }
+                state.interruptedBySIGTERM = true
             }
             return (Array(state.pools.values), false)
         }
@@ -87,12 +100,13 @@ final class Interruption: Sendable {
         let why =
             signal == SIGTERM
             ? "Slurm sends it at the job's time limit and on scancel" : "Ctrl-C; press it again to exit at once"
+        let who = origin == "the program" ? "" : "\(origin) "
         Platform.writeToStandardError(
-            "swift-multiprocessing: received \(name) (\(why)): stopping the pool\(pools.count == 1 ? "" : "s"); results already received are kept\n"
+            "swift-multiprocessing: \(who)received \(name) (\(why)): stopping the pool\(pools.count == 1 ? "" : "s"); results already received are kept\n"
         )
         let error = MultiprocessingError(
             .interrupted,
-            "the program received \(name) (\(why)); the pool stopped its workers and takes no more work. A map, starmap or apply keeps the results it had received in this error's partialResults (and in the file ProcessPool.Options.interruptResultsPath names, if any)",
+            "\(origin) received \(name) (\(why)); the pool stopped its workers and takes no more work. A map, starmap or apply keeps the results it had received in this error's partialResults (and in the file ProcessPool.Options.interruptResultsPath names, if any)",
             interruptSignal: signal)
         for pool in pools { pool.interrupt(error) }
     }

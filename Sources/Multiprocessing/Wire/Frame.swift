@@ -59,6 +59,9 @@ struct Frame: Sendable {
         case stopWorker = 15
         /// worker host → coordinator: a worker exited, how, and where it was in its chunk.
         case workerExited = 16
+        /// worker host → coordinator: the host received SIGTERM (Slurm's `--signal` without
+        /// `B:`, the time limit's warning, reaches only the step's tasks).
+        case hostSignal = 17
     }
 
     var kind: Kind

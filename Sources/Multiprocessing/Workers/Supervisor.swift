@@ -474,7 +474,7 @@ final class Supervisor: @unchecked Sendable {
                             worker: worker.identity)))
             }
         case .install, .task, .release, .initialize, .challenge, .authenticate, .authenticated, .hostHello,
-            .startWorker, .stopWorker, .workerExited:
+            .startWorker, .stopWorker, .workerExited, .hostSignal:
             throw MultiprocessingError(
                 .malformedFrame, "\(worker.identity) sent a \(frame.kind) frame, which only the parent sends")
         }
@@ -1144,6 +1144,11 @@ final class Supervisor: @unchecked Sendable {
         do {
             let open = try host.connection.readAvailable(into: &readBuffer)
             while !host.lost, let frame = try host.connection.assembler.next() {
+                if frame.kind == .hostSignal {
+                    let signal = try ClusterMessage.decode(frame) { try $0.readByte("a signal number") }
+                    Interruption.shared.forwarded(Int32(signal), from: "the worker host on node \(host.hello.node)")
+                    continue
+                }
                 guard frame.kind == .workerExited else {
                     throw MultiprocessingError(
                         .malformedFrame, "the worker host on node \(host.hello.node) sent a \(frame.kind) frame")

@@ -197,7 +197,7 @@ struct WorkerLoop {
                 case .initialize:
                     try runInitializer(frame.payload, executor: executor)
                 case .hello, .result, .fatal, .installFailed, .ready, .challenge, .authenticate, .authenticated,
-                    .hostHello, .startWorker, .stopWorker, .workerExited:
+                    .hostHello, .startWorker, .stopWorker, .workerExited, .hostSignal:
                     throw MultiprocessingError(
                         .malformedFrame, "the parent sent a \(frame.kind) frame, which a worker never takes")
                 }
