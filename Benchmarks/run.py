@@ -4,6 +4,7 @@ prints medians and the ratios the targets are stated in.
 
     python3 Benchmarks/run.py            # or scripts/bench
     python3 Benchmarks/run.py --reps 3 --quick
+    python3 Benchmarks/run.py --nodes    # a pool across two Slurm nodes vs one node
 
 Builds mp-bench in release mode (and a --static-swift-stdlib copy for the startup
 figure), compiles the C ping-pong floor, then runs each configuration --reps times,
@@ -65,7 +66,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="skip ProcessPoolExecutor")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--json", help="also write every run as JSON lines to this file")
+    parser.add_argument("--nodes", action="store_true",
+                        help="multi-node mode: the same workloads over TCP across two Slurm nodes, against local "
+                             "socket pairs on one node (needs a running Slurm: scripts/slurm/start)")
     args = parser.parse_args()
+    if args.nodes:
+        return nodes_mode(args)
 
     if not args.no_build:
         subprocess.run(["swift", "build", "-c", "release", "--product", "mp-bench"], cwd=ROOT, check=True,
@@ -155,6 +161,69 @@ def main():
         print(f"| {name} | {'n/a' if value is None else f'{value:.3g}'} | {wanted} |")
     print(f"\nsocket-pair ping-pong floor: {floor:.1f} us per round trip; idle worker RSS: Swift {rss_swift} KiB, "
           f"Python {rss_python} KiB")
+
+
+# workload -> (flags, the figure compared)
+NODE_WORKLOADS = {
+    "tiny-map": (["--items", "10000000"], "us_per_item"),
+    "tiny-map-c1": (["--items", "20000"], "us_per_item"),
+    "latency": (["--items", "3000"], "us_per_roundtrip"),
+    "cpu-bound": ([], "efficiency_vs_seq"),
+}
+
+
+def nodes_mode(args):
+    """Each configuration is a real sbatch job on the local Slurm. "socket pairs": one node,
+    the program with 2 local workers. "tcp": two nodes, the program once in the batch
+    script, one worker host per node with MP_WORKERS=1 (2 workers in all, over TCP). The
+    emulated nodes share this machine's CPUs, so compare overhead and latency, not speed-up."""
+    import tempfile
+    if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
+        raise SystemExit("no Slurm is reachable: start one with scripts/slurm/start (root, Debian)")
+    if not args.no_build:
+        subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "mp-bench",
+                        "--scratch-path", ".build-static"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    placements = {
+        "socket pairs": (["--nodes=1", "--ntasks=1", "--cpus-per-task=2"], "", ["--workers", "2"]),
+        "tcp": (["--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=2"], "export MP_WORKERS=1\n", ["--nodes"]),
+    }
+    results = {}
+    for rep in range(args.reps):
+        for workload, (flags, _) in NODE_WORKLOADS.items():
+            for placement, (options, prelude, mode) in placements.items():
+                with tempfile.TemporaryDirectory() as folder:
+                    script = os.path.join(folder, "job.sh")
+                    output = os.path.join(folder, "job.out")
+                    command = " ".join([SWIFT_STATIC, "--workload", workload] + mode + flags)
+                    with open(script, "w") as f:
+                        f.write(f"#!/bin/bash\n{prelude}{command}\n")
+                    done = subprocess.run(["sbatch", "--wait", "--parsable", f"--output={output}",
+                                           "--mem-per-cpu=512M", "--time=00:05:00"] + options + [script],
+                                          capture_output=True, text=True, timeout=600)
+                    text = open(output).read() if os.path.exists(output) else ""
+                    lines = [line for line in text.splitlines() if line.startswith("{")]
+                    if done.returncode != 0 or not lines:
+                        raise SystemExit(f"job for {workload} ({placement}) failed:\n{done.stderr}{text}")
+                    result = json.loads(lines[-1])
+                    results.setdefault((workload, placement), []).append(result)
+        print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
+
+    def median(key, field):
+        values = [r[field] for r in results.get(key, []) if field in r]
+        return statistics.median(values) if values else None
+
+    print(f"\nMedians of {args.reps} interleaved sbatch jobs; 2 workers in each: 2 on one node (local socket "
+          f"pairs), or 1 on each of two emulated nodes (TCP). The nodes share this machine's {len(os.sched_getaffinity(0))} CPUs.\n")
+    print("| workload | figure | one node, socket pairs | two nodes, TCP | TCP / socket pairs |")
+    print("|---|---|---|---|---|")
+    for workload, (_, figure) in NODE_WORKLOADS.items():
+        local = median((workload, "socket pairs"), figure)
+        tcp = median((workload, "tcp"), figure)
+        checks = {r["checksum"] for key in [(workload, "socket pairs"), (workload, "tcp")] for r in results[key]}
+        if len(checks) != 1:
+            raise SystemExit(f"checksums differ for {workload}: {checks}")
+        print(f"| {workload} | {figure} | {local:.3g} | {tcp:.3g} | {tcp / local:.3g} |")
 
 
 if __name__ == "__main__":

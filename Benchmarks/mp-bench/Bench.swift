@@ -100,13 +100,17 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Progress output during the timed region: off (default), bar or lines.")
     var progress = "off"
 
+    @Flag(help: "Use the default pool (no count in code): in a multi-node Slurm job it spans every node.")
+    var nodes = false
+
     func run() async throws {
         Multiprocessing.bootstrap()
         var result = try await measure()
         result["lang"] = "swift"
         result["engine"] = workers == 0 ? "seq" : engine
         result["workload"] = workload
-        result["workers"] = workers
+        result["workers"] = Self.poolWorkers.withLock { $0 } ?? workers
+        if nodes { result["placement"] = "nodes" }
         print(Self.json(result))
     }
 
@@ -218,9 +222,12 @@ struct Bench: AsyncParsableCommand {
     }
 
     static let idleWorkerRSS = Mutex<Int?>(nil)
+    /// The pool's real size (with --nodes, the sum over the nodes).
+    static let poolWorkers = Mutex<Int?>(nil)
 
     func efficiency(_ sequential: Double, _ parallel: Double) -> Double {
-        sequential / (parallel * Double(max(workers, 1)))
+        let count = Self.poolWorkers.withLock { $0 } ?? workers
+        return sequential / (parallel * Double(max(count, 1)))
     }
 
     func seconds(since start: ContinuousClock.Instant) -> Double {
@@ -245,7 +252,8 @@ struct Bench: AsyncParsableCommand {
         }
         var options = ProcessPool.Options()
         options.progress = ProgressMode(rawValue: progress) ?? .off
-        return try await withProcessPool(workers: workers, options: options) { pool in
+        return try await withProcessPool(workers: nodes ? nil : workers, options: options) { pool in
+            Self.poolWorkers.withLock { $0 = pool.workerCount }
             for _ in 0..<3 { _ = try await pool.map(Nothing(), [1, 2, 3, 4]) }  // warm
             Self.idleWorkerRSS.withLock { $0 = Self.workerRSS() }
             let start = ContinuousClock.now
