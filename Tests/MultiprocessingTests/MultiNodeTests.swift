@@ -242,6 +242,27 @@ struct MultiNodeTests {
         }
     }
 
+    @Test("a step that cannot start (more CPUs per node than the nodes have): a clear error quoting srun, no hang")
+    func stepCannotStart() async throws {
+        guard SlurmCluster.require() else { return }
+        // The pool asks srun for the fewest CPUs any node has, read from this variable;
+        // 8 is more than the emulated nodes have, so Slurm refuses the step.
+        let script = try SlurmCluster.script(
+            "export SLURM_JOB_CPUS_PER_NODE='8(x2)'\n\(SlurmCluster.binary("pi")) --json\necho \"job-status=$?\"")
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        let (result, output) = try await SlurmCluster.batch(
+            script, options: ["--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=2", "--mem-per-cpu=256M"],
+            timeout: .seconds(120), waitingFor: "a multi-node job whose step cannot start")
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = output.split(separator: "\n").first { $0.hasPrefix("pi: ") }.map(String.init) ?? ""
+        #expect(
+            line.hasPrefix(
+                "pi: the Slurm step that starts the worker hosts on the other nodes ended (srun exited with status 1) before the pool was ready. Slurm said: srun: error: "
+            ), "\(output)")
+        #expect(line.contains("Command: /usr/bin/srun --nodes=2 --ntasks=2 --ntasks-per-node=1"), "\(line)")
+        #expect(output.contains("job-status=1"))
+    }
+
     @Test("the coordinator killed: every remote worker and host exits within a few seconds")
     func coordinatorKilled() async throws {
         guard SlurmCluster.require() else { return }

@@ -56,7 +56,7 @@ struct FrameTests {
             let error = error as! MultiprocessingError
             return error.code == .protocolMismatch
                 && error.message
-                    == "the peer speaks wire protocol version 9, this program speaks 1: both ends must be the same build of the program"
+                    == "the peer speaks wire protocol version 9, this program speaks \(Frame.protocolVersion): both ends must be the same build of the program"
         }
     }
 
@@ -169,12 +169,12 @@ struct WorkerProtocolTests {
     @Test func badVersionIsRefused() throws {
         try expectFatal(
             after: [0x4D, 0x50, 7, 3, 0, 0, 0, 0], code: .protocolMismatch,
-            messageContains: "the peer speaks wire protocol version 7, this program speaks 1")
+            messageContains: "the peer speaks wire protocol version 7, this program speaks \(Frame.protocolVersion)")
     }
 
     @Test func oversizedFrameIsRefused() throws {
         try expectFatal(
-            after: [0x4D, 0x50, 1, 3, 0xFF, 0xFF, 0xFF, 0x7F], code: .frameTooLarge,
+            after: [0x4D, 0x50, Frame.protocolVersion, 3, 0xFF, 0xFF, 0xFF, 0x7F], code: .frameTooLarge,
             messageContains: "frame of 2147483647 bytes, above this connection's limit of 4096 bytes")
     }
 

@@ -107,12 +107,23 @@ final class SlurmStep: Sendable {
                 }
             }
             Platform.close(fd)
+            tail.finished.store(true, ordering: .releasing)
         }
     }
 
     /// The last bytes srun wrote to standard error.
     private final class ErrorTail: Sendable {
         let bytes = Mutex<[UInt8]>([])
+        /// srun's standard error reached end of file.
+        let finished = Atomic<Bool>(false)
+    }
+
+    /// Waits up to `milliseconds` for srun's standard error to end, so that an error
+    /// message quotes all of what srun said before it exited.
+    func waitForErrorOutput(milliseconds: Int) {
+        for _ in 0..<max(milliseconds / 10, 1) where !errorTail.finished.load(ordering: .acquiring) {
+            usleep(10_000)
+        }
     }
 
     static var programName: String {

@@ -1237,10 +1237,11 @@ final class Supervisor: @unchecked Sendable {
         loop.unregister(cluster.stepToken, fd: step.processHandle)
         Platform.close(step.processHandle)
         if state == .starting {
+            step.waitForErrorOutput(milliseconds: 500)
             failStart(
                 MultiprocessingError(
                     .nodesUnavailable,
-                    "the Slurm step that starts the worker hosts on the other nodes ended (srun \(termination)) before the pool was ready. Slurm said: \(step.lastErrorLines.isEmpty ? "nothing" : step.lastErrorLines). Command: \(step.command.joined(separator: " "))"
+                    "the Slurm step that starts the worker hosts on the other nodes ended (srun \(termination)) before the pool was ready. Slurm said: \(step.lastErrorLines.isEmpty ? "nothing" : step.lastErrorLines). Check what the job asked for (--nodes, --cpus-per-task, --mem-per-cpu), or set MP_NODES=1 to stay on this node. Command: \(step.command.joined(separator: " "))"
                 ))
         } else if state == .running {
             for host in cluster.hosts { hostLost(host, MultiprocessingError(.nodesUnavailable, "srun \(termination)")) }
