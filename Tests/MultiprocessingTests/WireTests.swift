@@ -27,8 +27,50 @@ struct FrameTests {
                 while let frame = try assembler.next() { frames.append(frame) }
             }
             #expect(frames.map(\.kind) == [.release, .fatal, .release])
-            #expect(frames[1].payload.count == b.count - Frame.headerSize)
+            #expect(frames[1].payload == Array(b[Frame.headerSize...]))
             #expect(assembler.bufferedByteCount == 0)
+        }
+    }
+
+    @Test("a large frame's payload can be read straight into its array, in pieces, between small frames")
+    func directFill() throws {
+        let small = try Message.releaseFrame(callID: 7)
+        let large = try Frame.encode(.fatal) { w in
+            w.write(contentsOf: (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        }
+        let stream = small + large + small + large
+        for pieceSize in [5, 4096, 65_536, 100_000, stream.count] {
+            var assembler = FrameAssembler(readsLargeFramesDirectly: true)
+            var frames: [Frame] = []
+            var offset = 0
+            var directReads = 0
+            while offset < stream.count {
+                // As a reader does: straight into the payload when the assembler asks, else
+                // into a scratch buffer that is appended.
+                let filled = assembler.fillDirectly { target in
+                    let n = min(target.count, pieceSize, stream.count - offset)
+                    stream[offset..<(offset + n)].withUnsafeBytes { target.copyMemory(from: $0) }
+                    return n
+                }
+                if let filled {
+                    offset += filled ?? 0
+                    directReads += 1
+                } else {
+                    let end = min(offset + pieceSize, stream.count)
+                    stream[offset..<end].withUnsafeBytes { assembler.append($0) }
+                    offset = end
+                }
+                while var frame = try assembler.next() {
+                    frames.append(frame)
+                    // As the worker does: the second large frame reuses the first's array.
+                    if frame.kind == .fatal { assembler.recycle(&frame.payload) }
+                }
+            }
+            #expect(frames.map(\.kind) == [.release, .fatal, .release, .fatal])
+            #expect(frames[1].payload == Array(large[Frame.headerSize...]))
+            #expect(frames[3].payload == Array(large[Frame.headerSize...]))
+            #expect(assembler.bufferedByteCount == 0)
+            if pieceSize < 100_000 { #expect(directReads > 0, "piece size \(pieceSize)") }
         }
     }
 

@@ -123,21 +123,59 @@ struct Frame: Sendable {
 }
 
 /// Cuts frames out of bytes as they arrive, in any pieces. Pure logic, no I/O.
+///
+/// With `readsLargeFramesDirectly` (a worker reading its tasks), a large frame
+/// (``directThreshold`` bytes or more) is not gathered in the shared buffer: once its
+/// header is in, its payload array is set to its final size and the rest of the frame is
+/// read straight into it (``fillDirectly(_:)``), so the bytes are copied once, by the
+/// kernel, instead of three times. A payload the reader is done with can be handed back
+/// (``recycle(_:)``) and is filled again by the next large frame: fresh memory would cost
+/// a page fault and a zeroed page every 4 KiB.
 struct FrameAssembler {
+    /// Payloads at least this large are read straight into their own array.
+    static let directThreshold = 1 << 16
+
     let maximumPayload: Int
     private var buffer: [UInt8] = []
     private var start = 0
     private var pending: (Frame.Kind, Int)?
+    /// The payload being filled directly, and how much of it has arrived.
+    private var direct: [UInt8] = []
+    private var directFilled = 0
+    private var isDirect = false
+    private let readsLargeFramesDirectly: Bool
+    /// A payload handed back by the reader, to be filled again.
+    private var spare: [UInt8] = []
 
-    init(maximumPayload: Int = Frame.defaultMaximumPayload) {
+    init(maximumPayload: Int = Frame.defaultMaximumPayload, readsLargeFramesDirectly: Bool = false) {
         self.maximumPayload = maximumPayload
+        self.readsLargeFramesDirectly = readsLargeFramesDirectly
+    }
+
+    /// Takes back the payload of a frame the reader has finished with (leaving `payload`
+    /// empty), so that the next large frame reuses its memory.
+    mutating func recycle(_ payload: inout [UInt8]) {
+        guard readsLargeFramesDirectly, payload.capacity >= Self.directThreshold else { return }
+        spare = payload
+        payload = []
     }
 
     /// Bytes received but not yet returned as frames.
-    var bufferedByteCount: Int { buffer.count - start }
+    var bufferedByteCount: Int { buffer.count - start + (isDirect ? directFilled : 0) }
 
     /// Adds received bytes.
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        var bytes = bytes
+        if isDirect {
+            let taken = min(bytes.count, direct.count - directFilled)
+            direct.withUnsafeMutableBytes { target in
+                UnsafeMutableRawBufferPointer(rebasing: target[directFilled..<(directFilled + taken)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<taken]))
+            }
+            directFilled += taken
+            bytes = UnsafeRawBufferPointer(rebasing: bytes[taken...])
+            if bytes.isEmpty { return }
+        }
         if start > 0 && start == buffer.count {
             buffer.removeAll(keepingCapacity: true)
             start = 0
@@ -148,8 +186,22 @@ struct FrameAssembler {
         buffer.append(contentsOf: bytes)
     }
 
+    /// While a large frame's payload is arriving: lets `read` write the next bytes straight
+    /// into it (`read` gets the unfilled part and returns how many bytes it wrote; 0 means
+    /// end of file). Returns `nil`, without calling `read`, when no such frame is pending.
+    mutating func fillDirectly(_ read: (UnsafeMutableRawBufferPointer) throws -> Int?) rethrows -> Int?? {
+        guard isDirect, directFilled < direct.count else { return nil }
+        let filled = directFilled
+        let n = try direct.withUnsafeMutableBytes { target in
+            try read(UnsafeMutableRawBufferPointer(rebasing: target[filled...]))
+        }
+        if let n { directFilled += n }
+        return .some(n)
+    }
+
     /// How many more bytes the frame being received needs (a hint for the read size).
     var bytesWanted: Int {
+        if isDirect { return direct.count - directFilled }
         if let (_, length) = pending { return max(0, Frame.headerSize + length - bufferedByteCount) }
         return max(0, Frame.headerSize - bufferedByteCount)
     }
@@ -157,8 +209,17 @@ struct FrameAssembler {
     /// The next complete frame, or `nil` when more bytes are needed.
     /// - Throws: ``MultiprocessingError`` for a malformed header; the connection is then unusable.
     mutating func next() throws -> Frame? {
+        if isDirect {
+            guard directFilled == direct.count, let (kind, _) = pending else { return nil }
+            let payload = direct
+            direct = []
+            directFilled = 0
+            isDirect = false
+            pending = nil
+            return Frame(kind: kind, payload: payload)
+        }
         if pending == nil {
-            guard bufferedByteCount >= Frame.headerSize else { return nil }
+            guard buffer.count - start >= Frame.headerSize else { return nil }
             let header = try buffer.withUnsafeBytes { raw throws in
                 try Frame.parseHeader(
                     UnsafeRawBufferPointer(rebasing: raw[start..<(start + Frame.headerSize)]),
@@ -166,11 +227,41 @@ struct FrameAssembler {
                 )
             }
             pending = header
+            let available = buffer.count - start - Frame.headerSize
+            if readsLargeFramesDirectly && header.1 >= Self.directThreshold && available < header.1 {
+                // Move what has arrived of the payload into its own array (a recycled one
+                // when there is one); the rest is read straight into it.
+                let payloadStart = start + Frame.headerSize
+                let length = header.1
+                if spare.capacity >= length {
+                    direct = spare
+                    spare = []
+                    if direct.count > length {
+                        direct.removeSubrange(length...)
+                    } else if direct.count < length {
+                        direct.append(contentsOf: repeatElement(0, count: length - direct.count))
+                    }
+                } else {
+                    spare = []
+                    direct = [UInt8](unsafeUninitializedCapacity: length) { _, count in count = length }
+                }
+                direct.withUnsafeMutableBytes { target in
+                    buffer.withUnsafeBytes { raw in
+                        UnsafeMutableRawBufferPointer(rebasing: target[0..<available])
+                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[payloadStart..<buffer.count]))
+                    }
+                }
+                directFilled = available
+                isDirect = true
+                buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
+                start = 0
+                return nil
+            }
             if buffer.capacity < start + Frame.headerSize + header.1 {
                 buffer.reserveCapacity(start + Frame.headerSize + header.1)
             }
         }
-        guard let (kind, length) = pending, bufferedByteCount >= Frame.headerSize + length else { return nil }
+        guard let (kind, length) = pending, buffer.count - start >= Frame.headerSize + length else { return nil }
         let payloadStart = start + Frame.headerSize
         let payload = Array(buffer[payloadStart..<(payloadStart + length)])
         start = payloadStart + length

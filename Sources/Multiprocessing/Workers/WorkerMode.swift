@@ -143,7 +143,7 @@ struct WorkerLoop {
 
     /// Answers frames until the parent closes the channel (then returns).
     private func serve() throws {
-        var assembler = FrameAssembler(maximumPayload: settings.maximumPayload)
+        var assembler = FrameAssembler(maximumPayload: settings.maximumPayload, readsLargeFramesDirectly: true)
         var runners: [UInt64: any ChunkRunner] = [:]
         let executor = WorkerExecutor.shared
         let context = RunnerContext(
@@ -152,7 +152,7 @@ struct WorkerLoop {
             timesItems: settings.timesItems)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            while let frame = try assembler.next() {
+            while var frame = try assembler.next() {
                 switch frame.kind {
                 case .install:
                     var header = Message.Install(callID: 0, typeName: "")
@@ -188,6 +188,7 @@ struct WorkerLoop {
                             message: "the call's function was not installed in this worker")
                     }
                     try send(reply)
+                    assembler.recycle(&frame.payload)  // the next large task reuses its memory
                 case .release:
                     let callID = try frame.payload.withUnsafeBytes { raw throws in
                         var reader = ByteReader(raw)
@@ -201,6 +202,13 @@ struct WorkerLoop {
                     throw MultiprocessingError(
                         .malformedFrame, "the parent sent a \(frame.kind) frame, which a worker never takes")
                 }
+            }
+            // A large frame's payload is read straight into its own array.
+            if let filled = try assembler.fillDirectly({ raw throws in
+                try Platform.read(channel, into: raw.baseAddress!, count: raw.count)
+            }) {
+                if filled == 0 { return }  // the parent closed the channel
+                continue
             }
             let wanted = max(buffer.count, min(assembler.bytesWanted, settings.maximumPayload + Frame.headerSize))
             if wanted > buffer.count { buffer = [UInt8](repeating: 0, count: wanted) }
