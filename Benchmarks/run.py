@@ -44,6 +44,12 @@ def run(command):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median_of(results, key, field):
+    """The median of `field` over the runs of one configuration, or None."""
+    values = [r[field] for r in results.get(key, []) if field in r]
+    return statistics.median(values) if values else None
+
+
 def configurations(workers_list, quick):
     configs = []
     for workload, (swift_flags, python_flags, _, _) in WORKLOADS.items():
@@ -108,8 +114,7 @@ def main():
         print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
 
     def median(key, field):
-        values = [r[field] for r in results.get(key, []) if field in r]
-        return statistics.median(values) if values else None
+        return median_of(results, key, field)
 
     print(f"\nMedians of {args.reps} interleaved runs; machine: {cpus} CPUs, {os.uname().machine}, "
           f"{subprocess.run(['uname', '-r'], capture_output=True, text=True).stdout.strip()}\n")
@@ -210,8 +215,7 @@ def nodes_mode(args):
         print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
 
     def median(key, field):
-        values = [r[field] for r in results.get(key, []) if field in r]
-        return statistics.median(values) if values else None
+        return median_of(results, key, field)
 
     print(f"\nMedians of {args.reps} interleaved sbatch jobs; 2 workers in each: 2 on one node (local socket "
           f"pairs), or 1 on each of two emulated nodes (TCP). The nodes share this machine's {len(os.sched_getaffinity(0))} CPUs.\n")

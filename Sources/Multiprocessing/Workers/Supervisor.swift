@@ -1081,8 +1081,11 @@ final class Supervisor: @unchecked Sendable {
         cluster.hosts.append(host)
         do {
             host.connection.token = try loop.register(
-                host.connection.descriptor, [.readable, .edgeTriggered],
-                EventHandler { [weak self, unowned host] _, _, _ in self?.hostEvent(host) })
+                host.connection.descriptor, [.readable, .writable, .edgeTriggered],
+                EventHandler { [weak self, unowned host] readable, writable, hangup in
+                    if writable { try? host.connection.flush() }
+                    if readable || hangup { self?.hostEvent(host) }
+                })
         } catch {
             hostLost(host, .from(error))
             return
