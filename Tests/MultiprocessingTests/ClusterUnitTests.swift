@@ -77,8 +77,8 @@ struct AuthenticationTests {
             Platform.close(a)
             Platform.close(b)
         }
-        try Platform.setIOTimeout(a, seconds: 5)
-        try Platform.setIOTimeout(b, seconds: 5)
+        try Platform.setIOTimeout(a, milliseconds: 5000)
+        try Platform.setIOTimeout(b, milliseconds: 5000)
         let result = Mutex<Result<Authentication.Client, MultiprocessingError>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
@@ -161,8 +161,8 @@ struct AuthenticationTests {
             Platform.close(a)
             Platform.close(b)
         }
-        try Platform.setIOTimeout(b, seconds: 5)
-        try Platform.setIOTimeout(a, seconds: 5)
+        try Platform.setIOTimeout(b, milliseconds: 5000)
+        try Platform.setIOTimeout(a, milliseconds: 5000)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             // An impostor: it plays the protocol, but can only guess the proof.

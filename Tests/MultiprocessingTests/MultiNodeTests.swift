@@ -61,10 +61,15 @@ struct MultiNodeTests {
     func submitMap(items: Int, milliseconds: Int, retries: Int, options: [String] = ["--time=00:02:00"]) async throws
         -> (job: String, output: String)
     {
+        try await submit("nodes-map \(items) \(milliseconds) \(retries)", options: options)
+    }
+
+    /// Submits an `mp-fixture` scenario on two nodes without waiting; returns the job id and output path.
+    func submit(_ scenario: String, options: [String] = ["--time=00:02:00"]) async throws -> (job: String, output: String) {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).out")
             .path
         let script = try SlurmCluster.script(
-            "\(SlurmCluster.binary("mp-fixture")) nodes-map \(items) \(milliseconds) \(retries)\necho \"job-status=$?\"")
+            "\(SlurmCluster.binary("mp-fixture")) \(scenario)\necho \"job-status=$?\"")
         defer { try? FileManager.default.removeItem(atPath: script) }
         let submitted = try await SlurmCluster.run(
             "sbatch",
@@ -156,7 +161,7 @@ struct MultiNodeTests {
 
         // 1. The protocol, with a secret of its own.
         let impostor = try Platform.connectTCP(host: "127.0.0.1", port: port, timeoutMilliseconds: 2000)
-        try Platform.setIOTimeout(impostor, seconds: 10)
+        try Platform.setIOTimeout(impostor, milliseconds: 10_000)
         var channel = BlockingChannel(descriptor: impostor, maximumPayload: Authentication.maximumPayload)
         let refused = #expect(throws: MultiprocessingError.self) {
             try Authentication.authenticate(&channel, secret: .random(), role: .host, workerID: 0)
@@ -166,7 +171,7 @@ struct MultiNodeTests {
 
         // 2. Garbage: the connection is closed.
         let garbage = try Platform.connectTCP(host: "127.0.0.1", port: port, timeoutMilliseconds: 2000)
-        try Platform.setIOTimeout(garbage, seconds: 10)
+        try Platform.setIOTimeout(garbage, milliseconds: 10_000)
         Array("GET / HTTP/1.1\r\n\r\n".utf8).withUnsafeBytes { _ = try? Platform.writeAll(garbage, $0) }
         var byte = [UInt8](repeating: 0, count: 4096)
         var total = 0
@@ -261,6 +266,41 @@ struct MultiNodeTests {
             ), "\(output)")
         #expect(line.contains("Command: /usr/bin/srun --nodes=2 --ntasks=2 --ntasks-per-node=1"), "\(line)")
         #expect(output.contains("job-status=1"))
+    }
+
+    @Test("a call cancelled while all four remote workers run it: the hosts stop them together, the pool goes on")
+    func cancelAcrossNodes() async throws {
+        guard SlurmCluster.require() else { return }
+        let (job, output) = try await submit("nodes-cancel")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        guard try await waitUntil("job \(job) to finish", { contents(output).contains("job-status=") }) else { return }
+        let text = contents(output)
+        #expect(text.contains("workers=4"), "\(text)")
+        #expect(text.contains("cancelled: code=cancelled"), "\(text)")
+        #expect(text.contains("after sum=\((0..<40).map { $0 * $0 }.reduce(0, +)) nodes=node1,node2 workers=4"), "\(text)")
+        #expect(!text.contains("lost the worker host"), "no host died: \(text)")
+        #expect(text.contains("job-status=0"))
+    }
+
+    @Test("both nodes lost: the running call fails, and the next call fails at once instead of waiting forever")
+    func allNodesLost() async throws {
+        guard SlurmCluster.require() else { return }
+        let (job, output) = try await submit("nodes-after-loss")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        guard try await waitUntil("the pool of job \(job)", { contents(output).contains("workers=4") }) else { return }
+        try await Task.sleep(for: .seconds(1))
+        for node in ["node1", "node2"] {
+            if let host = ProcessTable.host(job: job, node: node) { kill(host.pid, SIGKILL) }
+        }
+        guard try await waitUntil("job \(job) to finish", { contents(output).contains("job-status=") }) else { return }
+        let text = contents(output)
+        #expect(text.contains("first: code=worker died") || text.contains("first: code=nodes unavailable"), "\(text)")
+        #expect(
+            text.contains(
+                "second: code=nodes unavailable index=nil type=nil remote=nil message=every node of the pool was lost"),
+            "\(text)")
+        #expect(text.contains("second took under 1 s"))
+        #expect(text.contains("job-status=0"))
     }
 
     @Test("the coordinator killed: every remote worker and host exits within a few seconds")

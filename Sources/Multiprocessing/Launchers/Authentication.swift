@@ -137,21 +137,40 @@ struct BlockingChannel {
     let descriptor: Int32
     var assembler: FrameAssembler
     private var buffer = [UInt8](repeating: 0, count: 1 << 14)
+    /// When reads and writes must be done (monotonic nanoseconds), if ever.
+    private var deadline: UInt64?
 
     init(descriptor: Int32, maximumPayload: Int) {
         self.descriptor = descriptor
         assembler = FrameAssembler(maximumPayload: maximumPayload)
     }
 
+    /// Gives every read and write from now on `seconds` in all (a whole handshake, not each
+    /// read: a peer trickling one byte at a time is cut off too); `nil` lifts the limit.
+    mutating func limitTime(seconds: Int?) throws {
+        deadline = seconds.map { Platform.monotonicNanos() + UInt64($0) * 1_000_000_000 }
+        if seconds == nil { try Platform.setIOTimeout(descriptor, milliseconds: 0) }
+    }
+
+    /// Sets the socket's timeout to what is left before the deadline.
+    private func armTimeout() throws {
+        guard let deadline else { return }
+        let now = Platform.monotonicNanos()
+        guard now < deadline else { throw MultiprocessingError(.timedOut, "the peer took too long") }
+        try Platform.setIOTimeout(descriptor, milliseconds: max(Int((deadline - now) / 1_000_000), 1))
+    }
+
     func send(_ frame: [UInt8]) throws {
+        try armTimeout()
         try frame.withUnsafeBytes { raw throws in try Platform.writeAll(descriptor, raw) }
     }
 
     /// The next frame; `nil` when the peer closed the connection. A read that times out
-    /// (``Platform/setIOTimeout(_:seconds:)``) throws ``MultiprocessingError/Code/timedOut``.
+    /// (``limitTime(seconds:)``) throws ``MultiprocessingError/Code/timedOut``.
     mutating func receive() throws -> Frame? {
         while true {
             if let frame = try assembler.next() { return frame }
+            try armTimeout()
             let n: Int
             do {
                 n = try buffer.withUnsafeMutableBytes { raw throws in

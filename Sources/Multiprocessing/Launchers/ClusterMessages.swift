@@ -216,7 +216,12 @@ enum ClusterMessage {
     static func decode<T>(_ frame: Frame, _ body: (inout ByteReader) throws -> T) throws -> T {
         try frame.payload.withUnsafeBytes { raw throws in
             var reader = ByteReader(raw)
-            return try body(&reader)
+            let value = try body(&reader)
+            guard reader.isAtEnd else {
+                throw MultiprocessingError(
+                    .malformedFrame, "a \(frame.kind) frame carried \(reader.remaining) bytes more than its message")
+            }
+            return value
         }
     }
 }

@@ -75,8 +75,9 @@ struct WorkerHost {
         }
         let secret = readSecret()
         var control: BlockingChannel
+        let address: String
         do {
-            control = try connect(secret: secret, role: .host, workerID: 0)
+            (control, address) = try connect(secret: secret, role: .host, workerID: 0)
             let decision = WorkerCount.resolve(
                 explicit: nil, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
             decision.reportWarningsOnce()
@@ -87,7 +88,7 @@ struct WorkerHost {
         } catch {
             fail("could not join the pool's coordinator: \(describe(error))", status: Self.connectFailedStatus)
         }
-        serve(&control, secret: secret, signals: signals.0)
+        serve(&control, secret: secret, signals: signals.0, address: address)
     }
 
     private func fail(_ message: String, status: Int32) -> Never {
@@ -118,10 +119,15 @@ struct WorkerHost {
         return secret
     }
 
-    /// Connects to the coordinator (trying each of its addresses) and authenticates.
-    private func connect(secret: ClusterSecret, role: ClusterMessage.Role, workerID: UInt64) throws -> BlockingChannel {
+    /// Connects to the coordinator and authenticates: first at `preferred` (the address
+    /// that worked before), then at each of its other addresses.
+    private func connect(
+        secret: ClusterSecret, role: ClusterMessage.Role, workerID: UInt64, preferred: String? = nil
+    ) throws -> (channel: BlockingChannel, address: String) {
         var failures: [String] = []
-        for address in settings.addresses {
+        var refused = false
+        let addresses = (preferred.map { [$0] } ?? []) + settings.addresses.filter { $0 != preferred }
+        for address in addresses {
             let fd: Int32
             do {
                 fd = try Platform.connectTCP(host: address, port: settings.port, timeoutMilliseconds: 5000)
@@ -130,23 +136,28 @@ struct WorkerHost {
                 continue
             }
             do {
-                try Platform.setIOTimeout(fd, seconds: Authentication.timeoutSeconds)
                 var channel = BlockingChannel(descriptor: fd, maximumPayload: Authentication.maximumPayload)
+                try channel.limitTime(seconds: Authentication.timeoutSeconds)
                 try Authentication.authenticate(&channel, secret: secret, role: role, workerID: workerID)
-                try Platform.setIOTimeout(fd, seconds: 0)
-                return channel
+                try channel.limitTime(seconds: nil)
+                return (channel, address)
             } catch {
+                // Something else answers at this address (a bridge address that means this
+                // node itself, say): it cannot prove the secret. Try the next one.
                 Platform.close(fd)
-                throw error
+                refused = true
+                failures.append("\(address):\(settings.port): \(describe(error))")
             }
         }
         throw MultiprocessingError(
-            .nodesUnavailable,
-            "no address of the coordinator answered (\(failures.joined(separator: "; "))): is a firewall between the nodes?"
+            refused ? .authenticationFailed : .nodesUnavailable,
+            "no address of the coordinator answered as the pool's coordinator (\(failures.joined(separator: "; ")))\(refused ? "" : ": is a firewall between the nodes?")"
         )
     }
 
-    private func serve(_ control: inout BlockingChannel, secret: ClusterSecret, signals: Int32) -> Never {
+    private func serve(_ control: inout BlockingChannel, secret: ClusterSecret, signals: Int32, address: String)
+        -> Never
+    {
         var children: [Child] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 14)
         while true {
@@ -158,9 +169,11 @@ struct WorkerHost {
             let timing = children.contains { $0.timeoutNanos > 0 }
             let ready = poll(&entries, nfds_t(entries.count), timing ? 20 : -1)
             if ready < 0 && mp_errno() != EINTR { break }
-            // Workers that exited: report them (their channel to the coordinator closed with them).
-            for (index, entry) in entries.enumerated().dropFirst(2) where entry.revents != 0 {
-                let child = children[index - 2]
+            // Workers that exited: report them (their channel to the coordinator closed with
+            // them). The ready ones are picked from this poll's entries before any is removed.
+            let exited = zip(children, entries.dropFirst(2)).filter { $0.1.revents != 0 }.map(\.0)
+            var controlBroken = false
+            for child in exited {
                 guard let termination = try? Platform.reap(child.spawned.processHandle, wait: false) else { continue }
                 let last = child.spawned.progress.snapshot()
                 let report = ClusterMessage.WorkerExited(
@@ -170,8 +183,9 @@ struct WorkerHost {
                 Platform.close(child.spawned.processHandle)
                 Platform.close(child.spawned.lifeline)
                 children.removeAll { $0 === child }
-                if (try? control.send(report.frame())) == nil { break }
+                if (try? control.send(report.frame())) == nil { controlBroken = true }
             }
+            if controlBroken { break }  // the coordinator is gone
             if timing { enforceTimeouts(children) }
             if entries[1].revents != 0 {
                 var signal: UInt8 = 0
@@ -193,7 +207,7 @@ struct WorkerHost {
                     case .startWorker:
                         let order = try ClusterMessage.decode(frame) { try ClusterMessage.StartWorker(&$0) }
                         do {
-                            children.append(try start(order, secret: secret))
+                            children.append(try start(order, secret: secret, address: address))
                         } catch {
                             try control.send(
                                 ClusterMessage.WorkerExited(
@@ -222,8 +236,9 @@ struct WorkerHost {
     }
 
     /// Connects a channel for the worker, authenticates it, and starts the worker with it.
-    private func start(_ order: ClusterMessage.StartWorker, secret: ClusterSecret) throws -> Child {
-        let channel = try connect(secret: secret, role: .worker, workerID: order.workerID)
+    private func start(_ order: ClusterMessage.StartWorker, secret: ClusterSecret, address: String) throws -> Child {
+        let (channel, _) = try connect(
+            secret: secret, role: .worker, workerID: order.workerID, preferred: address)
         defer { Platform.close(channel.descriptor) }
         let launcher = LocalLauncher(maximumPayload: order.maximumPayload, timesItems: order.timesItems)
         let spawned = try launcher.spawn(slot: order.slot, connected: channel.descriptor)

@@ -57,6 +57,7 @@ extension Platform {
         }
         guard let fd else { return nil }
         try? setNoDelay(fd)
+        try? setKeepAlive(fd)
         return (fd, describe(address))
     }
 
@@ -90,6 +91,7 @@ extension Platform {
             }
             try setBlocking(fd)
             try setNoDelay(fd)
+            try? setKeepAlive(fd)
             return fd
         } catch {
             close(fd)
@@ -106,12 +108,31 @@ extension Platform {
         }
     }
 
-    /// Makes blocking reads and writes on `fd` fail with EAGAIN after `seconds` (0: never).
-    static func setIOTimeout(_ fd: Int32, seconds: Int) throws {
-        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+    /// Makes blocking reads and writes on `fd` fail with EAGAIN after `milliseconds` (0: never).
+    static func setIOTimeout(_ fd: Int32, milliseconds: Int) throws {
+        var limit = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
         let size = socklen_t(MemoryLayout<timeval>.size)
         try call("setsockopt(SO_RCVTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, size) }
         try call("setsockopt(SO_SNDTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, size) }
+    }
+
+    /// Probes an idle connection (after 10 s, every 5 s, 3 times) and gives up on one that
+    /// has stopped acknowledging for 30 s: a node that vanishes without closing its
+    /// connections (power loss, a network partition) is noticed in well under a minute.
+    static func setKeepAlive(_ fd: Int32) throws {
+        var on: Int32 = 1
+        var idle: Int32 = 10
+        var interval: Int32 = 5
+        var count: Int32 = 3
+        var unacknowledged: UInt32 = 30_000
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        try call("setsockopt(SO_KEEPALIVE)") { setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size) }
+        try call("setsockopt(TCP_KEEPIDLE)") { setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size) }
+        try call("setsockopt(TCP_KEEPINTVL)") { setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size) }
+        try call("setsockopt(TCP_KEEPCNT)") { setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size) }
+        try call("setsockopt(TCP_USER_TIMEOUT)") {
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &unacknowledged, socklen_t(MemoryLayout<UInt32>.size))
+        }
     }
 
     static func setBlocking(_ fd: Int32) throws {
@@ -119,7 +140,25 @@ extension Platform {
         try call("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
     }
 
+    /// Raises this process's soft limit on open descriptors to its hard limit.
+    static func raiseOpenFilesLimit() {
+        var limit = rlimit()
+        #if canImport(Glibc)
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(resource, &limit)
+    }
+
+    /// Interfaces whose address means "this node" on every node (container and VM bridges,
+    /// virtual links): another node trying one would reach itself, not this program.
+    static let nodeLocalInterfacePrefixes = ["docker", "br-", "virbr", "veth", "cni", "flannel", "cali", "lxc", "podman"]
+
     /// This node's IPv4 addresses, the loopback ones last (a worker host tries them in order).
+    /// Bridge addresses are left out (``nodeLocalInterfacePrefixes``).
     static func localIPv4Addresses() -> [String] {
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0 else { return ["127.0.0.1"] }
@@ -132,6 +171,8 @@ extension Platform {
             guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == AF_INET else { continue }
             let address = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
             let text = describe(address, withPort: false)
+            let name = current.pointee.ifa_name.map { String(cString: $0) } ?? ""
+            if nodeLocalInterfacePrefixes.contains(where: { name.hasPrefix($0) }) { continue }
             if (current.pointee.ifa_flags & UInt32(IFF_LOOPBACK)) != 0 {
                 loopback.append(text)
             } else if !external.contains(text) {

@@ -118,6 +118,8 @@ final class Supervisor: @unchecked Sendable {
     static let shortChunkNanos: UInt64 = 50_000
     /// A slot whose worker fails to start this many times in a row is given up.
     static let maximumConsecutiveStartFailures = 3
+    /// Handshakes (each on a thread of its own, for at most 10 s) running at once.
+    static let maximumHandshakes = 256
     /// How long a closing pool waits for workers to exit before it kills them.
     static let exitGraceNanos: UInt64 = 2_000_000_000
 
@@ -153,6 +155,10 @@ final class Supervisor: @unchecked Sendable {
     private var lastStartError: MultiprocessingError?
     /// Why the pool stopped, when a signal stopped it (later calls fail with it too).
     private var interruption: MultiprocessingError?
+    /// Why the pool can take no more work although it is open (no worker is left and none
+    /// can be started: every node was lost, or every slot failed to start); later calls
+    /// fail with it.
+    private var unusable: MultiprocessingError?
     /// Figures for the report: per slot, and for the whole pool.
     private var statistics: PoolStatistics
 
@@ -201,8 +207,8 @@ final class Supervisor: @unchecked Sendable {
 
     func submit(_ call: CallRecord) {
         loop.execute { [self] in
-            guard state == .running else {
-                call.deliver(.failed(interruption.map(Self.stoppedEarlier) ?? Self.closedError()))
+            guard state == .running, unusable == nil else {
+                call.deliver(.failed(unusable ?? interruption.map(Self.stoppedEarlier) ?? Self.closedError()))
                 call.onForget()
                 return
             }
@@ -369,12 +375,7 @@ final class Supervisor: @unchecked Sendable {
             if readable || hangup {
                 let open = try worker.readAvailable(into: &readBuffer)
                 try processFrames(worker)
-                if !open {
-                    brokenChannel(worker, nil)
-                    if worker.remoteHost != nil, let report = worker.exitReport {
-                        workerEnded(worker, report.termination)  // its host's report came first
-                    }
-                }
+                if !open { brokenChannel(worker, nil) }
             }
         } catch {
             brokenChannel(worker, .from(error))
@@ -389,7 +390,14 @@ final class Supervisor: @unchecked Sendable {
             worker.kill()
         }
         worker.phase = .exiting
+        closeChannel(of: worker)
+    }
+
+    /// Closes a worker's channel. A remote worker whose host has already reported its exit
+    /// is settled now: its channel was the last thing outstanding.
+    private func closeChannel(of worker: WorkerConnection) {
         worker.closeChannel(loop: loop)
+        if worker.remoteHost != nil, let report = worker.exitReport { workerEnded(worker, report.termination) }
     }
 
     private func processFrames(_ worker: WorkerConnection) throws {
@@ -451,7 +459,7 @@ final class Supervisor: @unchecked Sendable {
                         worker: worker.identity))
             }
             if worker.phase == .exiting && worker.inFlight.isEmpty {
-                worker.closeChannel(loop: loop)  // a recycled worker has answered its last chunk
+                closeChannel(of: worker)  // a recycled worker has answered its last chunk
             }
             recycleIfDue(worker)
             pump()
@@ -508,7 +516,7 @@ final class Supervisor: @unchecked Sendable {
         slots[worker.slot] = nil
         departed.append(worker)
         worker.phase = .exiting
-        if worker.inFlight.isEmpty { worker.closeChannel(loop: loop) }
+        if worker.inFlight.isEmpty { closeChannel(of: worker) }
         do {
             try spawn(slot: worker.slot)
         } catch {
@@ -685,7 +693,9 @@ final class Supervisor: @unchecked Sendable {
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
         if case .lost = termination {
-            message += ". The pool goes on with the workers of the other nodes."
+            message +=
+                workerCount > 0
+                ? ". The pool goes on with the workers of the other nodes." : ". No node of the pool is left."
         } else {
             message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
         }
@@ -715,10 +725,11 @@ final class Supervisor: @unchecked Sendable {
                 "swift-multiprocessing: worker slot \(slot) failed to start \(startFailures[slot]) times in a row (last: \(last.message)); the pool goes on with \(slots.compactMap { $0 }.count) workers\n"
             )
             if slots.allSatisfy({ $0 == nil }) {
-                failAllCalls(
-                    MultiprocessingError(
-                        last.code == .initializerFailed ? .initializerFailed : .workerDied,
-                        "no worker of the pool is left: workers could not be restarted (last: \(last.message))"))
+                let error = MultiprocessingError(
+                    last.code == .initializerFailed ? .initializerFailed : .workerDied,
+                    "no worker of the pool is left: workers could not be restarted (last: \(last.message))")
+                unusable = error
+                failAllCalls(error)
             }
             return
         }
@@ -743,6 +754,10 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func startError(_ worker: WorkerConnection, _ termination: ProcessTermination) -> MultiprocessingError {
+        if let report = worker.exitReport, !report.message.isEmpty {
+            // Its host on another node could not start it, and said why.
+            return MultiprocessingError(.spawnFailed, report.message, worker: worker.identity, termination: termination)
+        }
         if termination == .exited(WorkerMode.bootstrapMissingStatus)
             || worker.fatalMessage?.code == MultiprocessingError.Code.bootstrapMissing.description
         {
@@ -947,6 +962,9 @@ final class Supervisor: @unchecked Sendable {
     /// Listens on an ephemeral port and starts the `srun` step of worker hosts; the pool
     /// is running once every host has joined and every worker it started is ready.
     private func startCluster(nodes: Int, cpusPerTask: Int?) throws {
+        // One descriptor per remote worker: a pool of many nodes needs more than the usual
+        // soft limit of 1024.
+        Platform.raiseOpenFilesLimit()
         let cluster = try ClusterState(expectedHosts: nodes)
         self.cluster = cluster
         cluster.listenerToken = try loop.register(
@@ -959,11 +977,21 @@ final class Supervisor: @unchecked Sendable {
         settings.logger.info(
             "starting worker hosts on \(nodes) nodes",
             metadata: ["command": "\(step.command.joined(separator: " "))", "port": "\(cluster.port)"])
-        cluster.stepToken = try loop.register(
-            step.processHandle, .readable, EventHandler { [weak self] _, _, _ in self?.stepExited() })
+        do {
+            cluster.stepToken = try loop.register(
+                step.processHandle, .readable, EventHandler { [weak self] _, _, _ in self?.stepExited() })
+        } catch {
+            // Nothing could watch srun: end it here, so closing does not wait for it.
+            Platform.kill(step.pid, 9)
+            _ = try? Platform.reap(step.processHandle, wait: true)
+            Platform.close(step.processHandle)
+            cluster.stepEnded = true
+            throw error
+        }
         let timeout = settings.handshakeTimeoutNanos
         loop.schedule(afterNanoseconds: timeout) { [weak self] in
-            guard let self, state == .starting, let cluster = self.cluster else { return }
+            guard let self, state == .starting, let cluster = self.cluster, cluster.hosts.count < cluster.expectedHosts
+            else { return }  // every host joined: each worker's own start timer goes on
             let joined = cluster.hosts.map(\.hello.node).joined(separator: ", ")
             failStart(
                 MultiprocessingError(
@@ -982,11 +1010,23 @@ final class Supervisor: @unchecked Sendable {
             do {
                 accepted = try Platform.acceptTCP(cluster.listener)
             } catch {
-                settings.logger.warning("accepting a connection failed: \(describe(error))")
+                // Out of descriptors, most likely: stop listening for a moment instead of
+                // spinning on a connection that cannot be accepted.
+                settings.logger.warning(
+                    "accepting a connection failed: \(describe(error)); raise the open-files limit (ulimit -n) for pools of many workers"
+                )
+                loop.unregister(cluster.listenerToken, fd: cluster.listener)
+                loop.schedule(afterNanoseconds: 100_000_000) { [weak self] in
+                    guard let self, state == .starting || state == .running else { return }
+                    cluster.listenerToken =
+                        (try? loop.register(
+                            cluster.listener, .readable,
+                            EventHandler { [weak self] _, _, _ in self?.acceptConnections() })) ?? 0
+                }
                 return
             }
             guard let (fd, peer) = accepted else { return }
-            guard handshakes.add(1, ordering: .relaxed).newValue <= 64 else {
+            guard handshakes.add(1, ordering: .relaxed).newValue <= Self.maximumHandshakes else {
                 handshakes.subtract(1, ordering: .relaxed)
                 settings.logger.warning("refused a connection from \(peer): too many handshakes at once")
                 Platform.close(fd)
@@ -998,8 +1038,8 @@ final class Supervisor: @unchecked Sendable {
                 try OSThread.start(name: "mp-handshake") { [self] in
                     defer { handshakes.subtract(1, ordering: .relaxed) }
                     do {
-                        try Platform.setIOTimeout(fd, seconds: Authentication.timeoutSeconds)
                         var channel = BlockingChannel(descriptor: fd, maximumPayload: Authentication.maximumPayload)
+                        try channel.limitTime(seconds: Authentication.timeoutSeconds)
                         let client = try Authentication.acceptClient(&channel, secret: secret)
                         var hello: ClusterMessage.HostHello?
                         if client.role == .host {
@@ -1009,7 +1049,7 @@ final class Supervisor: @unchecked Sendable {
                         guard channel.assembler.bufferedByteCount == 0 else {
                             throw MultiprocessingError(.malformedFrame, "the client sent more than the handshake")
                         }
-                        try Platform.setIOTimeout(fd, seconds: 0)
+                        try channel.limitTime(seconds: nil)
                         try Platform.setNonBlocking(fd)
                         let joining = hello
                         loop.execute { [self] in connectionAuthenticated(fd, client, joining, peer: peer) }
@@ -1179,10 +1219,20 @@ final class Supervisor: @unchecked Sendable {
         guard let worker = candidates.first(where: { $0.remoteHost === host && $0.workerID == report.workerID })
         else { return }
         worker.exitReport = report
+        worker.phase = .exiting
         if worker.pid == 0 { worker.pid = report.pid }
         if report.timedOut, let limit = settings.itemTimeoutNanos { worker.stopReason = .timedOut(limit) }
-        // Its channel ends too (the process is gone); what it sent before comes first.
-        if !worker.hasChannel { workerEnded(worker, report.termination) }
+        guard worker.hasChannel else {
+            workerEnded(worker, report.termination)
+            return
+        }
+        // Its channel ends too (the process is gone), and what it sent before comes first.
+        // Unless a process the function started holds the socket open: then it is closed
+        // here after a grace period.
+        loop.schedule(afterNanoseconds: Self.exitGraceNanos) { [weak self, weak worker] in
+            guard let self, let worker, !worker.ended else { return }
+            closeChannel(of: worker)
+        }
     }
 
     /// A worker host's connection ended: its node is lost with every worker on it. Their
@@ -1204,24 +1254,27 @@ final class Supervisor: @unchecked Sendable {
             }
         }
         retiredSlots.formUnion(host.slots)
-        for worker in slots.compactMap({ $0 }) + departed where worker.remoteHost === host {
-            worker.closeChannel(loop: loop)
-            workerEnded(worker, .lost(node: node))
-        }
-        switch state {
-        case .starting:
+        if state == .starting {
+            let said = cluster?.step?.lastErrorLines ?? ""
             failStart(
                 MultiprocessingError(
                     .nodesUnavailable,
-                    "the worker host on node \(node) left while the pool was starting\(error.map { " (\($0.message))" } ?? ""); srun said: \(cluster?.step?.lastErrorLines ?? "")"
+                    "the worker host on node \(node) left while the pool was starting\(error.map { " (\($0.message))" } ?? ""); srun said: \(said.isEmpty ? "nothing" : said)"
                 ))
-        case .running where workerCount == 0:
-            failAllCalls(
-                MultiprocessingError(
-                    .nodesUnavailable,
-                    "every node of the pool was lost (last: \(node)); no worker is left. Check the job's output for why the nodes failed"
-                ))
-        default:
+        }
+        for worker in slots.compactMap({ $0 }) + departed where worker.remoteHost === host {
+            worker.closeChannel(loop: loop)
+            // A worker whose exit its host reported before the node went keeps that report.
+            workerEnded(worker, worker.exitReport?.termination ?? .lost(node: node))
+        }
+        if state == .running && workerCount == 0 {
+            let error = MultiprocessingError(
+                .nodesUnavailable,
+                "every node of the pool was lost (last: \(node)); no worker is left, and the pool takes no more work. Check the job's output for why the nodes failed"
+            )
+            unusable = error
+            failAllCalls(error)
+        } else {
             finishClosingIfDone()
         }
     }

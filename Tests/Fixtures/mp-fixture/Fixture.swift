@@ -471,6 +471,40 @@ struct Fixture {
             } catch {
                 print("error: \(describe(error))")
             }
+        case "nodes-cancel":
+            // A call cancelled while every worker of both nodes runs it: each host stops its
+            // workers at once; then the pool must still work on both nodes.
+            try await withProcessPool { pool in
+                print("workers=\(pool.workerCount)")
+                fflush(nil)
+                let slow = Task { try await pool.map(SquareOnNode(milliseconds: 3000), Array(0..<8), chunkSize: 1) }
+                try await Task.sleep(for: .milliseconds(1500))
+                slow.cancel()
+                if case .failure(let error) = await slow.result { print("cancelled: \(describe(error))") }
+                let outputs = try await pool.map(SquareOnNode(milliseconds: 20), Array(0..<40), chunkSize: 1)
+                let nodes = Set(outputs.map(\.node)).sorted().joined(separator: ",")
+                print("after sum=\(outputs.map(\.square).reduce(0, +)) nodes=\(nodes) workers=\(pool.workerCount)")
+            }
+        case "nodes-after-loss":
+            // Both nodes lost during a call: that call fails, and so does the next one, at once.
+            try await withProcessPool { pool in
+                print("workers=\(pool.workerCount)")
+                fflush(nil)
+                do {
+                    _ = try await pool.map(SquareOnNode(milliseconds: 100), Array(0..<400), chunkSize: 1)
+                    print("first: ok")
+                } catch {
+                    print("first: \(describe(error))")
+                }
+                let start = now()
+                do {
+                    _ = try await pool.map(SquareOnNode(milliseconds: 1), Array(0..<4))
+                    print("second: ok")
+                } catch {
+                    print("second: \(describe(error))")
+                }
+                print("second took \(now() - start < 1 ? "under" : "over") 1 s")
+            }
         case "map-random":
             // sizes..., workers = last argument
             let workers = args.last!
