@@ -58,8 +58,9 @@ def configurations(workers_list, quick):
             configs.append(("swift", "process", workers, workload, [SWIFT] + w + swift_flags))
             if workload in ("cpu-bound", "imbalanced"):
                 configs.append(("swift", "threads", workers, workload, [SWIFT] + w + ["--engine", "threads"] + swift_flags))
-            if workload == "startup":
-                configs.append(("swift-static", "process", workers, workload, [SWIFT_STATIC] + w))
+            if workload == "startup" or (workload == "tiny-map-c1" and workers == 2):
+                # startup and an idle worker's memory for a --static-swift-stdlib build too
+                configs.append(("swift-static", "process", workers, workload, [SWIFT_STATIC] + w + swift_flags))
             configs.append(("python", "pool", workers, workload, PYTHON + w + ["--engine", "pool"] + python_flags))
             if not quick:
                 configs.append(("python", "executor", workers, workload, PYTHON + w + ["--engine", "executor"] + python_flags))
@@ -132,6 +133,7 @@ def main():
                     cells.append("" if value is None else f"{value:.3g}")
             print(f"| {workload} | {workers} | {figure} | " + " | ".join(cells) + " |")
     rss_swift = median(("swift", "process", 2, "tiny-map-c1"), "worker_rss_kib")
+    rss_static = median(("swift-static", "process", 2, "tiny-map-c1"), "worker_rss_kib")
     rss_python = median(("python", "pool", 2, "tiny-map-c1"), "worker_rss_kib")
     floor = median(("c", "pingpong", 1, "latency"), "us_per_roundtrip")
 
@@ -159,13 +161,15 @@ def main():
         ("large-args MB/s vs Python", ratio("large-args", "mb_per_s"), ">= 4x"),
         ("mapreduce-pi samples/s vs Python", ratio("mapreduce-pi", "samples_per_s"), "(no target)"),
         ("idle worker RSS KiB, Swift / Python", rss_swift / rss_python if rss_swift and rss_python else None, "<= 1x"),
+        ("idle worker RSS KiB, Swift static / Python", rss_static / rss_python if rss_static and rss_python else None,
+         "<= 1x"),
     ]
     print("| target | measured | wanted |")
     print("|---|---|---|")
     for name, value, wanted in rows:
         print(f"| {name} | {'n/a' if value is None else f'{value:.3g}'} | {wanted} |")
-    print(f"\nsocket-pair ping-pong floor: {floor:.1f} us per round trip; idle worker RSS: Swift {rss_swift} KiB, "
-          f"Python {rss_python} KiB")
+    print(f"\nsocket-pair ping-pong floor: {floor:.1f} us per round trip; idle worker RSS: Swift {rss_swift} KiB "
+          f"({rss_static} KiB static), Python {rss_python} KiB")
 
 
 # workload -> (flags, the figure compared)
