@@ -24,6 +24,14 @@ import Darwin
 /// (each a direct child of this process) and stopped when it closes. When a worker dies,
 /// the items it was running fail with ``MultiprocessingError/Code/workerDied`` and a
 /// fresh worker takes its place; the pool stays usable.
+///
+/// In a Slurm job of several nodes, a pool created without a worker count by a program
+/// running in the batch script itself (not under `srun`) spans every node: it starts one
+/// worker host per node as one `srun` step, and those hosts start the workers, which
+/// connect back over authenticated TCP. The calls are the same. When a node is lost, the
+/// items its workers were running fail (or are retried, see ``Options/retries``) with a
+/// ``ProcessTermination/lost(node:)`` termination, and the pool goes on with the other
+/// nodes; when no node is left, calls fail with ``MultiprocessingError/Code/nodesUnavailable``.
 public final class ProcessPool: Sendable {
     /// Settings of a pool beyond its worker count.
     public struct Options: Sendable {
@@ -83,7 +91,7 @@ public final class ProcessPool: Sendable {
         }
     }
 
-    /// The number of worker processes.
+    /// The number of worker processes (in a multi-node pool, on all its nodes together).
     public let workerCount: Int
     /// Why the pool has ``workerCount`` workers.
     public let workerCountDecision: WorkerCount
@@ -97,8 +105,9 @@ public final class ProcessPool: Sendable {
     ///
     /// - Parameters:
     ///   - workers: the number of worker processes; `nil` applies the CPU rules of
-    ///     ``WorkerCount`` (affinity mask, cgroup quota, Slurm variables, `MP_WORKERS`).
-    ///     More workers than CPUs is allowed.
+    ///     ``WorkerCount`` (affinity mask, cgroup quota, Slurm variables, `MP_WORKERS`),
+    ///     on every node of a multi-node job when the program runs in its batch script
+    ///     (`MP_NODES=1` keeps it on this node). More workers than CPUs is allowed.
     ///   - options: limits and timeouts.
     /// - Throws: ``MultiprocessingError`` with code
     ///   ``MultiprocessingError/Code/bootstrapMissing`` when the program never called
@@ -108,7 +117,9 @@ public final class ProcessPool: Sendable {
     ///   ``MultiprocessingError/Code/handshakeFailed`` when a worker cannot start (a
     ///   worker that dies while starting fails the creation, naming its exit status);
     ///   ``MultiprocessingError/Code/initializerFailed`` when the initializer throws or
-    ///   its worker dies in it (reported once, naming your error).
+    ///   its worker dies in it (reported once, naming your error);
+    ///   ``MultiprocessingError/Code/nodesUnavailable`` when a multi-node pool cannot start
+    ///   its worker hosts (the message quotes `srun`).
     public init(workers: Int? = nil, options: Options = Options()) async throws {
         if WorkerMode.isWorker {
             throw MultiprocessingError(
