@@ -215,6 +215,15 @@ struct AuthenticationTests {
                 message: "why")
             #expect(try ClusterMessage.decode(frame(exited.frame())) { try ClusterMessage.WorkerExited(&$0) } == exited)
         }
+        // Bytes after the message are refused, not ignored.
+        let padded = try Frame.encode(.startWorker) { w in
+            w.write(contentsOf: Array(try start.frame()[Frame.headerSize...]))
+            w.write(0xAB)
+        }
+        let trailing = #expect(throws: MultiprocessingError.self) {
+            try ClusterMessage.decode(frame(padded)) { try ClusterMessage.StartWorker(&$0) }
+        }
+        #expect(trailing?.message == "a startWorker frame carried 1 bytes more than its message")
         let zero = ClusterMessage.HostHello(buildID: [], pid: 1, host: "h", node: "n", workers: 0, reason: "")
         #expect(throws: MultiprocessingError.self) {
             try ClusterMessage.decode(frame(zero.frame())) { try ClusterMessage.HostHello(&$0) }
