@@ -30,7 +30,18 @@ struct PlacementTests {
         #expect(Placement.decide(explicitWorkers: 3, environment: job).0 == .local)
         var forced = job
         forced["MP_NODES"] = "1"
-        #expect(Placement.decide(explicitWorkers: nil, environment: forced).0 == .local)
+        let (placement, notice) = Placement.decide(explicitWorkers: nil, environment: forced)
+        #expect(placement == .local)
+        #expect(notice?.message == "MP_NODES=1: the pool uses this node only; the job's other 1 node stays idle")
+        #expect(Placement.decide(explicitWorkers: nil, environment: ["MP_NODES": "1"]) == (.local, nil))
+        var wrong = job
+        wrong["MP_NODES"] = "off"
+        let (spans, warning) = Placement.decide(explicitWorkers: nil, environment: wrong)
+        #expect(spans == .nodes(count: 2, cpusPerTask: 2), "a wrong value does not change the placement")
+        #expect(
+            warning?.message
+                == "MP_NODES='off' is ignored: its only value is 1 (keep the pool on this node); unset it to use every node of the job"
+        )
         var broken = job
         broken["SLURM_JOB_NUM_NODES"] = "two"
         #expect(Placement.decide(explicitWorkers: nil, environment: broken).0 == .local)

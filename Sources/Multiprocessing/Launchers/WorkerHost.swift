@@ -71,7 +71,7 @@ struct WorkerHost {
             (try? Platform.setNonBlocking(signals.1)) != nil, mp_install_termination_handlers(signals.1) == 0
         else { fail("cannot watch for SIGTERM", status: Self.connectFailedStatus) }
         if let program = CommandLine.arguments.first?.split(separator: "/").last {
-            mp_set_thread_name(String(String(program).prefix(10)) + "-host")
+            Platform.setProcessName(String(String(program).prefix(10)) + "-host")
         }
         let secret = readSecret()
         var control: BlockingChannel

@@ -46,6 +46,22 @@ enum OSThread {
     }
 }
 
+extension Platform {
+    /// Names the process (what `ps -o comm`, `top` and `pgrep` show), whichever thread
+    /// calls it: Linux keeps the name of the main thread in `/proc/self/comm` (up to 15
+    /// bytes). A program whose `main` is `async` runs `bootstrap()` on another thread, so
+    /// naming the calling thread would not do.
+    static func setProcessName(_ name: String) {
+        #if os(Linux)
+        let fd = open("/proc/self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var bytes = Array(name.utf8.prefix(15))
+        _ = write(fd, &bytes, bytes.count)
+        #endif
+    }
+}
+
 /// A mutex with a condition variable, for the few places where a dedicated thread must
 /// sleep until another thread has something for it. Never used on the concurrency pool.
 final class ConditionLock: @unchecked Sendable {

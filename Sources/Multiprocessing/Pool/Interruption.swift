@@ -97,9 +97,10 @@ final class Interruption: Sendable {
         }
         guard !pools.isEmpty else { return }
         let name = Platform.signalName(signal)
-        let why =
+        var why =
             signal == SIGTERM
             ? "Slurm sends it at the job's time limit and on scancel" : "Ctrl-C; press it again to exit at once"
+        if origin != "the program" { why += ", or someone sent it with kill" }
         let who = origin == "the program" ? "" : "\(origin) "
         Platform.writeToStandardError(
             "swift-multiprocessing: \(who)received \(name) (\(why)): stopping the pool\(pools.count == 1 ? "" : "s"); results already received are kept\n"

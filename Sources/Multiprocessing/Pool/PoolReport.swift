@@ -13,6 +13,8 @@ public struct PoolReport: Sendable, CustomStringConvertible {
         public let busySeconds: Double
         /// `busySeconds` over the pool's elapsed time.
         public let utilisation: Double
+        /// Its node was lost (a multi-node pool): the slot is empty for good.
+        public let lost: Bool
     }
 
     /// A chunk among the slowest per item.
@@ -48,7 +50,7 @@ public struct PoolReport: Sendable, CustomStringConvertible {
         ]
         for worker in workers {
             lines.append(
-                "  worker \(worker.slot) on \(worker.host): \(worker.items) items, busy \(ProgressSnapshot.duration(worker.busySeconds)) (\(Int((worker.utilisation * 100).rounded()))%)"
+                "  worker \(worker.slot) on \(worker.host): \(worker.items) items, busy \(ProgressSnapshot.duration(worker.busySeconds)) (\(Int((worker.utilisation * 100).rounded()))%)\(worker.lost ? ", lost with its node" : "")"
             )
         }
         for chunk in slowestChunks {
@@ -70,6 +72,8 @@ struct PoolStatistics {
     var slotItems: [Int]
     var slotBusyNanos: [UInt64]
     var hosts: [String]
+    /// Slots whose node was lost.
+    var lost: Set<Int> = []
     var slowest: [(items: Range<Int>, nanosPerItem: Double)] = []
 
     init(workers: Int) {
@@ -107,7 +111,7 @@ struct PoolStatistics {
                 let busy = Double(slotBusyNanos[slot]) / 1e9
                 return PoolReport.Worker(
                     slot: slot, host: hosts[slot], items: slotItems[slot], busySeconds: busy,
-                    utilisation: elapsed > 0 ? busy / elapsed : 0)
+                    utilisation: elapsed > 0 ? busy / elapsed : 0, lost: lost.contains(slot))
             },
             slowestChunks: slowest.map { PoolReport.SlowChunk(items: $0.items, secondsPerItem: $0.nanosPerItem / 1e9) })
     }

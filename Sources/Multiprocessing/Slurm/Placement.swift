@@ -37,7 +37,8 @@ enum Placement: Equatable, Sendable {
     /// Decides the placement of a pool.
     ///
     /// - A count given in code keeps the pool on this node.
-    /// - `MP_NODES=1` keeps it on this node too.
+    /// - `MP_NODES=1` keeps it on this node too (said once in a multi-node job, whose other
+    ///   nodes then stay idle); any other value is ignored with a warning.
     /// - In a job of several nodes (`SLURM_JOB_NUM_NODES` above 1), outside any job step
     ///   (no `SLURM_STEP_ID`: the program runs in the batch script itself), the pool spans
     ///   every node: one worker host per node, each with `cpusPerTask` CPUs (the fewest
@@ -47,17 +48,33 @@ enum Placement: Equatable, Sendable {
     ///   script: starting a second step from inside one would wait for resources forever.
     static func decide(explicitWorkers: Int?, environment: [String: String]) -> (Placement, Advice?) {
         if explicitWorkers != nil { return (.local, nil) }
-        if environment["MP_NODES"]?.trimmingWhitespace == "1" { return (.local, nil) }
-        guard environment["SLURM_JOB_ID"] != nil,
-            let nodes = environment["SLURM_JOB_NUM_NODES"].flatMap({ Int($0.trimmingWhitespace) }), nodes > 1
-        else { return (.local, nil) }
+        let nodes = environment["SLURM_JOB_NUM_NODES"].flatMap { Int($0.trimmingWhitespace) } ?? 1
+        let inMultiNodeJob = environment["SLURM_JOB_ID"] != nil && nodes > 1
+        var warning: Advice?
+        if let value = environment["MP_NODES"] {
+            if value.trimmingWhitespace == "1" {
+                guard inMultiNodeJob, environment["SLURM_STEP_ID"] == nil else { return (.local, nil) }
+                return (
+                    .local,
+                    Advice(
+                        message:
+                            "MP_NODES=1: the pool uses this node only; the job's other \(nodes - 1) node\(nodes == 2 ? " stays" : "s stay") idle"
+                    )
+                )
+            }
+            warning = Advice(
+                message:
+                    "MP_NODES='\(value)' is ignored: its only value is 1 (keep the pool on this node); unset it to use every node of the job"
+            )
+        }
+        guard inMultiNodeJob else { return (.local, warning) }
         if environment["SLURM_STEP_ID"] != nil {
             let tasks = environment["SLURM_STEP_NUM_TASKS"].flatMap { Int($0.trimmingWhitespace) } ?? 1
             let stepNodes = environment["SLURM_STEP_NUM_NODES"].flatMap { Int($0.trimmingWhitespace) } ?? 1
-            guard tasks > 1 || stepNodes > 1 else { return (.local, nil) }
+            guard tasks > 1 || stepNodes > 1 else { return (.local, warning) }
             // Every task finds the same; the first one says so.
             guard (environment["SLURM_PROCID"].flatMap { Int($0.trimmingWhitespace) } ?? 0) == 0 else {
-                return (.local, nil)
+                return (.local, warning)
             }
             let advice = Advice(
                 message:
@@ -66,7 +83,7 @@ enum Placement: Equatable, Sendable {
             return (.local, advice)
         }
         let cpus = environment["SLURM_JOB_CPUS_PER_NODE"].flatMap(minimumCPUsPerNode)
-        return (.nodes(count: nodes, cpusPerTask: cpus), nil)
+        return (.nodes(count: nodes, cpusPerTask: cpus), warning)
     }
 
     /// The fewest CPUs of any node in Slurm's `SLURM_JOB_CPUS_PER_NODE` form, e.g.

@@ -695,7 +695,10 @@ final class Supervisor: @unchecked Sendable {
         if case .lost = termination {
             message +=
                 workerCount > 0
-                ? ". The pool goes on with the workers of the other nodes." : ". No node of the pool is left."
+                ? ". The pool goes on with the workers of the other nodes" : ". No node of the pool is left"
+            message +=
+                settings.retries == 0
+                ? "; set ProcessPool.Options.retries to run such items again on the remaining nodes." : "."
         } else {
             message += ". The worker has been replaced; anything it printed went to this program's stdout or stderr."
         }
@@ -1254,6 +1257,7 @@ final class Supervisor: @unchecked Sendable {
             }
         }
         retiredSlots.formUnion(host.slots)
+        statistics.lost.formUnion(host.slots)
         if state == .starting {
             let said = cluster?.step?.lastErrorLines ?? ""
             failStart(

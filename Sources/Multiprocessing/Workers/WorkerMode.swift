@@ -115,7 +115,7 @@ struct WorkerLoop {
         // Workers are started through /proc/self/exe; name them after the program instead
         // of "exe" in top, ps -o comm and crash reports.
         if let program = CommandLine.arguments.first?.split(separator: "/").last {
-            mp_set_thread_name(String(program))
+            Platform.setProcessName(String(program))
         }
 
         do {
