@@ -238,7 +238,7 @@ struct MultiNodeTests {
         let text = contents(output)
         #expect(
             text.contains(
-                "received SIGTERM (Slurm sends it at the job's time limit and on scancel): stopping the pool; results already received are kept"
+                "received SIGTERM (Slurm sends it at the job's time limit and on scancel, or someone sent it with kill): stopping the pool; results already received are kept"
             ), "\(text)")
         #expect(text.contains("swift-multiprocessing: the worker host on node"), "passed on by a host: \(text)")
         #expect(text.contains("error: code=interrupted"), "\(text)")
