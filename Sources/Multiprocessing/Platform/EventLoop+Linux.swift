@@ -70,6 +70,11 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Runs on the loop thread after the descriptor events of each round, and again after
+    /// its queued work and timers (the supervisor hands over the results gathered so far at
+    /// once). Set before ``start(name:)``.
+    var afterIteration: (() -> Void)?
+
     /// Runs `work` on the loop thread, soon; once the loop has ended, at once on the
     /// calling thread. Callable from any thread.
     func execute(_ work: @escaping @Sendable () -> Void) {
@@ -152,8 +157,12 @@ final class EventLoop: @unchecked Sendable {
                     hangup: flags & (epollHup | epollRdHup | epollErr) != 0
                 )
             }
+            // Results read in this round go out before queued work runs: the task they wake
+            // may submit its next call quickly enough for this same round to take it.
+            afterIteration?()
             runQueuedWork()
             runDueTimers()
+            afterIteration?()
         }
     }
 

@@ -9,19 +9,20 @@ import Darwin
 /// What every call (`map`, the streams, `apply`) shares: starting a call in the
 /// supervisor, encoding its chunks, checking arguments.
 extension ProcessPool {
-    /// Registers a call with the supervisor and returns its id and its events. The events
-    /// stream finishes when the supervisor forgets the call.
+    /// Registers a call with the supervisor and returns its id and its events, which come
+    /// in batches (all that one round of the supervisor's loop produced). The stream
+    /// finishes when the supervisor forgets the call.
     func startCall<F: WorkerFunction>(
         _ function: F, name: String, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
         largestChunk: Int = ChunkSizer.maximumChunkItems, progress: ProgressMode? = nil,
         produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?
-    ) throws -> (UInt64, AsyncStream<CallEvent>) {
+    ) throws -> (UInt64, AsyncStream<[CallEvent]>) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let installFrame = try Frame.encode(.install) { w throws in
             Message.Install(callID: callID, typeName: typeName).write(to: &w)
             try BinaryCodec.encode(function, into: &w)
         }
-        let (events, continuation) = AsyncStream<CallEvent>.makeStream()
+        let (events, continuation) = AsyncStream<[CallEvent]>.makeStream()
         let supervisor = self.supervisor
         continuation.onTermination = { reason in
             // The consumer went away (its task was cancelled, or it dropped the stream).
@@ -33,7 +34,7 @@ extension ProcessPool {
                 totalItems: totalItems, workers: workerCount, fixedChunkSize: chunkSize, window: window,
                 largestChunk: largestChunk),
             produce: { chunkID, first, count in produce(callID, chunkID, first, count) },
-            deliver: { event in continuation.yield(event) },
+            deliver: { events in continuation.yield(events) },
             onForget: { continuation.finish() })
         call.name = name
         call.progress = progress.map {

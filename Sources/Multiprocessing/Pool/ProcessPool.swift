@@ -272,21 +272,24 @@ public final class ProcessPool: Sendable {
         let supervisor = self.supervisor
         var failure: MultiprocessingError?
         await withTaskCancellationHandler {
-            for await event in events {
-                do {
-                    switch event {
-                    case .results(let header, let range, let payload, let offset, let worker):
-                        try Self.decodeResults(F.Output.self, header, range, payload, offset, worker, into: &results)
-                    case .chunkFailed(_, let error), .failed(let error):
-                        throw error
-                    case .ended:
-                        break
+            receiving: for await batch in events {
+                for event in batch {
+                    do {
+                        switch event {
+                        case .results(let header, let range, let payload, let offset, let worker):
+                            try Self.decodeResults(
+                                F.Output.self, header, range, payload, offset, worker, into: &results)
+                        case .chunkFailed(_, let error), .failed(let error):
+                            throw error
+                        case .ended:
+                            break
+                        }
+                    } catch {
+                        failure = MultiprocessingError.from(error)
+                        break receiving
                     }
-                } catch {
-                    failure = MultiprocessingError.from(error)
-                    break
+                    if results.isComplete { break receiving }
                 }
-                if results.isComplete { break }
             }
         } onCancel: {
             supervisor.finish(callID: callID, stopRunningWork: true)

@@ -87,7 +87,10 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
     let callID: UInt64
     let supervisor: Supervisor
     let ordered: Bool
-    private var events: AsyncStream<CallEvent>.AsyncIterator
+    private var events: AsyncStream<[CallEvent]>.AsyncIterator
+    /// Events of the last batch not handled yet.
+    private var pending: [CallEvent] = []
+    private var pendingIndex = 0
     private var total: Int?
     /// Ordered: the index of the next item to yield. Unordered: items yielded so far.
     private var yielded = 0
@@ -97,7 +100,7 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
     private var position = 0
     private var done = false
 
-    init(callID: UInt64, events: AsyncStream<CallEvent>, supervisor: Supervisor, ordered: Bool, total: Int?) {
+    init(callID: UInt64, events: AsyncStream<[CallEvent]>, supervisor: Supervisor, ordered: Bool, total: Int?) {
         self.callID = callID
         self.total = total
         self.events = events.makeAsyncIterator()
@@ -135,7 +138,7 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
                 position = 0
                 continue
             }
-            guard let event = await events.next() else {
+            guard let event = await nextEvent() else {
                 finish(stopRunningWork: true)
                 if Task.isCancelled {
                     throw MultiprocessingError(
@@ -156,6 +159,17 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
             }
         }
         return nil
+    }
+
+    /// The next event: from the batch in hand, else from the next batch.
+    private func nextEvent() async -> CallEvent? {
+        while pendingIndex == pending.count {
+            guard let batch = await events.next() else { return nil }
+            pending = batch
+            pendingIndex = 0
+        }
+        pendingIndex += 1
+        return pending[pendingIndex - 1]
     }
 
     private func add(_ chunk: Chunk) {

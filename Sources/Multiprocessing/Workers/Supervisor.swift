@@ -40,7 +40,11 @@ final class CallRecord: @unchecked Sendable {
     /// encodes them as the task frame of chunk `chunkID`; `nil` when the input is dry.
     /// Called only on the loop thread, in order.
     let produce: (_ chunkID: UInt64, _ firstIndex: Int, _ maxCount: Int) -> ProducedChunk?
-    let deliver: @Sendable (CallEvent) -> Void
+    /// Hands events to the task that waits on the call, several at a time (see
+    /// ``Supervisor/post(_:_:)``).
+    let deliver: @Sendable ([CallEvent]) -> Void
+    /// Events posted in this round of the event loop, not yet delivered.
+    var outbox: [CallEvent] = []
     /// Called once when the supervisor forgets the call (it ends the caller's event stream).
     let onForget: @Sendable () -> Void
     /// Failed attempts of items being retried, by the first input index of what failed.
@@ -65,7 +69,7 @@ final class CallRecord: @unchecked Sendable {
     init(
         id: UInt64, installFrame: [UInt8], schedule: CallSchedule<TaskFrame>,
         produce: @escaping (UInt64, Int, Int) -> ProducedChunk?,
-        deliver: @escaping @Sendable (CallEvent) -> Void,
+        deliver: @escaping @Sendable ([CallEvent]) -> Void,
         onForget: @escaping @Sendable () -> Void
     ) {
         self.id = id
@@ -171,6 +175,7 @@ final class Supervisor: @unchecked Sendable {
         slotHosts = Array(repeating: nil, count: local)
         startFailures = Array(repeating: 0, count: local)
         statistics = PoolStatistics(workers: local)
+        loop.afterIteration = { [weak self] in self?.flushDeliveries() }
         try loop.start(name: "mp-supervisor")
     }
 
@@ -208,8 +213,8 @@ final class Supervisor: @unchecked Sendable {
     func submit(_ call: CallRecord) {
         loop.execute { [self] in
             guard state == .running, unusable == nil else {
-                call.deliver(.failed(unusable ?? interruption.map(Self.stoppedEarlier) ?? Self.closedError()))
-                call.onForget()
+                post(call, .failed(unusable ?? interruption.map(Self.stoppedEarlier) ?? Self.closedError()))
+                forget(call)
                 return
             }
             calls[call.id] = call
@@ -239,7 +244,7 @@ final class Supervisor: @unchecked Sendable {
     func finish(callID: UInt64, stopRunningWork: Bool = false) {
         loop.execute { [self] in
             guard let call = calls.removeValue(forKey: callID) else { return }
-            call.onForget()
+            forget(call)
             callOrder.removeAll { $0 == callID }
             settings.onProgress?(CallProgress(call.snapshot, finished: true))
             switch progressMode(call) {
@@ -319,6 +324,38 @@ final class Supervisor: @unchecked Sendable {
         MultiprocessingError(
             .poolClosed,
             "the pool is closed: create a new pool, or keep using this one inside its withProcessPool { } body")
+    }
+
+    // MARK: - Delivering events
+
+    /// Calls with events posted in this round of the event loop.
+    private var pendingDeliveries: [CallRecord] = []
+
+    /// Posts an event for the task that waits on `call`. Events are handed over once per
+    /// round of the event loop (``flushDeliveries()``): the results of the many small chunks
+    /// read in one round wake the waiting task once, not once each.
+    private func post(_ call: CallRecord, _ event: CallEvent) {
+        if call.outbox.isEmpty { pendingDeliveries.append(call) }
+        call.outbox.append(event)
+    }
+
+    private func flush(_ call: CallRecord) {
+        guard !call.outbox.isEmpty else { return }
+        let events = call.outbox
+        call.outbox.removeAll()
+        call.deliver(events)
+    }
+
+    /// Delivers every event posted in this round (the loop calls it after each round).
+    private func flushDeliveries() {
+        for call in pendingDeliveries { flush(call) }
+        pendingDeliveries.removeAll(keepingCapacity: true)
+    }
+
+    /// Delivers what is left for `call`, then ends its event stream.
+    private func forget(_ call: CallRecord) {
+        flush(call)
+        call.onForget()
     }
 
     // MARK: - Workers
@@ -453,7 +490,7 @@ final class Supervisor: @unchecked Sendable {
                 call.done += first.chunk.range.count
                 call.failed += header.failedCount
                 call.schedule.completed(first.chunk.range, computeNanos: header.computeNanos)
-                call.deliver(
+                post(call, 
                     .results(
                         header, range: first.chunk.range, payload: frame.payload, offset: offset,
                         worker: worker.identity))
@@ -475,7 +512,7 @@ final class Supervisor: @unchecked Sendable {
             if let call = calls[failure.callID] {
                 let code: MultiprocessingError.Code =
                     failure.code == MultiprocessingError.Code.typeNotFound.description ? .typeNotFound : .decodingFailed
-                call.deliver(
+                post(call, 
                     .failed(
                         MultiprocessingError(
                             code, "\(worker.identity) could not install the call's function: \(failure.message)",
@@ -657,7 +694,7 @@ final class Supervisor: @unchecked Sendable {
         call.schedule.split(chunk, requeue: requeue, failed: retry ? 0 : 1)
         if !retry {
             let range = (task.firstIndex + failing.lowerBound)..<(task.firstIndex + failing.upperBound)
-            call.deliver(.chunkFailed(range: range, Self.withAttempts(error, previous)))
+            post(call, .chunkFailed(range: range, Self.withAttempts(error, previous)))
         }
         enqueue(call)
     }
@@ -749,8 +786,8 @@ final class Supervisor: @unchecked Sendable {
 
     private func failAllCalls(_ error: MultiprocessingError) {
         for call in calls.values {
-            call.deliver(.failed(error))
-            call.onForget()
+            post(call, .failed(error))
+            forget(call)
         }
         calls.removeAll()
         callOrder.removeAll()
@@ -916,11 +953,11 @@ final class Supervisor: @unchecked Sendable {
                 case .failed(let count, let error)?:
                     call.schedule.handedOut(count: count)
                     call.schedule.abandoned(first..<(first + count))
-                    call.deliver(.chunkFailed(range: first..<(first + count), error))
+                    post(call, .chunkFailed(range: first..<(first + count), error))
                     continue
                 case nil:
                     call.schedule.endOfSource()
-                    call.deliver(.ended(total: call.schedule.nextIndex))
+                    post(call, .ended(total: call.schedule.nextIndex))
                 }
             }
             if call.schedule.isExhausted {
@@ -955,7 +992,7 @@ final class Supervisor: @unchecked Sendable {
                 brokenChannel(worker, error)
             } else {
                 call.schedule.abandoned(range)
-                call.deliver(.chunkFailed(range: range, error))
+                post(call, .chunkFailed(range: range, error))
             }
         }
     }
