@@ -70,7 +70,8 @@ struct PlacementTests {
         #expect(Placement.decide(explicitWorkers: nil, environment: single) == (.local, nil))
     }
 
-    @Test("SLURM_JOB_CPUS_PER_NODE forms", arguments: [("2", 2), ("2(x2)", 2), ("8,4(x3),6", 4), ("", nil), ("x", nil)])
+    @Test(
+        "SLURM_JOB_CPUS_PER_NODE forms", arguments: [("2", 2), ("2(x2)", 2), ("8,4(x3),6", 4), ("", nil), ("x", nil)])
     func cpusPerNode(value: String, expected: Int?) {
         #expect(Placement.minimumCPUsPerNode(value) == expected)
     }
@@ -156,7 +157,9 @@ struct AuthenticationTests {
         #expect(error.code == .malformedFrame)
         #expect(error.message.hasPrefix("the peer sent bytes that are not a swift-multiprocessing frame"))
         // A frame header announcing a huge payload is refused before anything is allocated.
-        let huge: [UInt8] = [0x4D, 0x50, Frame.protocolVersion, Frame.Kind.authenticate.rawValue, 0xFF, 0xFF, 0xFF, 0x7F]
+        let huge: [UInt8] = [
+            0x4D, 0x50, Frame.protocolVersion, Frame.Kind.authenticate.rawValue, 0xFF, 0xFF, 0xFF, 0x7F,
+        ]
         let (second, _) = try handshake(coordinatorSecret: .random(), clientSecret: nil, garbage: huge)
         guard case .failure(let tooLarge) = second else {
             Issue.record("a huge frame was accepted")

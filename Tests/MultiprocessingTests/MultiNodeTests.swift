@@ -65,7 +65,9 @@ struct MultiNodeTests {
     }
 
     /// Submits an `mp-fixture` scenario on two nodes without waiting; returns the job id and output path.
-    func submit(_ scenario: String, options: [String] = ["--time=00:02:00"]) async throws -> (job: String, output: String) {
+    func submit(_ scenario: String, options: [String] = ["--time=00:02:00"]) async throws -> (
+        job: String, output: String
+    ) {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("mp-job-\(UUID().uuidString).out")
             .path
         let script = try SlurmCluster.script(
@@ -136,7 +138,8 @@ struct MultiNodeTests {
             nodes += object?["nodes"] as? [String] ?? []
         }
         #expect(nodes.sorted() == ["node1", "node2"], "each task used its own node: \(nodes)")
-        let advice = result.stderr.components(separatedBy: "this program runs inside a Slurm job step of 2 tasks on 2 nodes")
+        let advice = result.stderr.components(
+            separatedBy: "this program runs inside a Slurm job step of 2 tasks on 2 nodes")
         #expect(advice.count == 2, "said exactly once: \(result.stderr)")
         #expect(result.stderr.contains("run the program once, directly in the batch script, without srun"))
     }
@@ -149,14 +152,19 @@ struct MultiNodeTests {
         // The port, as srun passes it to the hosts (it is not a secret).
         var port: UInt16 = 0
         guard
-            try await waitUntil("srun of job \(job)", {
-                let srun = ProcessTable.all().first {
-                    $0.command == "srun" && $0.environment["SLURM_JOB_ID"] == job
-                        && $0.environment[WorkerHost.environmentVariable] != nil
-                }
-                port = srun.flatMap { WorkerHost.Settings(environmentValue: $0.environment[WorkerHost.environmentVariable]!) }?.port ?? 0
-                return port != 0 && contents(output).contains("workers=4")
-            })
+            try await waitUntil(
+                "srun of job \(job)",
+                {
+                    let srun = ProcessTable.all().first {
+                        $0.command == "srun" && $0.environment["SLURM_JOB_ID"] == job
+                            && $0.environment[WorkerHost.environmentVariable] != nil
+                    }
+                    port =
+                        srun.flatMap {
+                            WorkerHost.Settings(environmentValue: $0.environment[WorkerHost.environmentVariable]!)
+                        }?.port ?? 0
+                    return port != 0 && contents(output).contains("workers=4")
+                })
         else { return }
 
         // 1. The protocol, with a secret of its own.
@@ -176,7 +184,9 @@ struct MultiNodeTests {
         var byte = [UInt8](repeating: 0, count: 4096)
         var total = 0
         while true {
-            let n = (try? byte.withUnsafeMutableBytes { try Platform.read(garbage, into: $0.baseAddress!, count: 4096) }) ?? -1
+            let n =
+                (try? byte.withUnsafeMutableBytes { try Platform.read(garbage, into: $0.baseAddress!, count: 4096) })
+                ?? -1
             if n <= 0 { break }
             total += n
         }
@@ -195,17 +205,21 @@ struct MultiNodeTests {
         #expect(refusals.allSatisfy { $0.contains("nothing runs for it") })
     }
 
-    @Test("the worker host of one node killed mid-map: retried on the other node, or a failure naming the node", arguments: [1, 0])
+    @Test(
+        "the worker host of one node killed mid-map: retried on the other node, or a failure naming the node",
+        arguments: [1, 0])
     func nodeLost(retries: Int) async throws {
         guard SlurmCluster.require() else { return }
         let (job, output) = try await submitMap(items: 200, milliseconds: 100, retries: retries)
         defer { try? FileManager.default.removeItem(atPath: output) }
         var victim: ProcessTable.Entry?
         guard
-            try await waitUntil("the worker host on node2", {
-                victim = ProcessTable.host(job: job, node: "node2")
-                return victim != nil && contents(output).contains("workers=4")
-            })
+            try await waitUntil(
+                "the worker host on node2",
+                {
+                    victim = ProcessTable.host(job: job, node: "node2")
+                    return victim != nil && contents(output).contains("workers=4")
+                })
         else { return }
         try await Task.sleep(for: .seconds(1))  // some items in flight on node2
         kill(victim!.pid, SIGKILL)
@@ -218,7 +232,9 @@ struct MultiNodeTests {
         } else {
             let error = text.split(separator: "\n").first { $0.hasPrefix("error: ") }.map(String.init) ?? ""
             #expect(error.hasPrefix("error: code=worker died"), "\(text)")
-            #expect(error.contains("on node2) was lost with node node2 (the connection to its worker host ended"), "\(error)")
+            #expect(
+                error.contains("on node2) was lost with node node2 (the connection to its worker host ended"),
+                "\(error)")
             #expect(error.contains("[lost node2]"))
         }
         // Nothing of the pool is left on either node once the job has ended.
@@ -227,7 +243,9 @@ struct MultiNodeTests {
         }
     }
 
-    @Test("the time limit's SIGTERM (--signal=TERM@50, sent only to the step's tasks) reaches the program through its hosts")
+    @Test(
+        "the time limit's SIGTERM (--signal=TERM@50, sent only to the step's tasks) reaches the program through its hosts"
+    )
     func timeLimitAcrossNodes() async throws {
         guard SlurmCluster.require() else { return }
         // Slurm may send the signal up to 60 s early: the 2-minute limit leaves the pool 10 s
@@ -235,7 +253,9 @@ struct MultiNodeTests {
         let (job, output) = try await submitMap(
             items: 4000, milliseconds: 100, retries: 0, options: ["--time=00:02:00", "--signal=TERM@50"])
         defer { try? FileManager.default.removeItem(atPath: output) }
-        guard try await waitUntil("job \(job) to stop", timeout: .seconds(150), { contents(output).contains("job-status=") })
+        guard
+            try await waitUntil(
+                "job \(job) to stop", timeout: .seconds(150), { contents(output).contains("job-status=") })
         else { return }
         let text = contents(output)
         #expect(
@@ -279,7 +299,8 @@ struct MultiNodeTests {
         let text = contents(output)
         #expect(text.contains("workers=4"), "\(text)")
         #expect(text.contains("cancelled: code=cancelled"), "\(text)")
-        #expect(text.contains("after sum=\((0..<40).map { $0 * $0 }.reduce(0, +)) nodes=node1,node2 workers=4"), "\(text)")
+        #expect(
+            text.contains("after sum=\((0..<40).map { $0 * $0 }.reduce(0, +)) nodes=node1,node2 workers=4"), "\(text)")
         #expect(!text.contains("lost the worker host"), "no host died: \(text)")
         #expect(text.contains("job-status=0"))
     }
@@ -315,7 +336,8 @@ struct MultiNodeTests {
         let workers = processes.filter { $0.environment[WorkerMode.environmentVariable] != nil }
         #expect(workers.count == 4, "\(processes.map(\.command))")
         let coordinator = processes.first {
-            $0.environment[WorkerMode.environmentVariable] == nil && $0.environment[WorkerHost.environmentVariable] == nil
+            $0.environment[WorkerMode.environmentVariable] == nil
+                && $0.environment[WorkerHost.environmentVariable] == nil
                 && $0.command != "srun"
         }
         let pid = try #require(coordinator?.pid, "\(processes.map(\.command))")

@@ -185,7 +185,8 @@ struct BlockingChannel {
             }
             if n == 0 {
                 if assembler.bufferedByteCount > 0 {
-                    throw MultiprocessingError(.malformedFrame, "the peer closed the connection in the middle of a frame")
+                    throw MultiprocessingError(
+                        .malformedFrame, "the peer closed the connection in the middle of a frame")
                 }
                 return nil
             }
@@ -196,10 +197,13 @@ struct BlockingChannel {
     /// The next frame, which must be of `kind`.
     mutating func receive(expecting kind: Frame.Kind, _ what: String) throws -> Frame {
         guard let frame = try receive() else {
-            throw MultiprocessingError(.authenticationFailed, "the peer closed the connection instead of sending \(what)")
+            throw MultiprocessingError(
+                .authenticationFailed, "the peer closed the connection instead of sending \(what)")
         }
         guard frame.kind == kind else {
-            if frame.kind == .fatal, let failure = try? ClusterMessage.decode(frame, { try Message.Failure(&$0, kind: .fatal) }) {
+            if frame.kind == .fatal,
+                let failure = try? ClusterMessage.decode(frame, { try Message.Failure(&$0, kind: .fatal) })
+            {
                 throw MultiprocessingError(.authenticationFailed, "the peer refused the connection: \(failure.message)")
             }
             throw MultiprocessingError(.malformedFrame, "the peer sent a \(frame.kind) frame instead of \(what)")

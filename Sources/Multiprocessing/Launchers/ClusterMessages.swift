@@ -206,7 +206,9 @@ enum ClusterMessage {
             chunkID = try reader.readVarint()
             phase = try reader.readByte("a phase")
             let offset = try reader.readVarint()
-            guard offset < 1 << 40 else { throw MultiprocessingError(.malformedFrame, "an item offset is out of range") }
+            guard offset < 1 << 40 else {
+                throw MultiprocessingError(.malformedFrame, "an item offset is out of range")
+            }
             self.offset = Int(offset)
             message = try reader.readString()
         }

@@ -56,7 +56,8 @@ final class SlurmStep: Sendable {
         }
         let environment =
             Platform.environmentStrings().filter {
-                !$0.hasPrefix(WorkerMode.environmentVariable + "=") && !$0.hasPrefix(WorkerHost.environmentVariable + "=")
+                !$0.hasPrefix(WorkerMode.environmentVariable + "=")
+                    && !$0.hasPrefix(WorkerHost.environmentVariable + "=")
             } + ["\(WorkerHost.environmentVariable)=\(settings.environmentValue)"]
         let pid: Int32
         do {
@@ -98,7 +99,9 @@ final class SlurmStep: Sendable {
         try? OSThread.start(name: "mp-srun-stderr") { [tail] in
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
-                let n = buffer.withUnsafeMutableBytes { raw in (try? Platform.read(fd, into: raw.baseAddress!, count: raw.count)) ?? 0 }
+                let n = buffer.withUnsafeMutableBytes { raw in
+                    (try? Platform.read(fd, into: raw.baseAddress!, count: raw.count)) ?? 0
+                }
                 if n <= 0 { break }
                 buffer.withUnsafeBytes { _ = try? Platform.writeAll(2, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 tail.bytes.withLock { kept in

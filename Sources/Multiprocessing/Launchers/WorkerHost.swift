@@ -220,7 +220,8 @@ struct WorkerHost {
                         for child in children where child.workerID == id { Platform.kill(child.spawned.pid, 9) }
                     default:
                         throw MultiprocessingError(
-                            .malformedFrame, "the coordinator sent a \(frame.kind) frame, which a worker host never takes")
+                            .malformedFrame,
+                            "the coordinator sent a \(frame.kind) frame, which a worker host never takes")
                     }
                 }
             } catch {

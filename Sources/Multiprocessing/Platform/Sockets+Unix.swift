@@ -80,7 +80,9 @@ extension Platform {
             }
             if started != 0 {
                 let code = mp_errno()
-                guard code == EINPROGRESS || code == EINTR else { throw systemError("connect to \(host):\(port)", code) }
+                guard code == EINPROGRESS || code == EINTR else {
+                    throw systemError("connect to \(host):\(port)", code)
+                }
                 var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 let ready = try call("poll") { poll(&entry, 1, timeoutMilliseconds) }
                 guard ready > 0 else { throw systemError("connect to \(host):\(port)", ETIMEDOUT) }
@@ -155,7 +157,9 @@ extension Platform {
 
     /// Interfaces whose address means "this node" on every node (container and VM bridges,
     /// virtual links): another node trying one would reach itself, not this program.
-    static let nodeLocalInterfacePrefixes = ["docker", "br-", "virbr", "veth", "cni", "flannel", "cali", "lxc", "podman"]
+    static let nodeLocalInterfacePrefixes = [
+        "docker", "br-", "virbr", "veth", "cni", "flannel", "cali", "lxc", "podman",
+    ]
 
     /// This node's IPv4 addresses, the loopback ones last (a worker host tries them in order).
     /// Bridge addresses are left out (``nodeLocalInterfacePrefixes``).

@@ -490,7 +490,8 @@ final class Supervisor: @unchecked Sendable {
                 call.done += first.chunk.range.count
                 call.failed += header.failedCount
                 call.schedule.completed(first.chunk.range, computeNanos: header.computeNanos)
-                post(call, 
+                post(
+                    call,
                     .results(
                         header, range: first.chunk.range, payload: frame.payload, offset: offset,
                         worker: worker.identity))
@@ -512,7 +513,8 @@ final class Supervisor: @unchecked Sendable {
             if let call = calls[failure.callID] {
                 let code: MultiprocessingError.Code =
                     failure.code == MultiprocessingError.Code.typeNotFound.description ? .typeNotFound : .decodingFailed
-                post(call, 
+                post(
+                    call,
                     .failed(
                         MultiprocessingError(
                             code, "\(worker.identity) could not install the call's function: \(failure.message)",
@@ -1127,7 +1129,8 @@ final class Supervisor: @unchecked Sendable {
             }
             guard cluster.hosts.count < cluster.expectedHosts else {
                 Platform.close(fd)
-                settings.logger.warning("refused a connection from \(peer): all \(cluster.expectedHosts) worker hosts have joined")
+                settings.logger.warning(
+                    "refused a connection from \(peer): all \(cluster.expectedHosts) worker hosts have joined")
                 return
             }
             hostJoined(RemoteHost(hello: hello, descriptor: fd), cluster)

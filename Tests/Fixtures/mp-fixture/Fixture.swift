@@ -463,7 +463,8 @@ struct Fixture {
                 try await withProcessPool(options: options) { pool in
                     print("workers=\(pool.workerCount) source=\(pool.workerCountDecision.source)")
                     fflush(nil)
-                    let outputs = try await pool.map(SquareOnNode(milliseconds: args[1]), Array(0..<args[0]), chunkSize: 1)
+                    let outputs = try await pool.map(
+                        SquareOnNode(milliseconds: args[1]), Array(0..<args[0]), chunkSize: 1)
                     let nodes = Set(outputs.map(\.node)).sorted().joined(separator: ",")
                     print("sum=\(outputs.map(\.square).reduce(0, +)) nodes=\(nodes)")
                     print(await pool.report())
