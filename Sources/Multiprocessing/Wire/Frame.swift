@@ -155,7 +155,9 @@ struct FrameAssembler {
     /// Takes back the payload of a frame the reader has finished with (leaving `payload`
     /// empty), so that the next large frame reuses its memory.
     mutating func recycle(_ payload: inout [UInt8]) {
-        guard readsLargeFramesDirectly, payload.capacity >= Self.directThreshold else { return }
+        // Up to 64 MiB is kept: an idle worker should not hold on to one huge item's memory.
+        guard readsLargeFramesDirectly, payload.capacity >= Self.directThreshold, payload.capacity <= 64 << 20
+        else { return }
         spare = payload
         payload = []
     }
