@@ -38,23 +38,6 @@ enum ClusterMessage {
             }
         }
 
-        init(nonce: [UInt8], role: Role, workerID: UInt64, mac: [UInt8]) {
-            self.nonce = nonce
-            self.role = role
-            self.workerID = workerID
-            self.mac = mac
-        }
-
-        init(_ reader: inout ByteReader) throws {
-            nonce = Array(try reader.readBytes(ClusterMessage.nonceSize, "a nonce"))
-            let raw = try reader.readByte("a role")
-            guard let role = Role(rawValue: raw) else {
-                throw MultiprocessingError(.malformedFrame, "unknown connection role \(raw)")
-            }
-            self.role = role
-            workerID = try reader.readVarint()
-            mac = Array(try reader.readBytes(ClusterMessage.macSize, "a message authentication code"))
-        }
     }
 
     struct HostHello: Equatable, Sendable {
@@ -79,28 +62,6 @@ enum ClusterMessage {
             }
         }
 
-        init(buildID: [UInt8], pid: Int32, host: String, node: String, workers: Int, reason: String) {
-            self.buildID = buildID
-            self.pid = pid
-            self.host = host
-            self.node = node
-            self.workers = workers
-            self.reason = reason
-        }
-
-        init(_ reader: inout ByteReader) throws {
-            let length = try reader.readLength("a build id length")
-            buildID = Array(try reader.readBytes(length, "a build id"))
-            pid = Int32(bitPattern: try reader.read(fixed: UInt32.self))
-            host = try reader.readString()
-            node = try reader.readString()
-            let count = try reader.readVarint()
-            guard count >= 1, count <= 65_536 else {
-                throw MultiprocessingError(.malformedFrame, "a worker host announced \(count) workers")
-            }
-            workers = Int(count)
-            reason = try reader.readString()
-        }
     }
 
     struct StartWorker: Equatable {
@@ -121,26 +82,6 @@ enum ClusterMessage {
             }
         }
 
-        init(workerID: UInt64, slot: Int, maximumPayload: Int, timesItems: Bool, itemTimeoutNanos: UInt64) {
-            self.workerID = workerID
-            self.slot = slot
-            self.maximumPayload = maximumPayload
-            self.timesItems = timesItems
-            self.itemTimeoutNanos = itemTimeoutNanos
-        }
-
-        init(_ reader: inout ByteReader) throws {
-            workerID = try reader.readVarint()
-            let slot = try reader.readVarint()
-            let maximum = try reader.readVarint()
-            guard slot < 1 << 20, maximum >= 1, maximum <= UInt64(Frame.absoluteMaximumPayload) else {
-                throw MultiprocessingError(.malformedFrame, "a startWorker message is out of range")
-            }
-            self.slot = Int(slot)
-            maximumPayload = Int(maximum)
-            timesItems = try reader.readByte("flags") & 1 != 0
-            itemTimeoutNanos = try reader.readVarint()
-        }
     }
 
     struct WorkerExited: Equatable {
@@ -225,5 +166,52 @@ enum ClusterMessage {
             }
             return value
         }
+    }
+}
+
+extension ClusterMessage.Authenticate {
+    /// Reads the message from a frame's payload.
+    init(_ reader: inout ByteReader) throws {
+        nonce = Array(try reader.readBytes(ClusterMessage.nonceSize, "a nonce"))
+        let raw = try reader.readByte("a role")
+        guard let role = ClusterMessage.Role(rawValue: raw) else {
+            throw MultiprocessingError(.malformedFrame, "unknown connection role \(raw)")
+        }
+        self.role = role
+        workerID = try reader.readVarint()
+        mac = Array(try reader.readBytes(ClusterMessage.macSize, "a message authentication code"))
+    }
+}
+
+extension ClusterMessage.HostHello {
+    /// Reads the message from a frame's payload.
+    init(_ reader: inout ByteReader) throws {
+        let length = try reader.readLength("a build id length")
+        buildID = Array(try reader.readBytes(length, "a build id"))
+        pid = Int32(bitPattern: try reader.read(fixed: UInt32.self))
+        host = try reader.readString()
+        node = try reader.readString()
+        let count = try reader.readVarint()
+        guard count >= 1, count <= 65_536 else {
+            throw MultiprocessingError(.malformedFrame, "a worker host announced \(count) workers")
+        }
+        workers = Int(count)
+        reason = try reader.readString()
+    }
+}
+
+extension ClusterMessage.StartWorker {
+    /// Reads the message from a frame's payload.
+    init(_ reader: inout ByteReader) throws {
+        workerID = try reader.readVarint()
+        let slot = try reader.readVarint()
+        let maximum = try reader.readVarint()
+        guard slot < 1 << 20, maximum >= 1, maximum <= UInt64(Frame.absoluteMaximumPayload) else {
+            throw MultiprocessingError(.malformedFrame, "a startWorker message is out of range")
+        }
+        self.slot = Int(slot)
+        maximumPayload = Int(maximum)
+        timesItems = try reader.readByte("flags") & 1 != 0
+        itemTimeoutNanos = try reader.readVarint()
     }
 }

@@ -376,23 +376,7 @@ final class BinaryValueDecoder: Decoder {
     /// How this decoder handles `T`.
     @inline(__always)
     func kind<T>(of type: T.Type) -> BinaryTypeKind<any _BinaryDecodingFastPath.Type> {
-        let id = UInt(bitPattern: ObjectIdentifier(T.self))
-        if let kind = types.kind(id) { return kind }
-        return classify(T.self, id)
-    }
-
-    /// Finds out how to handle `T` and caches the answer.
-    func classify<T>(_ type: T.Type, _ id: UInt) -> BinaryTypeKind<any _BinaryDecodingFastPath.Type> {
-        let kind: BinaryTypeKind<any _BinaryDecodingFastPath.Type>
-        if let primitive = BinaryPrimitive(T.self) {
-            kind = .primitive(primitive)
-        } else if let fast = T.self as? any _BinaryDecodingFastPath.Type {
-            kind = .fast(fast)
-        } else {
-            kind = .nested
-        }
-        types.insert(id, kind)
-        return kind
+        types.kind(of: T.self) { $0 as? any _BinaryDecodingFastPath.Type }
     }
 
     /// Reads a `T` in its single-value form at the current position of ``reader``.

@@ -385,6 +385,25 @@ struct BinaryTypeCache<FastPath> {
         types[slot] = id
         kinds[slot] = kind
     }
+
+    /// How a coder handles `T`: the cached answer, else a primitive, a type that
+    /// `fastPath` (the coder's cast to its fast-path protocol) accepts, or a nested
+    /// Codable value, cached.
+    @inline(__always)
+    mutating func kind<T>(of type: T.Type, fastPath: (T.Type) -> FastPath?) -> BinaryTypeKind<FastPath> {
+        let id = UInt(bitPattern: ObjectIdentifier(T.self))
+        if let kind = kind(id) { return kind }
+        let kind: BinaryTypeKind<FastPath>
+        if let primitive = BinaryPrimitive(T.self) {
+            kind = .primitive(primitive)
+        } else if let fast = fastPath(T.self) {
+            kind = .fast(fast)
+        } else {
+            kind = .nested
+        }
+        insert(id, kind)
+        return kind
+    }
 }
 
 /// A few idle coder instances kept for reuse. Ownership moves with an atomic exchange,
@@ -597,23 +616,7 @@ final class BinaryValueEncoder: Encoder {
     /// How this encoder handles `T`.
     @inline(__always)
     func kind<T>(of type: T.Type) -> BinaryTypeKind<any _BinaryEncodingFastPath.Type> {
-        let id = UInt(bitPattern: ObjectIdentifier(T.self))
-        if let kind = types.kind(id) { return kind }
-        return classify(T.self, id)
-    }
-
-    /// Finds out how to handle `T` and caches the answer.
-    func classify<T>(_ type: T.Type, _ id: UInt) -> BinaryTypeKind<any _BinaryEncodingFastPath.Type> {
-        let kind: BinaryTypeKind<any _BinaryEncodingFastPath.Type>
-        if let primitive = BinaryPrimitive(T.self) {
-            kind = .primitive(primitive)
-        } else if let fast = T.self as? any _BinaryEncodingFastPath.Type {
-            kind = .fast(fast)
-        } else {
-            kind = .nested
-        }
-        types.insert(id, kind)
-        return kind
+        types.kind(of: T.self) { $0 as? any _BinaryEncodingFastPath.Type }
     }
 
     /// Writes `value` in its single-value form at the current position.
