@@ -58,6 +58,9 @@ enum Platform {
     /// The parent process's id.
     static var parentProcessID: Int32 { getppid() }
 
+    /// This machine's short host name, read once per process (``shortHostName()``).
+    static let hostName = shortHostName()
+
     /// The short host name (up to the first dot).
     static func shortHostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)

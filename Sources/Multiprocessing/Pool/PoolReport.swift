@@ -79,7 +79,7 @@ struct PoolStatistics {
     init(workers: Int) {
         slotItems = Array(repeating: 0, count: workers)
         slotBusyNanos = Array(repeating: 0, count: workers)
-        hosts = Array(repeating: Platform.shortHostName(), count: workers)
+        hosts = Array(repeating: Platform.hostName, count: workers)
     }
 
     /// A worker slot added after the pool started (a worker host on another node joined).

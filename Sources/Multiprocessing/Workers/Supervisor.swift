@@ -311,6 +311,16 @@ final class Supervisor: @unchecked Sendable {
         loop.execute { [self] in beginClosing() }
     }
 
+    /// Reaps the process behind a readable pidfd: how it ended, or nil when it has not
+    /// (a spurious wakeup). A failed wait counts as `exited(-1)`.
+    static func reapIfExited(_ handle: Int32) -> ProcessTermination? {
+        do {
+            return try Platform.reap(handle, wait: false)
+        } catch {
+            return .exited(-1)
+        }
+    }
+
     /// The error for a call made after a signal stopped the pool.
     static func stoppedEarlier(_ interruption: MultiprocessingError) -> MultiprocessingError {
         let name = interruption.interruptSignal.map(Platform.signalName) ?? "a signal"
@@ -325,6 +335,9 @@ final class Supervisor: @unchecked Sendable {
             .poolClosed,
             "the pool is closed: create a new pool, or keep using this one inside its withProcessPool { } body")
     }
+
+    /// Every worker process not reaped yet: those in slots, and recycled ones still finishing.
+    private var allWorkers: [WorkerConnection] { slots.compactMap { $0 } + departed }
 
     // MARK: - Delivering events
 
@@ -370,11 +383,7 @@ final class Supervisor: @unchecked Sendable {
         slots[slot] = worker
         settings.logger.debug("worker started", metadata: Self.metadata(worker))
         do {
-            worker.connection.token = try loop.register(
-                worker.channel, [.readable, .writable, .edgeTriggered],
-                EventHandler { [weak self, unowned worker] readable, writable, hangup in
-                    self?.channelEvent(worker, readable: readable, writable: writable, hangup: hangup)
-                })
+            try registerChannel(worker)
             worker.processToken = try loop.register(
                 worker.processHandle, .readable,
                 EventHandler { [weak self, unowned worker] _, _, _ in self?.processExited(worker) })
@@ -390,6 +399,15 @@ final class Supervisor: @unchecked Sendable {
         guard let cluster else { return "\(slots.count) local workers" }
         let nodes = cluster.hosts.map { "\($0.hello.node): \($0.hello.workers) (\($0.hello.reason))" }
         return "\(cluster.hosts.count) nodes, each counting its own CPUs — " + nodes.joined(separator: "; ")
+    }
+
+    /// Watches a worker's channel (local socket pair or remote TCP alike).
+    private func registerChannel(_ worker: WorkerConnection) throws {
+        worker.connection.token = try loop.register(
+            worker.channel, [.readable, .writable, .edgeTriggered],
+            EventHandler { [weak self, unowned worker] readable, writable, hangup in
+                self?.channelEvent(worker, readable: readable, writable: writable, hangup: hangup)
+            })
     }
 
     /// Kills a worker that does not complete the handshake (and initializer) in time.
@@ -413,6 +431,8 @@ final class Supervisor: @unchecked Sendable {
                 let open = try worker.readAvailable(into: &readBuffer)
                 try processFrames(worker)
                 if !open { brokenChannel(worker, nil) }
+                // Hand out work once for all the results read in this wakeup, not once each.
+                pump()
             }
         } catch {
             brokenChannel(worker, .from(error))
@@ -499,8 +519,7 @@ final class Supervisor: @unchecked Sendable {
             if worker.phase == .exiting && worker.inFlight.isEmpty {
                 closeChannel(of: worker)  // a recycled worker has answered its last chunk
             }
-            recycleIfDue(worker)
-            pump()
+            recycleIfDue(worker)  // the caller (channelEvent) pumps once for all frames read
         case .installFailed, .fatal:
             let failure = try frame.payload.withUnsafeBytes { raw throws in
                 var reader = ByteReader(raw)
@@ -571,13 +590,7 @@ final class Supervisor: @unchecked Sendable {
             channelEvent(worker, readable: true, writable: false, hangup: true)
             if worker.hasChannel { brokenChannel(worker, nil) }
         }
-        let termination: ProcessTermination
-        do {
-            guard let reaped = try Platform.reap(worker.processHandle, wait: false) else { return }
-            termination = reaped
-        } catch {
-            termination = .exited(-1)
-        }
+        guard let termination = Self.reapIfExited(worker.processHandle) else { return }
         worker.closeProcessHandle(loop: loop)
         workerEnded(worker, termination)
     }
@@ -1147,11 +1160,7 @@ final class Supervisor: @unchecked Sendable {
             maximumPayload: maximumPayload)
         slots[pending.slot] = worker
         do {
-            worker.connection.token = try loop.register(
-                fd, [.readable, .writable, .edgeTriggered],
-                EventHandler { [weak self, unowned worker] readable, writable, hangup in
-                    self?.channelEvent(worker, readable: readable, writable: writable, hangup: hangup)
-                })
+            try registerChannel(worker)
         } catch {
             brokenChannel(worker, .from(error))
             return
@@ -1258,7 +1267,7 @@ final class Supervisor: @unchecked Sendable {
             remoteStartFailed(slot: pending.slot, MultiprocessingError(.spawnFailed, message))
             return
         }
-        let candidates = slots.compactMap { $0 } + departed
+        let candidates = allWorkers
         guard let worker = candidates.first(where: { $0.remoteHost === host && $0.workerID == report.workerID })
         else { return }
         worker.exitReport = report
@@ -1306,7 +1315,7 @@ final class Supervisor: @unchecked Sendable {
                     "the worker host on node \(node) left while the pool was starting\(error.map { " (\($0.message))" } ?? ""); srun said: \(said.isEmpty ? "nothing" : said)"
                 ))
         }
-        for worker in slots.compactMap({ $0 }) + departed where worker.remoteHost === host {
+        for worker in allWorkers where worker.remoteHost === host {
             worker.closeChannel(loop: loop)
             // A worker whose exit its host reported before the node went keeps that report.
             workerEnded(worker, worker.exitReport?.termination ?? .lost(node: node))
@@ -1326,13 +1335,7 @@ final class Supervisor: @unchecked Sendable {
     /// `srun` exited: every host of the step is gone (or about to be).
     private func stepExited() {
         guard let cluster, let step = cluster.step, !cluster.stepEnded else { return }
-        let termination: ProcessTermination
-        do {
-            guard let reaped = try Platform.reap(step.processHandle, wait: false) else { return }
-            termination = reaped
-        } catch {
-            termination = .exited(-1)
-        }
+        guard let termination = Self.reapIfExited(step.processHandle) else { return }
         cluster.stepEnded = true
         loop.unregister(cluster.stepToken, fd: step.processHandle)
         Platform.close(step.processHandle)
@@ -1369,14 +1372,14 @@ final class Supervisor: @unchecked Sendable {
         }
         state = .closing
         failAllCalls(Self.closedError())
-        for worker in slots.compactMap({ $0 }) + departed {
+        for worker in allWorkers {
             worker.phase = .exiting
             worker.closeChannel(loop: loop)
         }
         if let cluster { closeCluster(cluster) }
         killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos) { [weak self] in
             guard let self else { return }
-            for worker in slots.compactMap({ $0 }) + departed where worker.remoteHost == nil {
+            for worker in allWorkers where worker.remoteHost == nil {
                 Platform.kill(worker.pid, 9)
             }
             if let step = cluster?.step, cluster?.stepEnded == false {

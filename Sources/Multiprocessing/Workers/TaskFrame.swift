@@ -33,6 +33,8 @@ struct TaskFrame: Sendable {
         narrowed.runStart = run.lowerBound
         narrowed.runEnd = run.upperBound
         let inputs = bytes[(Frame.headerSize + inputsOffset)...]
-        return try TaskFrame(task: narrowed, capacity: bytes.count) { w in w.write(contentsOf: Array(inputs)) }
+        return try TaskFrame(task: narrowed, capacity: bytes.count) { w in
+            inputs.withUnsafeBytes { w.write(contentsOf: $0) }
+        }
     }
 }

@@ -34,7 +34,7 @@ final class WorkerConnection {
     var exitReport: ClusterMessage.WorkerExited?
     /// Its end was settled (``Supervisor`` settles each worker once).
     var ended = false
-    var host = Platform.shortHostName()
+    var host = Platform.hostName
     var phase = Phase.handshaking
     /// Why the supervisor killed this worker, when it did.
     enum StopReason: Equatable {
