@@ -81,6 +81,19 @@ struct FaultTests {
         }
     }
 
+    @Test(
+        "one-item chunks: a worker dying while it holds the unsent results of earlier chunks loses none of them",
+        arguments: [0, 1])
+    func heldResultsSurviveACrash(retries: Int) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["crash-once-tiny", "\(retries)"], waitingFor: "a map of one-item chunks whose worker dies once")
+        if retries == 0 {
+            #expect(outcome.lines == ["map failed: worker died index=2500 wrong []"], "\(outcome.stdout)")
+        } else {
+            #expect(outcome.lines == ["map ok true"], "\(outcome.stdout)")
+        }
+    }
+
     @Test("an item past its timeout is stopped with its worker and reported as timed out; the pool goes on")
     func timeout() async throws {
         let outcome = try await FixtureProcess.run(["timeout"], waitingFor: "an item that runs past its timeout")

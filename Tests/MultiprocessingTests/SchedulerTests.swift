@@ -32,6 +32,38 @@ struct SchedulerTests {
         #expect(sizer.nextSize(remaining: 3) == 3)
     }
 
+    @Test("automatic chunks stay near 32 KiB of inputs: one item when items are large")
+    func automaticChunkBytes() {
+        let hint = FrameSizeHint()
+        #expect(hint.automaticChunkItems(500) == 500, "nothing is known before the first frame")
+        hint.record(bytes: 1 << 20, items: 1)
+        #expect(hint.automaticChunkItems(32) == 1)
+        hint.record(bytes: 8_000, items: 1_000)
+        #expect(hint.automaticChunkItems(1 << 20) == 4_096)
+        #expect(hint.automaticChunkItems(10) == 10)
+    }
+
+    @Test("results come back in input order whether chunks arrive in order or not")
+    func orderedResults() {
+        var inOrder = OrderedResults<Int>(count: 6)
+        inOrder.add(chunkStartingAt: 0, [0, 1])
+        inOrder.add(chunkStartingAt: 2, [2])
+        inOrder.add(chunkStartingAt: 3, [3, 4, 5])
+        #expect(inOrder.inOrder() == [0, 1, 2, 3, 4, 5])
+
+        var shuffled = OrderedResults<Int>(count: 6)
+        shuffled.add(chunkStartingAt: 3, [3, 4, 5])
+        shuffled.add(chunkStartingAt: 0, [0, 1])
+        shuffled.add(chunkStartingAt: 2, [2])
+        #expect(shuffled.inOrder() == [0, 1, 2, 3, 4, 5])
+
+        var late = OrderedResults<Int>(count: 4)  // in order after the first, which came late
+        late.add(chunkStartingAt: 1, [1])
+        late.add(chunkStartingAt: 2, [2, 3])
+        late.add(chunkStartingAt: 0, [0])
+        #expect(late.inOrder() == [0, 1, 2, 3])
+    }
+
     /// Drives a schedule as the supervisor does: hand out, answer, consume.
     func take(_ schedule: inout CallSchedule<Int>, nextID: inout UInt64) -> CallSchedule<Int>.Chunk? {
         if let chunk = schedule.takeRequeued() { return chunk }

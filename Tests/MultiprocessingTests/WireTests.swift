@@ -11,6 +11,38 @@ struct FrameTests {
         [magic.0, magic.1, version, kind] + withUnsafeBytes(of: length.littleEndian, Array.init)
     }
 
+    @Test("frames queued together (small ones joined into one write) arrive whole and in order")
+    func queuedFramesArriveInOrder() throws {
+        let (a, b) = try Platform.socketPair()
+        defer {
+            Platform.close(b)
+        }
+        try Platform.setNonBlocking(a)
+        let connection = FramedConnection(a, maximumPayload: 1 << 20)
+        let small = try (0..<5).map { i in try Message.releaseFrame(callID: UInt64(i)) }
+        let large = try Frame.encode(.fatal) { $0.write(string: String(repeating: "y", count: 70_000)) }
+        for frame in small[0..<3] + [large] + small[3...] { connection.queue(frame) }
+        #expect(connection.hasQueuedFrames)
+        try connection.flush()
+        #expect(!connection.hasQueuedFrames, "a socket pair's buffer takes it all")
+        Platform.close(a)  // the reader sees end of file after the frames
+
+        var assembler = FrameAssembler(maximumPayload: 1 << 20)
+        var frames: [Frame] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { raw in
+                try Platform.read(b, into: raw.baseAddress!, count: raw.count)
+            }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { assembler.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            while let frame = try assembler.next() { frames.append(frame) }
+        }
+        let expected = small[0..<3] + [large] + small[3...]
+        #expect(frames.count == expected.count)
+        #expect(frames.map { [$0.kind.rawValue] + $0.payload } == expected.map { [$0[3]] + Array($0[Frame.headerSize...]) })
+    }
+
     @Test("frames come out whole, whatever pieces the bytes arrive in")
     func reassembly() throws {
         let a = try Message.releaseFrame(callID: 7)

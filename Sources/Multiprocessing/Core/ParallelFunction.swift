@@ -67,6 +67,10 @@ public protocol WorkerFunction: Codable, Sendable {
     /// your type.
     nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
         -> _ChunkOutcome<Output>
+
+    /// Not API: the same without suspending, for a ``ParallelFunction`` (the worker then
+    /// runs the chunk with no task at all); `nil` for an ``AsyncParallelFunction``.
+    func _runChunkSynchronously(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) -> _ChunkOutcome<Output>?
 }
 
 /// Not API: what a worker passes to ``ParallelFunction/_runChunk(_:run:context:)``.
@@ -128,6 +132,14 @@ extension ParallelFunction {
     public nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
         -> _ChunkOutcome<Output>
     {
+        _runChunkSynchronously(inputs, run: run, context: context)!
+    }
+
+    /// Not API: the chunk loop itself.
+    @inlinable
+    public func _runChunkSynchronously(_ inputs: [Input], run: Range<Int>, context: _ChunkContext)
+        -> _ChunkOutcome<Output>?
+    {
         var outputs: [Output] = []
         outputs.reserveCapacity(run.count)
         var failures: [_ItemFailure] = []
@@ -167,6 +179,14 @@ extension AsyncParallelFunction {
             offset += 1
         }
         return _ChunkOutcome(outputs: outputs, failures: failures)
+    }
+
+    /// Not API: an async function has no synchronous chunk loop.
+    @inlinable
+    public func _runChunkSynchronously(_ inputs: [Input], run: Range<Int>, context: _ChunkContext)
+        -> _ChunkOutcome<Output>?
+    {
+        nil
     }
 }
 

@@ -65,6 +65,7 @@ extension ProcessPool {
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
                 progress: progress,
                 produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
+                    let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
                     var items: [F.Input] = []
                     items.reserveCapacity(min(count, 4096))
                     while items.count < count, let item = source.iterator.next() { items.append(item) }

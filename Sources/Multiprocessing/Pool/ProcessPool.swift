@@ -264,7 +264,8 @@ public final class ProcessPool: Sendable {
             function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
             progress: progress,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
-                Self.taskFrame(
+                let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
+                return Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)],
                     sizeHint: sizeHint)
             })

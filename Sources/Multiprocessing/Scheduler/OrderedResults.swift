@@ -10,6 +10,9 @@ struct OrderedResults<Output> {
     private var singles: [(index: Int, value: Output)] = []
     /// Results received so far.
     private(set) var received = 0
+    /// Whether every chunk so far began where the one before it ended (the usual case):
+    /// then the chunks are joined without sorting.
+    private var arrivedInOrder = true
 
     init(count: Int) {
         self.count = count
@@ -20,6 +23,7 @@ struct OrderedResults<Output> {
 
     /// A chunk's outputs, for the items starting at `start`.
     mutating func add(chunkStartingAt start: Int, _ values: [Output]) {
+        if let last = chunks.last, last.start + last.values.count != start { arrivedInOrder = false }
         chunks.append((start, values))
         received += values.count
     }
@@ -34,12 +38,28 @@ struct OrderedResults<Output> {
     func inOrder() -> [Output] {
         precondition(isComplete && singles.isEmpty, "results are complete only when every chunk succeeded")
         if chunks.count == 1 { return chunks[0].values }
-        let sorted = chunks.sorted { $0.start < $1.start }
         var result: [Output] = []
         result.reserveCapacity(count)
+        if arrivedInOrder && chunks.first?.start == 0 {
+            var i = 0
+            while i < chunks.count {
+                result.append(contentsOf: chunks[i].values)
+                i += 1
+            }
+            return result
+        }
+        // Sort positions by start: plain integers, a sort that is not generic.
+        var order: [(start: Int, position: Int)] = []
+        order.reserveCapacity(chunks.count)
         var i = 0
-        while i < sorted.count {
-            result.append(contentsOf: sorted[i].values)
+        while i < chunks.count {
+            order.append((chunks[i].start, i))
+            i += 1
+        }
+        order.sort { $0.start < $1.start }
+        i = 0
+        while i < order.count {
+            result.append(contentsOf: chunks[order[i].position].values)
             i += 1
         }
         return result

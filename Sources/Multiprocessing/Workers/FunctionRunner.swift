@@ -6,6 +6,10 @@ protocol ChunkRunner: Sendable {
     /// Runs the task's items and returns the result frame (never throws: failures of
     /// items, or of decoding the inputs, are reported inside the frame).
     nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8]
+
+    /// The same for a synchronous function, with no task; `nil` when the function is
+    /// `async` (then ``execute(task:payload:inputsOffset:)`` runs it).
+    func executeSynchronously(task: Message.Task, payload: [UInt8], inputsOffset: Int) -> [UInt8]?
 }
 
 /// What a worker needs to know to run chunks, beyond the function.
@@ -48,12 +52,50 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     let context: RunnerContext
 
     nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8] {
-        let progress = context.progress
-        progress?.begin(chunkID: task.chunkID)
-        defer { progress?.set(.idle) }
+        context.progress?.begin(chunkID: task.chunkID)
+        defer { context.progress?.set(.idle) }
         let inputs: [F.Input]
+        switch decodeInputs(task, payload, inputsOffset) {
+        case .success(let decoded): inputs = decoded
+        case .failure(let frame): return frame.bytes
+        }
+        context.progress?.set(.running)
+        let start = Platform.monotonicNanos()
+        let outcome = await function._runChunk(
+            inputs, run: task.runStart..<task.runEnd,
+            context: _ChunkContext(progress: context.progress, timesItems: context.timesItems))
+        return resultFrame(task, outcome, elapsed: Platform.monotonicNanos() &- start)
+    }
+
+    func executeSynchronously(task: Message.Task, payload: [UInt8], inputsOffset: Int) -> [UInt8]? {
+        guard F.self is any ParallelFunction.Type else { return nil }
+        context.progress?.begin(chunkID: task.chunkID)
+        defer { context.progress?.set(.idle) }
+        let inputs: [F.Input]
+        switch decodeInputs(task, payload, inputsOffset) {
+        case .success(let decoded): inputs = decoded
+        case .failure(let frame): return frame.bytes
+        }
+        context.progress?.set(.running)
+        let start = Platform.monotonicNanos()
+        guard
+            let outcome = function._runChunkSynchronously(
+                inputs, run: task.runStart..<task.runEnd,
+                context: _ChunkContext(progress: context.progress, timesItems: context.timesItems))
+        else { preconditionFailure("a ParallelFunction has a synchronous chunk loop") }
+        return resultFrame(task, outcome, elapsed: Platform.monotonicNanos() &- start)
+    }
+
+    /// A result frame that fails the whole task (its inputs could not be decoded).
+    struct FailedTask: Error {
+        let bytes: [UInt8]
+    }
+
+    private func decodeInputs(_ task: Message.Task, _ payload: [UInt8], _ inputsOffset: Int) -> Result<
+        [F.Input], FailedTask
+    > {
         do {
-            inputs = try payload.withUnsafeBytes { raw throws in
+            return .success(try payload.withUnsafeBytes { raw throws in
                 var reader = ByteReader(raw, offset: inputsOffset)
                 let values = try BinaryCodec.decode([F.Input].self, from: &reader)
                 guard reader.isAtEnd, values.count == task.count else {
@@ -63,23 +105,23 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
                     )
                 }
                 return values
-            }
+            })
         } catch {
-            return Self.failAll(
-                task, type: "MultiprocessingError(decodingFailed)",
-                message:
-                    "the worker could not decode the inputs (\(String(reflecting: F.Input.self))): \(describe(error))")
+            return .failure(
+                FailedTask(
+                    bytes: Self.failAll(
+                        task, type: "MultiprocessingError(decodingFailed)",
+                        message:
+                            "the worker could not decode the inputs (\(String(reflecting: F.Input.self))): \(describe(error))"
+                    )))
         }
+    }
 
-        progress?.set(.running)
-        let start = Platform.monotonicNanos()
-        let outcome = await function._runChunk(
-            inputs, run: task.runStart..<task.runEnd,
-            context: _ChunkContext(progress: progress, timesItems: context.timesItems))
+    /// The result frame of a chunk that ran.
+    private func resultFrame(_ task: Message.Task, _ outcome: _ChunkOutcome<F.Output>, elapsed: UInt64) -> [UInt8] {
         let outputs = outcome.outputs
         let failures = outcome.failures
-        let elapsed = Platform.monotonicNanos() &- start
-        progress?.set(.encoding)
+        context.progress?.set(.encoding)
 
         if failures.isEmpty,
             let frame = try? Frame.encode(

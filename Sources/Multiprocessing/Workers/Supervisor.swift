@@ -54,6 +54,8 @@ final class CallRecord: @unchecked Sendable {
     var done = 0
     var failed = 0
     var retried = 0
+    /// The size of the last task frame made for the call (bounds how deep workers queue).
+    var lastFrameBytes = 0
     let startNanos = Platform.monotonicNanos()
     var lastLineNanos: UInt64 = 0
     /// This call's own progress mode (already resolved), overriding the pool's.
@@ -117,9 +119,12 @@ final class Supervisor: @unchecked Sendable {
     /// it never idles while its next chunk crosses the socket. More would hurt balance.
     static let chunksPerWorker = 2
     /// When chunks take less than ``shortChunkNanos`` of work (a fixed tiny chunk size),
-    /// a worker may hold this many, so that the round trip of each does not leave it idle.
-    static let chunksPerWorkerForShortChunks = 8
+    /// a worker may hold up to this many, so that it reads a batch of tasks at once and
+    /// answers them with one write (at most 6.4 ms of queued work), and as many as fit in
+    /// ``shortChunksQueuedBytes`` of task frames.
+    static let chunksPerWorkerForShortChunks = 128
     static let shortChunkNanos: UInt64 = 50_000
+    static let shortChunksQueuedBytes = 1 << 20
     /// A slot whose worker fails to start this many times in a row is given up.
     static let maximumConsecutiveStartFailures = 3
     /// Handshakes (each on a thread of its own, for at most 10 s) running at once.
@@ -254,7 +259,7 @@ final class Supervisor: @unchecked Sendable {
             }
             for case let worker? in slots where worker.installed.contains(callID) {
                 worker.installed.remove(callID)
-                if stopRunningWork, worker.hasChannel, worker.inFlight.first?.callID == callID {
+                if stopRunningWork, worker.hasChannel, runningCallID(of: worker) == callID {
                     worker.stopReason = .cancelled
                     worker.kill()
                     continue
@@ -262,6 +267,17 @@ final class Supervisor: @unchecked Sendable {
                 if let frame = try? Message.releaseFrame(callID: callID) { try? worker.send(frame) }
             }
         }
+    }
+
+    /// The call of the chunk a worker is running: the in-flight chunk its progress page
+    /// names (it may have run earlier ones and still hold their results), else the first.
+    private func runningCallID(of worker: WorkerConnection) -> UInt64? {
+        if let snapshot = worker.progressPage?.snapshot(), snapshot.phase != .idle,
+            let running = worker.inFlight.first(where: { $0.chunk.id == snapshot.chunkID })
+        {
+            return running.callID
+        }
+        return worker.inFlight.first?.callID
     }
 
     /// The consumer of a stream took the results of `chunks` chunks: more may be sent.
@@ -651,8 +667,10 @@ final class Supervisor: @unchecked Sendable {
                 settle(call, chunk, failing: task.runStart..<task.runEnd, error: error)
                 continue
             }
-            guard position == 0, snapshot.chunkID == chunk.id, worker.stopReason != .cancelled else {
-                // Never started (or its call was cancelled): send it elsewhere as it is.
+            guard snapshot.chunkID == chunk.id, snapshot.phase != .idle, worker.stopReason != .cancelled else {
+                // Never started, or run with its result still held by the worker (a worker
+                // answers a run of short chunks with one write), or its call was cancelled:
+                // send it elsewhere as it is.
                 call.schedule.split(chunk, requeue: [chunk], failed: 0)
                 enqueue(call)
                 continue
@@ -865,9 +883,10 @@ final class Supervisor: @unchecked Sendable {
             let now = Platform.monotonicNanos()
             for case let worker? in slots where worker.phase == .ready && worker.stopReason == nil {
                 // A remote worker's host checks its timeouts itself.
-                guard let running = worker.inFlight.first, let page = worker.progressPage else { continue }
+                guard !worker.inFlight.isEmpty, let page = worker.progressPage else { continue }
                 let snapshot = page.snapshot()
-                if snapshot.chunkID == running.chunk.id, snapshot.phase == .running, snapshot.startedNanos > 0,
+                if snapshot.phase == .running, snapshot.startedNanos > 0,
+                    worker.inFlight.contains(where: { $0.chunk.id == snapshot.chunkID }),
                     now > snapshot.startedNanos, now - snapshot.startedNanos > limit
                 {
                     worker.stopReason = .timedOut(limit)
@@ -933,9 +952,23 @@ final class Supervisor: @unchecked Sendable {
     private func pump() {
         guard state == .running else { return }
         var maximumDepth = Self.chunksPerWorker
-        if let first = callOrder.first, let nanos = calls[first]?.schedule.lastChunkNanos, nanos < Self.shortChunkNanos
+        if let first = callOrder.first.flatMap({ calls[$0] }), let nanos = first.schedule.lastChunkNanos,
+            nanos < Self.shortChunkNanos
         {
-            maximumDepth = Self.chunksPerWorkerForShortChunks
+            let fitting = Self.shortChunksQueuedBytes / max(first.lastFrameBytes, 1)
+            maximumDepth = max(Self.chunksPerWorker, min(Self.chunksPerWorkerForShortChunks, fitting))
+        }
+        // Frames are queued while chunks are handed out and written once per worker at the
+        // end, so a worker receives its batch of small tasks in one write.
+        defer {
+            for case let worker? in slots where worker.hasQueuedFrames {
+                do {
+                    try worker.flush()
+                } catch {
+                    // The socket broke: the worker's exit settles its chunks (they are in flight).
+                    brokenChannel(worker, MultiprocessingError.from(error))
+                }
+            }
         }
         for depth in 1...maximumDepth {
             for case let worker? in slots where worker.phase == .ready && worker.inFlight.count < depth {
@@ -964,6 +997,7 @@ final class Supervisor: @unchecked Sendable {
                 switch call.produce(chunkID, first, min(size, budget)) {
                 case .frame(let count, let frame)?:
                     call.schedule.handedOut(count: count)
+                    call.lastFrameBytes = frame.bytes.count
                     return (call, .init(id: chunkID, range: first..<(first + count), payload: frame))
                 case .failed(let count, let error)?:
                     call.schedule.handedOut(count: count)
@@ -984,32 +1018,26 @@ final class Supervisor: @unchecked Sendable {
         return nil
     }
 
+    /// Queues a chunk (and the call's function, the first time) for a worker; ``pump()``
+    /// writes the queued frames.
     private func dispatch(_ call: CallRecord, _ chunk: CallSchedule<TaskFrame>.Chunk, to worker: WorkerConnection) {
         let range = chunk.range
-        do {
-            guard chunk.payload.bytes.count - Frame.headerSize <= maximumPayload else {
-                throw MultiprocessingError(
-                    .frameTooLarge,
-                    "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(chunk.payload.bytes.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
-                )
-            }
-            if !worker.installed.contains(call.id) {
-                try worker.send(call.installFrame)
-                worker.installed.insert(call.id)
-            }
-            worker.inFlight.append(.init(callID: call.id, chunk: chunk))
-            worker.itemsQueued += range.count
-            try worker.send(chunk.payload.bytes)
-        } catch {
-            let error = MultiprocessingError.from(error)
-            if error.code == .systemCallFailed {
-                // The socket broke: the worker's exit settles the chunk (it is in flight).
-                brokenChannel(worker, error)
-            } else {
-                call.schedule.abandoned(range)
-                post(call, .chunkFailed(range: range, error))
-            }
+        guard chunk.payload.bytes.count - Frame.headerSize <= maximumPayload else {
+            let error = MultiprocessingError(
+                .frameTooLarge,
+                "the inputs of items \(range.lowerBound)..<\(range.upperBound) encode to \(chunk.payload.bytes.count) bytes, above the frame limit of \(maximumPayload) bytes: pass a smaller chunkSize, send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
+            )
+            call.schedule.abandoned(range)
+            post(call, .chunkFailed(range: range, error))
+            return
         }
+        if !worker.installed.contains(call.id) {
+            worker.queue(call.installFrame)
+            worker.installed.insert(call.id)
+        }
+        worker.inFlight.append(.init(callID: call.id, chunk: chunk))
+        worker.itemsQueued += range.count
+        worker.queue(chunk.payload.bytes)
     }
 
     // MARK: - Nodes (a multi-node pool)

@@ -115,6 +115,9 @@ final class WorkerConnection {
     }
 
     func send(_ frame: [UInt8]) throws { try connection.sendOrThrow(frame) }
+    /// Queues a frame for the next ``flush()`` (see ``FramedConnection/queue(_:)``).
+    func queue(_ frame: [UInt8]) { connection.queue(frame) }
+    var hasQueuedFrames: Bool { connection.hasQueuedFrames }
     func flush() throws { try connection.flush() }
     func readAvailable(into buffer: inout [UInt8]) throws -> Bool { try connection.readAvailable(into: &buffer) }
 
@@ -159,11 +162,25 @@ final class FramedConnection {
     func sendOrThrow(_ frame: [UInt8]) throws {
         guard isOpen else { return }
         outbox.append(frame)
-        if outbox.count == 1 { try flush() }
+        try flush()
     }
+
+    /// Queues a frame to be written by the next ``flush()``: frames queued together go out
+    /// in one write.
+    func queue(_ frame: [UInt8]) {
+        guard isOpen else { return }
+        outbox.append(frame)
+    }
+
+    var hasQueuedFrames: Bool { !outbox.isEmpty }
+
+    /// Small frames written together: one system call (and one wakeup of the reader) for a
+    /// batch of tiny tasks instead of one per task.
+    static let coalescedBytes = 1 << 16
 
     /// Writes queued frames until the socket is full (the loop calls again when writable).
     func flush() throws {
+        coalesceSmallFrames()
         while isOpen, let first = outbox.first {
             let written: Int
             do {
@@ -180,8 +197,24 @@ final class FramedConnection {
             if outboxOffset == first.count {
                 outbox.removeFirst()
                 outboxOffset = 0
+                coalesceSmallFrames()
             }
         }
+    }
+
+    /// Joins the leading small frames into one, up to ``coalescedBytes``.
+    private func coalesceSmallFrames() {
+        guard outbox.count > 1, outbox[0].count + outbox[1].count <= Self.coalescedBytes else { return }
+        var end = 2
+        var total = outbox[0].count + outbox[1].count
+        while end < outbox.count, total + outbox[end].count <= Self.coalescedBytes {
+            total += outbox[end].count
+            end += 1
+        }
+        var joined: [UInt8] = []
+        joined.reserveCapacity(total)
+        for frame in outbox[0..<end] { joined.append(contentsOf: frame) }
+        outbox.replaceSubrange(0..<end, with: CollectionOfOne(joined))
     }
 
     /// Reads everything available; returns false at end of file (or when the peer reset

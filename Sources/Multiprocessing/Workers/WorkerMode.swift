@@ -141,8 +141,37 @@ struct WorkerLoop {
         try frame.withUnsafeBytes { raw throws in try Platform.writeAll(channel, raw) }
     }
 
+    /// A short chunk's result waits here while the next task is already read, so that a
+    /// run of tiny chunks is answered with one write instead of one per chunk. It is
+    /// written before the worker blocks reading, as soon as a chunk takes longer than
+    /// ``holdsResultsOfChunksUnderNanos`` or would pass ``maximumHeldBytes``: a held result
+    /// is late by at most the run time of the one chunk after it.
+    private struct HeldReplies {
+        var bytes: [UInt8] = []
+        static let holdsResultsOfChunksUnderNanos: UInt64 = 50_000
+        static let maximumHeldBytes = 1 << 16
+
+        mutating func write(to channel: Int32) throws {
+            guard !bytes.isEmpty else { return }
+            defer { bytes.removeAll(keepingCapacity: bytes.capacity <= Self.maximumHeldBytes * 2) }
+            try bytes.withUnsafeBytes { raw throws in try Platform.writeAll(channel, raw) }
+        }
+    }
+
     /// Answers frames until the parent closes the channel (then returns).
     private func serve() throws {
+        var held = HeldReplies()
+        do {
+            try serve(holding: &held)
+            try? held.write(to: channel)
+        } catch {
+            // Results already computed still reach the parent before the error does.
+            try? held.write(to: channel)
+            throw error
+        }
+    }
+
+    private func serve(holding held: inout HeldReplies) throws {
         var assembler = FrameAssembler(maximumPayload: settings.maximumPayload, readsLargeFramesDirectly: true)
         var runners: [UInt64: any ChunkRunner] = [:]
         let executor = WorkerExecutor.shared
@@ -166,6 +195,7 @@ struct WorkerLoop {
                         runners[header.callID] = runner
                     } catch {
                         let error = MultiprocessingError.from(error)
+                        try held.write(to: channel)
                         try send(
                             Message.Failure(callID: header.callID, code: error.code.description, message: error.message)
                                 .frame(.installFailed))
@@ -176,10 +206,16 @@ struct WorkerLoop {
                         return (try Message.Task(&reader), reader.offset)
                     }
                     let reply: [UInt8]
+                    let start = Platform.monotonicNanos()
                     if let runner = runners[task.callID] {
                         let payload = frame.payload
-                        reply = executor.run {
-                            await runner.execute(task: task, payload: payload, inputsOffset: offset)
+                        if let answer = runner.executeSynchronously(task: task, payload: payload, inputsOffset: offset)
+                        {
+                            reply = answer
+                        } else {
+                            reply = executor.run {
+                                await runner.execute(task: task, payload: payload, inputsOffset: offset)
+                            }
                         }
                     } else {
                         // The install failed (and was reported): every item of the call fails.
@@ -187,7 +223,14 @@ struct WorkerLoop {
                             task, type: "MultiprocessingError(typeNotFound)",
                             message: "the call's function was not installed in this worker")
                     }
-                    try send(reply)
+                    if Platform.monotonicNanos() &- start < HeldReplies.holdsResultsOfChunksUnderNanos,
+                        held.bytes.count + reply.count <= HeldReplies.maximumHeldBytes
+                    {
+                        held.bytes.append(contentsOf: reply)
+                    } else {
+                        try held.write(to: channel)
+                        try send(reply)
+                    }
                     assembler.recycle(&frame.payload)  // the next large task reuses its memory
                 case .release:
                     let callID = try frame.payload.withUnsafeBytes { raw throws in
@@ -196,6 +239,7 @@ struct WorkerLoop {
                     }
                     runners[callID] = nil
                 case .initialize:
+                    try held.write(to: channel)
                     try runInitializer(frame.payload, executor: executor)
                 case .hello, .result, .fatal, .installFailed, .ready, .challenge, .authenticate, .authenticated,
                     .hostHello, .startWorker, .stopWorker, .workerExited, .hostSignal:
@@ -203,6 +247,8 @@ struct WorkerLoop {
                         .malformedFrame, "the parent sent a \(frame.kind) frame, which a worker never takes")
                 }
             }
+            // Nothing complete is left to answer: what is held goes out before blocking.
+            try held.write(to: channel)
             // A large frame's payload is read straight into its own array.
             if let filled = try assembler.fillDirectly({ raw throws in
                 try Platform.read(channel, into: raw.baseAddress!, count: raw.count)

@@ -229,12 +229,13 @@ struct MakeUnencodable: ParallelFunction {
     func callAsFunction(_ x: Int) -> Unencodable { Unencodable() }
 }
 
-/// Crashes (SIGKILL to itself) the first time it sees item 7 in a run, then succeeds:
-/// the first attempt leaves a marker file.
+/// Crashes (SIGKILL to itself) the first time it sees item `item` in a run, then
+/// succeeds: the first attempt leaves a marker file.
 struct CrashOnce: ParallelFunction {
     var marker: String
+    var item = 7
     func callAsFunction(_ x: Int) -> Int {
-        if x == 7 && access(marker, F_OK) != 0 {
+        if x == item && access(marker, F_OK) != 0 {
             let fd = open(marker, O_CREAT | O_WRONLY, 0o644)
             close(fd)
             kill(getpid(), SIGKILL)
@@ -825,6 +826,23 @@ struct Fixture {
                     print("map ok \(out == (0..<20).map { $0 * 10 })")
                 } catch {
                     print("map failed: \(describe(error))")
+                }
+            }
+        case "crash-once-tiny":
+            // args: retries. 4,000 one-item chunks; item 2,500 kills its worker the first
+            // time, while the worker holds the unsent results of the chunks before it.
+            let marker = "/tmp/mp-fixture-crash-once-tiny-\(getpid())"
+            defer { unlink(marker) }
+            var options = ProcessPool.Options()
+            options.retries = args[0]
+            try await withProcessPool(workers: 2, options: options) { pool in
+                do {
+                    let out = try await pool.map(CrashOnce(marker: marker, item: 2500), Array(0..<4000), chunkSize: 1)
+                    print("map ok \(out == (0..<4000).map { $0 * 10 })")
+                } catch let error as MultiprocessingError {
+                    let partial = error.partialResults(as: Int.self) ?? []
+                    let wrong = partial.indices.filter { partial[$0] != nil && partial[$0] != $0 * 10 }
+                    print("map failed: \(error.code) index=\(error.itemIndex.map(String.init) ?? "none") wrong \(wrong)")
                 }
             }
         case "timeout":
