@@ -40,7 +40,8 @@ struct FrameTests {
         }
         let expected = small[0..<3] + [large] + small[3...]
         #expect(frames.count == expected.count)
-        #expect(frames.map { [$0.kind.rawValue] + $0.payload } == expected.map { [$0[3]] + Array($0[Frame.headerSize...]) })
+        #expect(
+            frames.map { [$0.kind.rawValue] + $0.payload } == expected.map { [$0[3]] + Array($0[Frame.headerSize...]) })
     }
 
     @Test("frames come out whole, whatever pieces the bytes arrive in")

@@ -95,17 +95,18 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
         [F.Input], FailedTask
     > {
         do {
-            return .success(try payload.withUnsafeBytes { raw throws in
-                var reader = ByteReader(raw, offset: inputsOffset)
-                let values = try BinaryCodec.decode([F.Input].self, from: &reader)
-                guard reader.isAtEnd, values.count == task.count else {
-                    throw MultiprocessingError(
-                        .malformedFrame,
-                        "a task frame for \(task.count) items held \(values.count) inputs and \(reader.remaining) stray bytes"
-                    )
-                }
-                return values
-            })
+            return .success(
+                try payload.withUnsafeBytes { raw throws in
+                    var reader = ByteReader(raw, offset: inputsOffset)
+                    let values = try BinaryCodec.decode([F.Input].self, from: &reader)
+                    guard reader.isAtEnd, values.count == task.count else {
+                        throw MultiprocessingError(
+                            .malformedFrame,
+                            "a task frame for \(task.count) items held \(values.count) inputs and \(reader.remaining) stray bytes"
+                        )
+                    }
+                    return values
+                })
         } catch {
             return .failure(
                 FailedTask(

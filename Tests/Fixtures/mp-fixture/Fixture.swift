@@ -842,7 +842,8 @@ struct Fixture {
                 } catch let error as MultiprocessingError {
                     let partial = error.partialResults(as: Int.self) ?? []
                     let wrong = partial.indices.filter { partial[$0] != nil && partial[$0] != $0 * 10 }
-                    print("map failed: \(error.code) index=\(error.itemIndex.map(String.init) ?? "none") wrong \(wrong)")
+                    print(
+                        "map failed: \(error.code) index=\(error.itemIndex.map(String.init) ?? "none") wrong \(wrong)")
                 }
             }
         case "timeout":
