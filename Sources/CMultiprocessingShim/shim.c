@@ -11,7 +11,6 @@
 #if defined(__linux__)
 #include <link.h>
 #include <sched.h>
-#include <stdio_ext.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -113,8 +112,6 @@ int mp_executable_build_id(uint8_t *out, int capacity) {
     return search.length;
 }
 
-size_t mp_stdout_pending(void) { return __fpending(stdout); }
-
 int mp_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
 int mp_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
@@ -150,7 +147,6 @@ int mp_pidfd_reap(int pidfd, int nohang, int *code, int *status) {
 }
 int mp_spawn_file_actions_addclosefrom(void *actions, int from) { (void)actions; (void)from; return ENOSYS; }
 int mp_executable_build_id(uint8_t *out, int capacity) { (void)out; (void)capacity; return 0; }
-size_t mp_stdout_pending(void) { return 1; }
 int mp_epoll_create(void) { errno = ENOSYS; return -1; }
 int mp_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
     (void)epfd; (void)op; (void)fd; (void)events; (void)token; errno = ENOSYS; return -1;

@@ -194,7 +194,7 @@ extension AsyncParallelFunction {
 /// output file after every item).
 @usableFromInline
 func _flushOutputIfPending() {
-    if mp_stdout_pending() > 0 { mp_flush_stdio() }
+    if mp_stdout_has_pending() != 0 { mp_flush_stdio() }
 }
 
 /// Not API: monotonic time in nanoseconds.

@@ -1,18 +1,21 @@
 /// Collects one call's results as chunks arrive, in any order, and hands them back in
 /// input order. Pure logic.
 ///
-/// Whole chunks are kept as the arrays they were decoded into and joined once at the
-/// end (one copy per result, no optional per result); loops use indices, because this
-/// code is generic and not specialized for the caller's types.
+/// Chunks are appended to one array reserved at its final size as soon as every chunk
+/// before them has arrived (usually at once: results mostly come in order); a chunk that
+/// arrives early waits, by its start, for the ones ahead of it. Each output is copied
+/// once, and a chunk's decoded array is freed (and its memory reused) right away. Loops
+/// use indices, because this code is generic and not specialized for the caller's types.
 struct OrderedResults<Output> {
     let count: Int
-    private var chunks: [(start: Int, values: [Output])] = []
+    /// The outputs of items `0..<joined.count`.
+    private var joined: [Output] = []
+    /// Chunks that arrived before a chunk ahead of them, by their first index.
+    private var early: [Int: [Output]] = [:]
+    /// Outputs of single items (from chunks in which other items failed).
     private var singles: [(index: Int, value: Output)] = []
     /// Results received so far.
     private(set) var received = 0
-    /// Whether every chunk so far began where the one before it ended (the usual case):
-    /// then the chunks are joined without sorting.
-    private var arrivedInOrder = true
 
     init(count: Int) {
         self.count = count
@@ -23,9 +26,20 @@ struct OrderedResults<Output> {
 
     /// A chunk's outputs, for the items starting at `start`.
     mutating func add(chunkStartingAt start: Int, _ values: [Output]) {
-        if let last = chunks.last, last.start + last.values.count != start { arrivedInOrder = false }
-        chunks.append((start, values))
         received += values.count
+        guard start == joined.count else {
+            early[start] = values
+            return
+        }
+        if joined.isEmpty && values.count == count {
+            joined = values  // the whole call in one chunk: no copy
+            return
+        }
+        if joined.capacity < count { joined.reserveCapacity(count) }
+        joined.append(contentsOf: values)
+        while !early.isEmpty, let next = early.removeValue(forKey: joined.count) {
+            joined.append(contentsOf: next)
+        }
     }
 
     /// One item's output (from a chunk in which other items failed).
@@ -36,42 +50,23 @@ struct OrderedResults<Output> {
 
     /// All outputs in input order; only when complete.
     func inOrder() -> [Output] {
-        precondition(isComplete && singles.isEmpty, "results are complete only when every chunk succeeded")
-        if chunks.count == 1 { return chunks[0].values }
-        var result: [Output] = []
-        result.reserveCapacity(count)
-        if arrivedInOrder && chunks.first?.start == 0 {
-            var i = 0
-            while i < chunks.count {
-                result.append(contentsOf: chunks[i].values)
-                i += 1
-            }
-            return result
-        }
-        // Sort positions by start: plain integers, a sort that is not generic.
-        var order: [(start: Int, position: Int)] = []
-        order.reserveCapacity(chunks.count)
-        var i = 0
-        while i < chunks.count {
-            order.append((chunks[i].start, i))
-            i += 1
-        }
-        order.sort { $0.start < $1.start }
-        i = 0
-        while i < order.count {
-            result.append(contentsOf: chunks[order[i].position].values)
-            i += 1
-        }
-        return result
+        precondition(
+            isComplete && singles.isEmpty && early.isEmpty, "results are complete only when every chunk succeeded")
+        return joined
     }
 
     /// What has arrived, one element per input, `nil` where nothing has.
     func partial() -> [Output?] {
         var result = [Output?](repeating: nil, count: count)
-        for chunk in chunks {
+        var index = 0
+        while index < joined.count {
+            result[index] = joined[index]
+            index += 1
+        }
+        for (start, values) in early {
             var offset = 0
-            while offset < chunk.values.count {
-                result[chunk.start + offset] = chunk.values[offset]
+            while offset < values.count {
+                result[start + offset] = values[offset]
                 offset += 1
             }
         }
