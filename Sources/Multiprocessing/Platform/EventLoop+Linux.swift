@@ -5,10 +5,13 @@ import CMultiprocessingShim
 
 /// One thread that waits on many descriptors with `epoll` and runs work handed to it.
 ///
-/// Everything registered with the loop is touched only on the loop's own thread; other
-/// threads talk to it with ``execute(_:)``, which queues a closure and wakes the loop
-/// through an `eventfd`. That single-owner rule is what keeps the pool's state free of
-/// locks (see `Workers/README.md`).
+/// Everything registered with the loop is touched only by the loop's owner: the loop's
+/// own thread, which holds ``ownership`` while it handles a round of events and lets go
+/// while it waits in `epoll_wait`. Other threads talk to it with ``execute(_:)``, which
+/// queues a closure and wakes the loop through an `eventfd`, or with
+/// ``executeInline(_:)``, which runs the closure on the calling thread when the loop is
+/// idle (taking ``ownership`` for that time), saving the loop thread a wakeup. That
+/// single-owner rule is what keeps the pool's state free of locks (see `Workers/README.md`).
 private let epollIn: UInt32 = 0x001
 private let epollOut: UInt32 = 0x004
 private let epollErr: UInt32 = 0x008
@@ -40,6 +43,12 @@ final class EventLoop: @unchecked Sendable {
     private var nextTimerID: UInt64 = 1
     private var running = true
     private var afterStop: (() -> Void)?
+    /// Held by whoever touches the loop's state: the loop thread while it handles a round
+    /// of events, or a caller of ``executeInline(_:)`` while the loop thread waits.
+    private let ownership = Mutex<Void>(())
+    /// Set when work changed what the waiting loop thread must wait for (a timer, a stop):
+    /// inline work then wakes it.
+    private var needsWake = false
 
     init() throws {
         epollFD = try Platform.call("epoll_create1") { mp_epoll_create() }
@@ -87,10 +96,28 @@ final class EventLoop: @unchecked Sendable {
             work()
             return
         }
-        if wasEmpty {
-            var one: UInt64 = 1
-            _ = write(wakeFD, &one, 8)
+        if wasEmpty { wake() }
+    }
+
+    /// Runs `work` on the calling thread at once when the loop thread is idle in
+    /// `epoll_wait` (then nothing else touches the loop's state until `work` returns), else
+    /// queues it like ``execute(_:)``. `work` must not block. Saves the wakeup of the loop
+    /// thread on the path of a call: the caller writes its task to a worker itself.
+    func executeInline(_ work: @escaping @Sendable () -> Void) {
+        let ran = ownership.withLockIfAvailable { _ -> Bool in
+            guard running, !queue.withLock({ $0.ended }) else { return false }
+            needsWake = false
+            work()
+            afterIteration?()
+            if needsWake { wake() }
+            return true
         }
+        if ran != true { execute(work) }
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
     }
 
     /// Registers `fd` for `events`; loop thread only. Returns a token for ``unregister(_:fd:)``.
@@ -114,6 +141,7 @@ final class EventLoop: @unchecked Sendable {
         let id = nextTimerID
         nextTimerID += 1
         timers.append((Platform.monotonicNanos() + nanoseconds, id, work))
+        needsWake = true
         return id
     }
 
@@ -127,13 +155,14 @@ final class EventLoop: @unchecked Sendable {
     func stop(afterwards: @escaping () -> Void = {}) {
         running = false
         afterStop = afterwards
+        needsWake = true
     }
 
     private func run() {
         var tokens = [UInt64](repeating: 0, count: 64)
         var events = [UInt32](repeating: 0, count: 64)
-        while running {
-            let timeout = nextTimeoutMilliseconds()
+        while true {
+            guard let timeout = ownership.withLock({ _ in running ? nextTimeoutMilliseconds() : nil }) else { return }
             let count = mp_epoll_wait(epollFD, &tokens, &events, 64, timeout)
             if count < 0 {
                 if mp_errno() == EINTR { continue }
@@ -142,28 +171,33 @@ final class EventLoop: @unchecked Sendable {
                 )
                 return
             }
-            for i in 0..<Int(count) {
-                let token = tokens[i]
-                let flags = events[i]
-                if token == 0 {
-                    var value: UInt64 = 0
-                    _ = read(wakeFD, &value, 8)
-                    continue
-                }
-                guard let handler = handlers[token] else { continue }
-                handler.handle(
-                    readable: flags & epollIn != 0,
-                    writable: flags & epollOut != 0,
-                    hangup: flags & (epollHup | epollRdHup | epollErr) != 0
-                )
-            }
-            // Results read in this round go out before queued work runs: the task they wake
-            // may submit its next call quickly enough for this same round to take it.
-            afterIteration?()
-            runQueuedWork()
-            runDueTimers()
-            afterIteration?()
+            ownership.withLock { _ in handleRound(count, tokens, events) }
         }
+    }
+
+    /// One round: the descriptor events, queued work, due timers. Holds ``ownership``.
+    private func handleRound(_ count: Int32, _ tokens: [UInt64], _ events: [UInt32]) {
+        for i in 0..<Int(count) {
+            let token = tokens[i]
+            let flags = events[i]
+            if token == 0 {
+                var value: UInt64 = 0
+                _ = read(wakeFD, &value, 8)
+                continue
+            }
+            guard let handler = handlers[token] else { continue }
+            handler.handle(
+                readable: flags & epollIn != 0,
+                writable: flags & epollOut != 0,
+                hangup: flags & (epollHup | epollRdHup | epollErr) != 0
+            )
+        }
+        // Results read in this round go out before queued work runs: the task they wake
+        // may submit its next call quickly enough for this same round to take it.
+        afterIteration?()
+        runQueuedWork()
+        runDueTimers()
+        afterIteration?()
     }
 
     private func runQueuedWork() {

@@ -109,9 +109,11 @@ struct SupervisorSettings: Sendable {
 
 /// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
 ///
-/// Everything here runs on the event loop's thread. The public pool talks to it only
-/// through ``start()``, ``submit(_:)``, ``finish(callID:stopRunningWork:)``,
-/// ``consumed(callID:chunks:)``, ``interrupt(_:)`` and ``close()``, which hop to that thread.
+/// Everything here runs as the event loop's owner: on the loop's thread, or inline on a
+/// caller's thread while the loop thread waits (``EventLoop/executeInline(_:)``), never
+/// both at once. The public pool talks to it only through ``start()``, ``submit(_:)``,
+/// ``finish(callID:stopRunningWork:)``, ``consumed(callID:chunks:)``, ``interrupt(_:)``
+/// and ``close()``; the hot three (submit, finish, consumed) run inline when they can.
 final class Supervisor: @unchecked Sendable {
     enum State { case starting, running, closing, closed }
 
@@ -216,7 +218,7 @@ final class Supervisor: @unchecked Sendable {
     }
 
     func submit(_ call: CallRecord) {
-        loop.execute { [self] in
+        loop.executeInline { [self] in
             guard state == .running, unusable == nil else {
                 post(call, .failed(unusable ?? interruption.map(Self.stoppedEarlier) ?? Self.closedError()))
                 forget(call)
@@ -247,7 +249,7 @@ final class Supervisor: @unchecked Sendable {
     /// workers still running chunks of the call are stopped (SIGKILL) and replaced, so no
     /// orphaned work goes on; chunks of other calls they held are handed out again.
     func finish(callID: UInt64, stopRunningWork: Bool = false) {
-        loop.execute { [self] in
+        loop.executeInline { [self] in
             guard let call = calls.removeValue(forKey: callID) else { return }
             forget(call)
             callOrder.removeAll { $0 == callID }
@@ -264,7 +266,8 @@ final class Supervisor: @unchecked Sendable {
                     worker.kill()
                     continue
                 }
-                if let frame = try? Message.releaseFrame(callID: callID) { try? worker.send(frame) }
+                // Written with the worker's next frames: a release needs no write of its own.
+                if let frame = try? Message.releaseFrame(callID: callID) { worker.queue(frame) }
             }
         }
     }
@@ -282,7 +285,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// The consumer of a stream took the results of `chunks` chunks: more may be sent.
     func consumed(callID: UInt64, chunks: Int) {
-        loop.execute { [self] in
+        loop.executeInline { [self] in
             guard let call = calls[callID] else { return }
             call.schedule.consumed(chunks: chunks)
             if !callOrder.contains(callID) && !call.schedule.isExhausted { callOrder.append(callID) }

@@ -1,0 +1,61 @@
+import Synchronization
+import Testing
+
+@testable import Multiprocessing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The supervisor's event loop: work handed to it from other threads, inline or queued.
+@Suite("Event loop", .timeLimit(.minutes(1)))
+struct EventLoopTests {
+    /// A started loop, idle in `epoll_wait` by the time it is returned.
+    func idleLoop() async throws -> EventLoop {
+        let loop = try EventLoop()
+        try loop.start(name: "mp-test-loop")
+        try await Task.sleep(for: .milliseconds(50))
+        return loop
+    }
+
+    @Test("inline work runs at once on the calling thread while the loop waits")
+    func inlineRunsOnCaller() async throws {
+        let loop = try await idleLoop()
+        defer { loop.execute { loop.stop() } }
+        let ranOn = Mutex<pthread_t?>(nil)
+        let caller = pthread_self()
+        loop.executeInline { ranOn.withLock { $0 = pthread_self() } }
+        #expect(ranOn.withLock { $0 } == caller)
+    }
+
+    @Test("a timer set by inline work fires: the waiting loop is woken to take it into account")
+    func inlineTimerFires() async throws {
+        let loop = try await idleLoop()
+        defer { loop.execute { loop.stop() } }
+        let fired = Mutex(false)
+        loop.executeInline { loop.schedule(afterNanoseconds: 10_000_000) { fired.withLock { $0 = true } } }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !fired.withLock({ $0 }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(fired.withLock { $0 }, "a 10 ms timer set by inline work had not fired after 5 s")
+    }
+
+    @Test("inline work asked for inside the loop's own work is queued, not run nested")
+    func nestedInlineIsQueued() async throws {
+        let loop = try await idleLoop()
+        defer { loop.execute { loop.stop() } }
+        let order = Mutex<[String]>([])
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            loop.executeInline {
+                order.withLock { $0.append("outer") }
+                loop.executeInline {
+                    order.withLock { $0.append("inner") }
+                    done.resume()
+                }
+                order.withLock { $0.append("outer end") }
+            }
+        }
+        #expect(order.withLock { $0 } == ["outer", "outer end", "inner"])
+    }
+}
