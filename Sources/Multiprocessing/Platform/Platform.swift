@@ -119,9 +119,13 @@ enum Platform {
         _exit(status)
     }
 
-    /// Flushes stdout and stderr, then exits.
+    /// Flushes stdout and stderr, then ends the process without running exit handlers or
+    /// static destructors. Only workers and worker hosts use it: they ran the program's
+    /// `main` only up to `bootstrap()`, so its exit work (an `atexit` handler that removes
+    /// a temporary file, say) belongs to the parent and must not run once per worker.
+    /// CPython's workers end with `os._exit` for the same reason.
     static func exitFlushing(_ status: Int32) -> Never {
         mp_flush_stdio()
-        exit(status)
+        _exit(status)
     }
 }
