@@ -28,17 +28,46 @@ struct EventLoopTests {
         #expect(ranOn.withLock { $0 } == caller)
     }
 
+    @Test("while the loop thread runs work, inline work waits its turn instead of running alongside")
+    func inlineWaitsForTheLoop() async throws {
+        let loop = try await idleLoop()
+        defer { loop.execute { loop.stop() } }
+        let busy = Mutex(false)
+        let release = Mutex(false)
+        let sawBusy = Mutex<Bool?>(nil)
+        loop.execute {
+            busy.withLock { $0 = true }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !release.withLock({ $0 }) && ContinuousClock.now < deadline { usleep(1_000) }
+            busy.withLock { $0 = false }
+        }
+        try await waitUntil("the loop thread to start its work") { busy.withLock { $0 } }
+        loop.executeInline { sawBusy.withLock { $0 = busy.withLock { $0 } } }
+        try await Task.sleep(for: .milliseconds(20))
+        release.withLock { $0 = true }
+        try await waitUntil("the inline work to run") { sawBusy.withLock { $0 } != nil }
+        #expect(sawBusy.withLock { $0 } == false, "inline work ran while the loop thread was running work")
+    }
+
+    /// Polls `condition` for up to 5 s; records a failure naming `what` when it stays false.
+    func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("waited 5 s for \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
     @Test("a timer set by inline work fires: the waiting loop is woken to take it into account")
     func inlineTimerFires() async throws {
         let loop = try await idleLoop()
         defer { loop.execute { loop.stop() } }
         let fired = Mutex(false)
         loop.executeInline { loop.schedule(afterNanoseconds: 10_000_000) { fired.withLock { $0 = true } } }
-        let deadline = ContinuousClock.now + .seconds(5)
-        while !fired.withLock({ $0 }) && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        #expect(fired.withLock { $0 }, "a 10 ms timer set by inline work had not fired after 5 s")
+        try await waitUntil("a 10 ms timer set by inline work to fire") { fired.withLock { $0 } }
     }
 
     @Test("inline work asked for inside the loop's own work is queued, not run nested")

@@ -57,6 +57,13 @@ struct SchedulerTests {
         shuffled.add(chunkStartingAt: 2, [2])
         #expect(shuffled.inOrder() == [0, 1, 2, 3, 4, 5])
 
+        var partial = OrderedResults<Int>(count: 7)  // some chunks early, one single result, a gap
+        partial.add(chunkStartingAt: 4, [4, 5])
+        partial.add(chunkStartingAt: 0, [0, 1])
+        partial.add(3, at: 3)
+        #expect(partial.partial() == [0, 1, nil, 3, 4, 5, nil])
+        #expect(!partial.isComplete)
+
         var late = OrderedResults<Int>(count: 4)  // in order after the first, which came late
         late.add(chunkStartingAt: 1, [1])
         late.add(chunkStartingAt: 2, [2, 3])

@@ -23,6 +23,10 @@ struct FrameTests {
         let large = try Frame.encode(.fatal) { $0.write(string: String(repeating: "y", count: 70_000)) }
         for frame in small[0..<3] + [large] + small[3...] { connection.queue(frame) }
         #expect(connection.hasQueuedFrames)
+        connection.coalesceSmallFrames()
+        #expect(
+            connection.queuedBufferSizes == [3 * small[0].count, large.count, small[3].count, small[4].count],
+            "the three small frames ahead of the large one are joined into one write")
         try connection.flush()
         #expect(!connection.hasQueuedFrames, "a socket pair's buffer takes it all")
         Platform.close(a)  // the reader sees end of file after the frames

@@ -65,8 +65,11 @@ struct LocalLauncher: Sendable {
             Platform.close(channelChild)
             Platform.close(lifelineChild)
         }
+        // A remote worker answers every chunk at once: when its node is lost, the first
+        // chunk in flight must be the one it was running.
         let settings = WorkerMode.Settings(
-            parentPID: Platform.processID, slot: slot, maximumPayload: maximumPayload, timesItems: timesItems)
+            parentPID: Platform.processID, slot: slot, maximumPayload: maximumPayload, timesItems: timesItems,
+            holdsShortResults: connected == nil)
         let progress: ProgressPage
         do {
             progress = try ProgressPage()

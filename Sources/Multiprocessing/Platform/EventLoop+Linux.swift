@@ -65,17 +65,22 @@ final class EventLoop: @unchecked Sendable {
     func start(name: String) throws {
         try OSThread.start(name: name) { [self] in
             run()
-            handlers.removeAll()
-            timers.removeAll()
-            Platform.close(wakeFD)
-            Platform.close(epollFD)
-            afterStop?()
-            afterStop = nil
+            // From here on, work handed to the loop runs on the caller's thread, one at a
+            // time under `ownership`.
             let leftover = queue.withLock { queue in
                 queue.ended = true
                 return queue.work
             }
-            for work in leftover { work() }
+            owning {
+                running = false
+                handlers.removeAll()
+                timers.removeAll()
+                Platform.close(wakeFD)
+                Platform.close(epollFD)
+                afterStop?()
+                afterStop = nil
+                for work in leftover { work() }
+            }
         }
     }
 
@@ -85,27 +90,41 @@ final class EventLoop: @unchecked Sendable {
     var afterIteration: (() -> Void)?
 
     /// Runs `work` on the loop thread, soon; once the loop has ended, at once on the
-    /// calling thread. Callable from any thread.
+    /// calling thread (as the loop's owner). Callable from any thread.
     func execute(_ work: @escaping @Sendable () -> Void) {
-        let (wasEmpty, ended) = queue.withLock { queue in
-            if queue.ended { return (false, true) }
+        let ended = queue.withLock { queue in
+            if queue.ended { return true }
             queue.work.append(work)
-            return (queue.work.count == 1, false)
+            // Under the lock: the loop thread closes the eventfd only after `ended` is set.
+            if queue.work.count == 1 { wake() }
+            return false
         }
-        if ended {
+        guard ended else { return }
+        if isOwnedByThisThread {
             work()
-            return
+        } else {
+            owning { work() }
         }
-        if wasEmpty { wake() }
     }
 
     /// Runs `work` on the calling thread at once when the loop thread is idle in
-    /// `epoll_wait` (then nothing else touches the loop's state until `work` returns), else
-    /// queues it like ``execute(_:)``. `work` must not block. Saves the wakeup of the loop
-    /// thread on the path of a call: the caller writes its task to a worker itself.
+    /// `epoll_wait` and no queued work is waiting (then nothing else touches the loop's
+    /// state until `work` returns), else queues it like ``execute(_:)``. `work` must not
+    /// block or run the program's code. Saves the wakeup of the loop thread on the path of
+    /// a call: the caller writes its task to a worker itself.
     func executeInline(_ work: @escaping @Sendable () -> Void) {
+        // Work that the owner itself hands over is queued: never a nested try-lock (which
+        // traps on the Linux `Mutex` of Swift runtimes before 6.3).
+        guard !isOwnedByThisThread else { return execute(work) }
         let ran = ownership.withLockIfAvailable { _ -> Bool in
-            guard running, !queue.withLock({ $0.ended }) else { return false }
+            // Queued work goes first: it may be the submit that this work finishes.
+            guard running, queue.withLock({ !$0.ended && $0.work.isEmpty }) else { return false }
+            ownerThread.store(pthread_self(), ordering: .relaxed)
+            runsInlineWork = true
+            defer {
+                runsInlineWork = false
+                ownerThread.store(0, ordering: .relaxed)
+            }
             needsWake = false
             work()
             afterIteration?()
@@ -115,12 +134,31 @@ final class EventLoop: @unchecked Sendable {
         if ran != true { execute(work) }
     }
 
+    /// Whether the work running now is inline work on a caller's thread (read by the owner).
+    private(set) var runsInlineWork = false
+
+    /// The thread that owns the loop now (its `pthread_t`), or 0. Only the owner stores
+    /// its own identity, so a thread that reads its own identity here does own the loop.
+    private let ownerThread = Atomic<UInt>(0)
+
+    private var isOwnedByThisThread: Bool { ownerThread.load(ordering: .relaxed) == pthread_self() }
+
+    /// Runs `body` as the loop's owner, waiting for the current owner to let go.
+    private func owning(_ body: () -> Void) {
+        ownership.withLock { _ in
+            ownerThread.store(pthread_self(), ordering: .relaxed)
+            defer { ownerThread.store(0, ordering: .relaxed) }
+            body()
+        }
+    }
+
     private func wake() {
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
     }
 
-    /// Registers `fd` for `events`; loop thread only. Returns a token for ``unregister(_:fd:)``.
+    /// Registers `fd` for `events`; by the loop's owner only. Returns a token for
+    /// ``unregister(_:fd:)``.
     func register(_ fd: Int32, _ events: Events, _ handler: any Handler) throws -> UInt64 {
         let token = nextToken
         nextToken += 1
@@ -129,13 +167,14 @@ final class EventLoop: @unchecked Sendable {
         return token
     }
 
-    /// Stops watching `fd`; loop thread only. The descriptor is not closed.
+    /// Stops watching `fd`; by the loop's owner only. The descriptor is not closed.
     func unregister(_ token: UInt64, fd: Int32) {
         handlers[token] = nil
         _ = mp_epoll_ctl(epollFD, 2, fd, 0, 0)
     }
 
-    /// Runs `work` on the loop thread once `nanoseconds` have passed; loop thread only.
+    /// Runs `work` on the loop thread once `nanoseconds` have passed; by the loop's owner
+    /// only.
     @discardableResult
     func schedule(afterNanoseconds nanoseconds: UInt64, _ work: @escaping () -> Void) -> UInt64 {
         let id = nextTimerID
@@ -145,13 +184,13 @@ final class EventLoop: @unchecked Sendable {
         return id
     }
 
-    /// Cancels a timer from ``schedule(afterNanoseconds:_:)``; loop thread only.
+    /// Cancels a timer from ``schedule(afterNanoseconds:_:)``; by the loop's owner only.
     func cancelTimer(_ id: UInt64) {
         timers.removeAll { $0.id == id }
     }
 
-    /// Ends the loop after the current iteration and runs `afterwards` on the loop's
-    /// thread once its descriptors are closed; loop thread only.
+    /// Ends the loop after the round in progress (the next round, when called from inline
+    /// work) and runs `afterwards` once its descriptors are closed; by the loop's owner only.
     func stop(afterwards: @escaping () -> Void = {}) {
         running = false
         afterStop = afterwards
@@ -162,7 +201,9 @@ final class EventLoop: @unchecked Sendable {
         var tokens = [UInt64](repeating: 0, count: 64)
         var events = [UInt32](repeating: 0, count: 64)
         while true {
-            guard let timeout = ownership.withLock({ _ in running ? nextTimeoutMilliseconds() : nil }) else { return }
+            var timeout: Int32?
+            owning { timeout = running ? nextTimeoutMilliseconds() : nil }
+            guard let timeout else { return }
             let count = mp_epoll_wait(epollFD, &tokens, &events, 64, timeout)
             if count < 0 {
                 if mp_errno() == EINTR { continue }
@@ -171,7 +212,7 @@ final class EventLoop: @unchecked Sendable {
                 )
                 return
             }
-            ownership.withLock { _ in handleRound(count, tokens, events) }
+            owning { handleRound(count, tokens, events) }
         }
     }
 

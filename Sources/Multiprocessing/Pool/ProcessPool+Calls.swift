@@ -37,6 +37,7 @@ extension ProcessPool {
             deliver: { events in continuation.yield(events) },
             onForget: { continuation.finish() })
         call.name = name
+        call.readsProgramInput = window != nil  // a stream: its chunks come from the program's sequence
         call.progress = progress.map {
             ProgressMode.resolve($0, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: isatty(2) == 1)
                 .0

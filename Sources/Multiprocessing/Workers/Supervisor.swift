@@ -54,8 +54,9 @@ final class CallRecord: @unchecked Sendable {
     var done = 0
     var failed = 0
     var retried = 0
-    /// The size of the last task frame made for the call (bounds how deep workers queue).
-    var lastFrameBytes = 0
+    /// Whether the call's chunks come from the program's own sequence (a stream), which
+    /// only the loop thread reads; `map`'s inputs are already in memory.
+    var readsProgramInput = false
     let startNanos = Platform.monotonicNanos()
     var lastLineNanos: UInt64 = 0
     /// This call's own progress mode (already resolved), overriding the pool's.
@@ -121,11 +122,13 @@ final class Supervisor: @unchecked Sendable {
     /// it never idles while its next chunk crosses the socket. More would hurt balance.
     static let chunksPerWorker = 2
     /// When chunks take less than ``shortChunkNanos`` of work (a fixed tiny chunk size),
-    /// a worker may hold up to this many, so that it reads a batch of tasks at once and
-    /// answers them with one write (at most 6.4 ms of queued work), and as many as fit in
+    /// a worker may hold more than two, so that it reads a batch of tasks at once and
+    /// answers them with one write: up to this many, about ``shortChunksQueuedNanos`` of
+    /// work at the last chunk's pace, and while its chunks in flight hold less than
     /// ``shortChunksQueuedBytes`` of task frames.
     static let chunksPerWorkerForShortChunks = 128
     static let shortChunkNanos: UInt64 = 50_000
+    static let shortChunksQueuedNanos: UInt64 = 1_000_000
     static let shortChunksQueuedBytes = 1 << 20
     /// A slot whose worker fails to start this many times in a row is given up.
     static let maximumConsecutiveStartFailures = 3
@@ -217,8 +220,11 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// Registers a call and hands out its first chunks. A call whose inputs are in memory
+    /// (`map`, `apply`) is registered inline when the loop is idle; a stream's chunks come
+    /// from the program's own sequence, which is read only on the loop thread.
     func submit(_ call: CallRecord) {
-        loop.executeInline { [self] in
+        let work: @Sendable () -> Void = { [self] in
             guard state == .running, unusable == nil else {
                 post(call, .failed(unusable ?? interruption.map(Self.stoppedEarlier) ?? Self.closedError()))
                 forget(call)
@@ -226,11 +232,20 @@ final class Supervisor: @unchecked Sendable {
             }
             calls[call.id] = call
             callOrder.append(call.id)
+            if call.readsProgramInput { callsReadingProgramInput += 1 }
             if progressMode(call) == .lines { printProgressLine(call, event: "started") }
             if progressMode(call) != .off { startProgressTimer() }
-            pump()
+            if loop.runsInlineWork && callsReadingProgramInput > 0 {
+                loop.execute { [self] in pump() }  // a stream's sequence may be read next
+            } else {
+                pump()
+            }
         }
+        if call.readsProgramInput { loop.execute(work) } else { loop.executeInline(work) }
     }
+
+    /// Calls registered whose chunks come from the program's own sequence (streams).
+    private var callsReadingProgramInput = 0
 
     /// The pool's figures since it started (for ``ProcessPool/report()``).
     func report() async -> PoolReport {
@@ -251,12 +266,18 @@ final class Supervisor: @unchecked Sendable {
     func finish(callID: UInt64, stopRunningWork: Bool = false) {
         loop.executeInline { [self] in
             guard let call = calls.removeValue(forKey: callID) else { return }
+            if call.readsProgramInput { callsReadingProgramInput -= 1 }
             forget(call)
             callOrder.removeAll { $0 == callID }
-            settings.onProgress?(CallProgress(call.snapshot, finished: true))
+            if let onProgress = settings.onProgress {
+                let progress = CallProgress(call.snapshot, finished: true)
+                onLoopThread { onProgress(progress) }
+            }
             switch progressMode(call) {
             case .lines: printProgressLine(call, event: stopRunningWork ? "stopped" : "finished")
-            case .bar: Platform.writeToStandardError("\r" + call.snapshot.bar() + "\u{1B}[K\n")
+            case .bar:
+                let bar = "\r" + call.snapshot.bar() + "\u{1B}[K\n"
+                onLoopThread { Platform.writeToStandardError(bar) }
             default: break
             }
             for case let worker? in slots where worker.installed.contains(callID) {
@@ -266,8 +287,39 @@ final class Supervisor: @unchecked Sendable {
                     worker.kill()
                     continue
                 }
-                // Written with the worker's next frames: a release needs no write of its own.
-                if let frame = try? Message.releaseFrame(callID: callID) { worker.queue(frame) }
+                // Written with the worker's next frames (a release needs no write of its
+                // own), or within ``releaseDelayNanos`` if none come.
+                if let frame = try? Message.releaseFrame(callID: callID) {
+                    worker.queue(frame)
+                    scheduleQueuedFramesFlush()
+                }
+            }
+        }
+    }
+
+    /// How long a release frame may wait for other frames to the same worker.
+    static let releaseDelayNanos: UInt64 = 20_000_000
+    private var queuedFramesFlushScheduled = false
+
+    /// Writes, soon, frames left queued (releases) to workers that got nothing since.
+    private func scheduleQueuedFramesFlush() {
+        guard !queuedFramesFlushScheduled else { return }
+        queuedFramesFlushScheduled = true
+        loop.schedule(afterNanoseconds: Self.releaseDelayNanos) { [weak self] in
+            guard let self else { return }
+            queuedFramesFlushScheduled = false
+            flushQueuedFrames()
+        }
+    }
+
+    /// Writes every worker's queued frames.
+    private func flushQueuedFrames() {
+        for case let worker? in slots where worker.hasQueuedFrames {
+            do {
+                try worker.flush()
+            } catch {
+                // The socket broke: the worker's exit settles its chunks (they are in flight).
+                brokenChannel(worker, MultiprocessingError.from(error))
             }
         }
     }
@@ -285,7 +337,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// The consumer of a stream took the results of `chunks` chunks: more may be sent.
     func consumed(callID: UInt64, chunks: Int) {
-        loop.executeInline { [self] in
+        loop.execute { [self] in
             guard let call = calls[callID] else { return }
             call.schedule.consumed(chunks: chunks)
             if !callOrder.contains(callID) && !call.schedule.isExhausted { callOrder.append(callID) }
@@ -521,6 +573,7 @@ final class Supervisor: @unchecked Sendable {
                 throw MultiprocessingError(.malformedFrame, "\(worker.identity) answered a chunk it was not running")
             }
             worker.inFlight.removeFirst()
+            worker.inFlightBytes -= first.chunk.payload.bytes.count
             worker.itemsRun += first.chunk.range.count
             statistics.recordChunk(
                 slot: worker.slot, items: first.chunk.range, computeNanos: header.computeNanos,
@@ -827,6 +880,7 @@ final class Supervisor: @unchecked Sendable {
         }
         calls.removeAll()
         callOrder.removeAll()
+        callsReadingProgramInput = 0
     }
 
     private func startError(_ worker: WorkerConnection, _ termination: ProcessTermination) -> MultiprocessingError {
@@ -943,9 +997,16 @@ final class Supervisor: @unchecked Sendable {
 
     private func printProgressLine(_ call: CallRecord, event: String) {
         call.lastLineNanos = Platform.monotonicNanos()
-        Platform.writeToStandardError(
+        let line =
             "\(ProgressSnapshot.timestamp()) swift-multiprocessing: \(call.snapshot.line(event: event, workers: workerCount))\n"
-        )
+        onLoopThread { Platform.writeToStandardError(line) }
+    }
+
+    /// Runs `body` now on the loop thread, or queues it there when this is inline work on a
+    /// caller's thread: writes to stderr and the program's own callbacks never run on a
+    /// thread of the Swift concurrency pool.
+    private func onLoopThread(_ body: @escaping @Sendable () -> Void) {
+        if loop.runsInlineWork { loop.execute(body) } else { body() }
     }
 
     // MARK: - Scheduling
@@ -958,23 +1019,17 @@ final class Supervisor: @unchecked Sendable {
         if let first = callOrder.first.flatMap({ calls[$0] }), let nanos = first.schedule.lastChunkNanos,
             nanos < Self.shortChunkNanos
         {
-            let fitting = Self.shortChunksQueuedBytes / max(first.lastFrameBytes, 1)
+            let fitting = Int(Self.shortChunksQueuedNanos / max(nanos, 1))
             maximumDepth = max(Self.chunksPerWorker, min(Self.chunksPerWorkerForShortChunks, fitting))
         }
         // Frames are queued while chunks are handed out and written once per worker at the
         // end, so a worker receives its batch of small tasks in one write.
-        defer {
-            for case let worker? in slots where worker.hasQueuedFrames {
-                do {
-                    try worker.flush()
-                } catch {
-                    // The socket broke: the worker's exit settles its chunks (they are in flight).
-                    brokenChannel(worker, MultiprocessingError.from(error))
-                }
-            }
-        }
+        defer { flushQueuedFrames() }
         for depth in 1...maximumDepth {
-            for case let worker? in slots where worker.phase == .ready && worker.inFlight.count < depth {
+            for case let worker? in slots
+            where worker.phase == .ready && worker.inFlight.count < depth
+                && (depth <= Self.chunksPerWorker || worker.inFlightBytes < Self.shortChunksQueuedBytes)
+            {
                 let budget = settings.maximumItemsPerWorker.map { $0 - worker.itemsQueued } ?? Int.max
                 guard budget > 0 else { continue }  // it has all the items it may run; it is recycled next
                 guard let (call, chunk) = nextChunk(atMost: budget) else { return }
@@ -1000,7 +1055,6 @@ final class Supervisor: @unchecked Sendable {
                 switch call.produce(chunkID, first, min(size, budget)) {
                 case .frame(let count, let frame)?:
                     call.schedule.handedOut(count: count)
-                    call.lastFrameBytes = frame.bytes.count
                     return (call, .init(id: chunkID, range: first..<(first + count), payload: frame))
                 case .failed(let count, let error)?:
                     call.schedule.handedOut(count: count)
@@ -1039,6 +1093,7 @@ final class Supervisor: @unchecked Sendable {
             worker.installed.insert(call.id)
         }
         worker.inFlight.append(.init(callID: call.id, chunk: chunk))
+        worker.inFlightBytes += chunk.payload.bytes.count
         worker.itemsQueued += range.count
         worker.queue(chunk.payload.bytes)
     }

@@ -1,9 +1,11 @@
 #if os(Linux)
 /// The parent's view of one worker process: its channel, its process handle, the frames
-/// waiting to be written to it and the chunks it holds. Lives on the event loop thread.
+/// waiting to be written to it and the chunks it holds. Touched only by the event loop's
+/// owner.
 final class WorkerConnection {
     /// A chunk sent to this worker and not yet answered. The worker runs chunks in the
-    /// order it receives them, so the first one is the one running.
+    /// order it receives them and answers in that order, but it may have run several and
+    /// still hold their results: its progress page names the one it runs.
     struct InFlight {
         let callID: UInt64
         /// The chunk, with its encoded task (kept so that it can be re-sent elsewhere).
@@ -47,7 +49,11 @@ final class WorkerConnection {
     /// Items answered, and items sent (for recycling after N items).
     var itemsRun = 0
     var itemsQueued = 0
-    var inFlight: [InFlight] = []
+    var inFlight: [InFlight] = [] {
+        didSet { if inFlight.isEmpty { inFlightBytes = 0 } }
+    }
+    /// The bytes of the task frames of ``inFlight`` (kept by the supervisor).
+    var inFlightBytes = 0
     var installed: Set<UInt64> = []
     var handshakeTimer: UInt64?
     /// Why the connection broke, when it broke before the process exited.
@@ -202,8 +208,11 @@ final class FramedConnection {
         }
     }
 
+    /// The sizes of the buffers queued for writing (for tests).
+    var queuedBufferSizes: [Int] { outbox.map(\.count) }
+
     /// Joins the leading small frames into one, up to ``coalescedBytes``.
-    private func coalesceSmallFrames() {
+    func coalesceSmallFrames() {
         guard outbox.count > 1, outbox[0].count + outbox[1].count <= Self.coalescedBytes else { return }
         var end = 2
         var total = outbox[0].count + outbox[1].count

@@ -28,14 +28,21 @@ enum WorkerMode {
         var maximumPayload: Int
         /// Note each item's start time in the progress page (items have a timeout).
         var timesItems: Bool
+        /// Answer a run of short chunks with one write (see `HeldReplies`); local workers only.
+        var holdsShortResults: Bool
 
-        var environmentValue: String { "v1:\(parentPID):\(slot):\(maximumPayload):\(timesItems ? 1 : 0)" }
+        var environmentValue: String {
+            "v1:\(parentPID):\(slot):\(maximumPayload):\((timesItems ? 1 : 0) | (holdsShortResults ? 2 : 0))"
+        }
 
-        init(parentPID: Int32, slot: Int, maximumPayload: Int, timesItems: Bool = false) {
+        init(
+            parentPID: Int32, slot: Int, maximumPayload: Int, timesItems: Bool = false, holdsShortResults: Bool = false
+        ) {
             self.parentPID = parentPID
             self.slot = slot
             self.maximumPayload = maximumPayload
             self.timesItems = timesItems
+            self.holdsShortResults = holdsShortResults
         }
 
         init?(environmentValue: String) {
@@ -43,7 +50,9 @@ enum WorkerMode {
             guard parts.count == 5, parts[0] == "v1", let parent = Int32(parts[1]), let slot = Int(parts[2]),
                 let maximum = Int(parts[3]), maximum > 0, let flags = Int(parts[4])
             else { return nil }
-            self.init(parentPID: parent, slot: slot, maximumPayload: maximum, timesItems: flags & 1 != 0)
+            self.init(
+                parentPID: parent, slot: slot, maximumPayload: maximum, timesItems: flags & 1 != 0,
+                holdsShortResults: flags & 2 != 0)
         }
     }
 
@@ -142,14 +151,21 @@ struct WorkerLoop {
     }
 
     /// A short chunk's result waits here while the next task is already read, so that a
-    /// run of tiny chunks is answered with one write instead of one per chunk. It is
-    /// written before the worker blocks reading, as soon as a chunk takes longer than
-    /// ``holdsResultsOfChunksUnderNanos`` or would pass ``maximumHeldBytes``: a held result
-    /// is late by at most the run time of the one chunk after it.
+    /// run of tiny chunks is answered with one write instead of one per chunk. Held results
+    /// are written before the worker blocks reading, before it runs a task of a call whose
+    /// last chunk here took ``holdsResultsOfChunksUnderNanos`` or more (or of a call it has
+    /// not run yet), and before they would pass ``maximumHeldBytes``. So a result waits at
+    /// most for the next chunk of a call whose chunks have been short.
     private struct HeldReplies {
         var bytes: [UInt8] = []
+        /// How long the last chunk of each call took here.
+        var lastChunkNanos: [UInt64: UInt64] = [:]
         static let holdsResultsOfChunksUnderNanos: UInt64 = 50_000
         static let maximumHeldBytes = 1 << 16
+
+        func mayHoldWhileRunning(callID: UInt64) -> Bool {
+            (lastChunkNanos[callID] ?? .max) < Self.holdsResultsOfChunksUnderNanos
+        }
 
         mutating func write(to channel: Int32) throws {
             guard !bytes.isEmpty else { return }
@@ -205,6 +221,9 @@ struct WorkerLoop {
                         var reader = ByteReader(raw)
                         return (try Message.Task(&reader), reader.offset)
                     }
+                    if !held.bytes.isEmpty && !held.mayHoldWhileRunning(callID: task.callID) {
+                        try held.write(to: channel)
+                    }
                     let reply: [UInt8]
                     let start = Platform.monotonicNanos()
                     if let runner = runners[task.callID] {
@@ -223,7 +242,9 @@ struct WorkerLoop {
                             task, type: "MultiprocessingError(typeNotFound)",
                             message: "the call's function was not installed in this worker")
                     }
-                    if Platform.monotonicNanos() &- start < HeldReplies.holdsResultsOfChunksUnderNanos,
+                    let elapsed = Platform.monotonicNanos() &- start
+                    held.lastChunkNanos[task.callID] = elapsed
+                    if settings.holdsShortResults, elapsed < HeldReplies.holdsResultsOfChunksUnderNanos,
                         held.bytes.count + reply.count <= HeldReplies.maximumHeldBytes
                     {
                         held.bytes.append(contentsOf: reply)
@@ -238,6 +259,7 @@ struct WorkerLoop {
                         return try reader.readVarint()
                     }
                     runners[callID] = nil
+                    held.lastChunkNanos[callID] = nil
                 case .initialize:
                     try held.write(to: channel)
                     try runInitializer(frame.payload, executor: executor)
