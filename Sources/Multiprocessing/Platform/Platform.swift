@@ -119,13 +119,13 @@ enum Platform {
         _exit(status)
     }
 
-    /// Flushes stdout and stderr, then ends the process without running exit handlers or
+    /// Flushes every C output stream, then ends the process without running exit handlers or
     /// static destructors. Only workers and worker hosts use it: they ran the program's
     /// `main` only up to `bootstrap()`, so its exit work (an `atexit` handler that removes
     /// a temporary file, say) belongs to the parent and must not run once per worker.
     /// CPython's workers end with `os._exit` for the same reason.
     static func exitFlushing(_ status: Int32) -> Never {
-        mp_flush_stdio()
+        fflush(nil)  // every output stream the worker's code opened, not only stdout and stderr
         _exit(status)
     }
 }

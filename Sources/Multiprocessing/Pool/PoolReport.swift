@@ -62,7 +62,7 @@ public struct PoolReport: Sendable, CustomStringConvertible {
     }
 }
 
-/// The figures behind a ``PoolReport``, kept on the supervisor's thread.
+/// The figures behind a ``PoolReport``, kept by the supervisor (its event loop's owner).
 struct PoolStatistics {
     let startNanos = Platform.monotonicNanos()
     var items = 0

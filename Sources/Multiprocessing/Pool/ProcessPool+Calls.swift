@@ -76,8 +76,8 @@ extension ProcessPool {
 
 /// The bytes per item of a call's last chunk, so that the next chunk's frame is allocated
 /// at about its final size instead of growing by doubling (which copies large inputs
-/// several times), and automatic chunks stay small in bytes. Used only on the
-/// supervisor's thread.
+/// several times), and automatic chunks stay small in bytes. Used only by the
+/// supervisor's event loop owner, one chunk at a time.
 final class FrameSizeHint: @unchecked Sendable {
     private var bytesPerItem = 0
 

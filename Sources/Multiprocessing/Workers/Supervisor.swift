@@ -29,8 +29,8 @@ enum ProducedChunk {
     case failed(count: Int, MultiprocessingError)
 }
 
-/// One call (a `map`, a stream, an `apply`) as the supervisor sees it: type-erased, on the
-/// loop thread.
+/// One call (a `map`, a stream, an `apply`) as the supervisor sees it: type-erased, touched
+/// only by the event loop's owner.
 final class CallRecord: @unchecked Sendable {
     let id: UInt64
     /// The install frame: the function's type name and encoded value.
@@ -38,7 +38,8 @@ final class CallRecord: @unchecked Sendable {
     var schedule: CallSchedule<TaskFrame>
     /// Takes up to `maxCount` items from the input, starting at item `firstIndex`, and
     /// encodes them as the task frame of chunk `chunkID`; `nil` when the input is dry.
-    /// Called only on the loop thread, in order.
+    /// Called only by the loop's owner, in order: on the loop thread for a stream (see
+    /// ``readsProgramInput``), possibly inline on the caller's thread for `map`.
     let produce: (_ chunkID: UInt64, _ firstIndex: Int, _ maxCount: Int) -> ProducedChunk?
     /// Hands events to the task that waits on the call, several at a time (see
     /// ``Supervisor/post(_:_:)``).
