@@ -28,6 +28,10 @@ struct LocalLauncher: Sendable {
     let maximumPayload: Int
     let timesItems: Bool
 
+    /// The send buffer asked for on each end of a worker's channel: 4 MiB where the
+    /// system allows it (`net.core.wmem_max`), else the system's most.
+    static let channelSendBufferBytes: Int32 = 4 << 20
+
     init(maximumPayload: Int, timesItems: Bool) {
         executable = Platform.currentExecutablePath
         arguments = CommandLine.arguments
@@ -51,6 +55,8 @@ struct LocalLauncher: Sendable {
             (channelParent, channelChild) = (-1, try Platform.duplicate(connected, atLeast: 3))
         } else {
             (channelParent, channelChild) = try Platform.socketPair()
+            Platform.requestSendBuffer(channelParent, bytes: Self.channelSendBufferBytes)
+            Platform.requestSendBuffer(channelChild, bytes: Self.channelSendBufferBytes)
         }
         let lifelineParent: Int32
         let lifelineChild: Int32

@@ -33,6 +33,14 @@ extension Platform {
         return (fds[0], fds[1])
     }
 
+    /// Asks for send buffers of `bytes` on a socket (the kernel caps the request at
+    /// `net.core.wmem_max`; failure leaves the default, so it is ignored). A large frame
+    /// then crosses a socket pair in a few writes instead of one per default-sized buffer.
+    static func requestSendBuffer(_ fd: Int32, bytes: Int32) {
+        var size = bytes
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     static func setCloseOnExec(_ fd: Int32) throws {
         let flags = try call("fcntl(F_GETFD)") { fcntl(fd, F_GETFD) }
         try call("fcntl(F_SETFD)") { fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
