@@ -70,6 +70,17 @@ struct EventLoopTests {
         try await waitUntil("a 10 ms timer set by inline work to fire") { fired.withLock { $0 } }
     }
 
+    @Test("a stop asked for by inline work ends the waiting loop, which then runs what follows it")
+    func inlineStopEndsTheLoop() async throws {
+        let loop = try await idleLoop()
+        let stopped = Mutex(false)
+        loop.executeInline { loop.stop { stopped.withLock { $0 = true } } }
+        try await waitUntil("the loop to end after an inline stop") { stopped.withLock { $0 } }
+        let ranAfterEnd = Mutex(false)
+        loop.execute { ranAfterEnd.withLock { $0 = true } }
+        #expect(ranAfterEnd.withLock { $0 }, "work handed to an ended loop runs at once on the caller's thread")
+    }
+
     @Test("inline work asked for inside the loop's own work is queued, not run nested")
     func nestedInlineIsQueued() async throws {
         let loop = try await idleLoop()
