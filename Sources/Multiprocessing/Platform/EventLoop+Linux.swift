@@ -65,13 +65,14 @@ final class EventLoop: @unchecked Sendable {
     func start(name: String) throws {
         try OSThread.start(name: name) { [self] in
             run()
-            // From here on, work handed to the loop runs on the caller's thread, one at a
-            // time under `ownership`.
-            let leftover = queue.withLock { queue in
-                queue.ended = true
-                return queue.work
-            }
             owning {
+                // From here on, work handed to the loop runs on the caller's thread, one at
+                // a time under `ownership` (after this block).
+                let leftover = queue.withLock { queue in
+                    queue.ended = true
+                    defer { queue.work = [] }
+                    return queue.work
+                }
                 running = false
                 handlers.removeAll()
                 timers.removeAll()

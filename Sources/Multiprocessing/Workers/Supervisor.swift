@@ -320,7 +320,18 @@ final class Supervisor: @unchecked Sendable {
                 try worker.flush()
             } catch {
                 // The socket broke: the worker's exit settles its chunks (they are in flight).
-                brokenChannel(worker, MultiprocessingError.from(error))
+                // Settling may respawn, log and hand out more work: on the loop thread.
+                let error = MultiprocessingError.from(error)
+                if loop.runsInlineWork {
+                    let id = ObjectIdentifier(worker)
+                    loop.execute { [self] in
+                        if let worker = allWorkers.first(where: { ObjectIdentifier($0) == id }) {
+                            brokenChannel(worker, error)
+                        }
+                    }
+                } else {
+                    brokenChannel(worker, error)
+                }
             }
         }
     }
@@ -573,8 +584,8 @@ final class Supervisor: @unchecked Sendable {
             else {
                 throw MultiprocessingError(.malformedFrame, "\(worker.identity) answered a chunk it was not running")
             }
-            worker.inFlight.removeFirst()
             worker.inFlightBytes -= first.chunk.payload.bytes.count
+            worker.inFlight.removeFirst()  // (emptying it also zeroes inFlightBytes)
             worker.itemsRun += first.chunk.range.count
             statistics.recordChunk(
                 slot: worker.slot, items: first.chunk.range, computeNanos: header.computeNanos,
