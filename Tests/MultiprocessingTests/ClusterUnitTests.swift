@@ -79,18 +79,25 @@ struct PlacementTests {
 
 @Suite("Multi-node authentication and messages")
 struct AuthenticationTests {
+    /// A socket pair whose reads and writes give up after 5 s: a broken handshake fails
+    /// the test instead of hanging it.
+    func timedSocketPair() throws -> (Int32, Int32) {
+        let (a, b) = try Platform.socketPair()
+        try Platform.setIOTimeout(a, milliseconds: 5000)
+        try Platform.setIOTimeout(b, milliseconds: 5000)
+        return (a, b)
+    }
+
     /// Runs the coordinator's side of the handshake on a thread of its own (it blocks),
     /// and the client's side here.
     func handshake(
         coordinatorSecret: ClusterSecret, clientSecret: ClusterSecret?, garbage: [UInt8]? = nil
     ) throws -> (coordinator: Result<Authentication.Client, MultiprocessingError>, client: MultiprocessingError?) {
-        let (a, b) = try Platform.socketPair()
+        let (a, b) = try timedSocketPair()
         defer {
             Platform.close(a)
             Platform.close(b)
         }
-        try Platform.setIOTimeout(a, milliseconds: 5000)
-        try Platform.setIOTimeout(b, milliseconds: 5000)
         let result = Mutex<Result<Authentication.Client, MultiprocessingError>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
@@ -170,13 +177,11 @@ struct AuthenticationTests {
 
     @Test("a coordinator that does not know the secret cannot give a worker host work")
     func impostorCoordinator() throws {
-        let (a, b) = try Platform.socketPair()
+        let (a, b) = try timedSocketPair()
         defer {
             Platform.close(a)
             Platform.close(b)
         }
-        try Platform.setIOTimeout(b, milliseconds: 5000)
-        try Platform.setIOTimeout(a, milliseconds: 5000)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             // An impostor: it plays the protocol, but can only guess the proof.

@@ -108,8 +108,9 @@ enum ClusterMessage {
                     w.write(1)
                     w.write(fixed: UInt32(bitPattern: signal))
                 case .lost:
-                    w.write(2)
-                    w.write(fixed: UInt32(0))
+                    // A host reports how its own worker process ended; `lost` is the
+                    // coordinator's verdict on a whole node, and no host ever sends it.
+                    preconditionFailure("a worker host reported a worker as lost")
                 }
                 w.write(timedOut ? 1 : 0)
                 w.write(varint: chunkID)

@@ -138,6 +138,22 @@ final class EventLoop: @unchecked Sendable {
     /// Whether the work running now is inline work on a caller's thread (read by the owner).
     private(set) var runsInlineWork = false
 
+    /// Runs `work` at once, unless this is inline work on a caller's thread: then `work`
+    /// is queued to run on the loop thread. For what must not run on a Swift concurrency
+    /// thread (writes to stderr, the program's own code, respawning a worker). By the
+    /// loop's owner only: `work` may touch the owner's state, and it runs as the owner.
+    func onLoopThread(_ work: @escaping () -> Void) {
+        guard runsInlineWork else { return work() }
+        let owned = OwnersWork(work)
+        execute { owned.work() }
+    }
+
+    /// Work that only the loop's owner runs, handed from one owner to the next.
+    private final class OwnersWork: @unchecked Sendable {
+        let work: () -> Void
+        init(_ work: @escaping () -> Void) { self.work = work }
+    }
+
     /// The thread that owns the loop now (its `pthread_t`), or 0. Only the owner stores
     /// its own identity, so a thread that reads its own identity here does own the loop.
     private let ownerThread = Atomic<UInt>(0)

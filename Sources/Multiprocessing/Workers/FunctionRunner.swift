@@ -5,11 +5,17 @@ import CMultiprocessingShim
 protocol ChunkRunner: Sendable {
     /// Runs the task's items and returns the result frame (never throws: failures of
     /// items, or of decoding the inputs, are reported inside the frame).
-    nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8]
+    nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> ChunkReply
 
     /// The same for a synchronous function, with no task; `nil` when the function is
     /// `async` (then ``execute(task:payload:inputsOffset:)`` runs it).
-    func executeSynchronously(task: Message.Task, payload: [UInt8], inputsOffset: Int) -> [UInt8]?
+    func executeSynchronously(task: Message.Task, payload: [UInt8], inputsOffset: Int) -> ChunkReply?
+}
+
+/// A chunk's result frame, and how long its items ran (0 when they did not run).
+struct ChunkReply {
+    var frame: [UInt8]
+    var computeNanos: UInt64
 }
 
 /// What a worker needs to know to run chunks, beyond the function.
@@ -50,45 +56,66 @@ private func makeRunner<F: WorkerFunction>(_ type: F.Type, _ bytes: UnsafeRawBuf
 struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     let function: F
     let context: RunnerContext
+    /// Whether `F` is a ``ParallelFunction`` (asked once, not for every chunk).
+    let isSynchronous = F.self is any ParallelFunction.Type
 
-    nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> [UInt8] {
-        context.progress?.begin(chunkID: task.chunkID)
-        defer { context.progress?.set(.idle) }
-        let inputs: [F.Input]
-        switch decodeInputs(task, payload, inputsOffset) {
-        case .success(let decoded): inputs = decoded
-        case .failure(let frame): return frame.bytes
+    nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> ChunkReply {
+        switch start(task, payload, inputsOffset) {
+        case .failure(let failed):
+            return ChunkReply(frame: failed.bytes, computeNanos: 0)
+        case .success(let inputs):
+            let began = Platform.monotonicNanos()
+            let outcome = await function._runChunk(inputs, run: task.runStart..<task.runEnd, context: itemContext)
+            return finish(task, outcome, since: began)
         }
-        context.progress?.set(.running)
-        let start = Platform.monotonicNanos()
-        let outcome = await function._runChunk(
-            inputs, run: task.runStart..<task.runEnd,
-            context: _ChunkContext(progress: context.progress, timesItems: context.timesItems))
-        return resultFrame(task, outcome, elapsed: Platform.monotonicNanos() &- start)
     }
 
-    func executeSynchronously(task: Message.Task, payload: [UInt8], inputsOffset: Int) -> [UInt8]? {
-        guard F.self is any ParallelFunction.Type else { return nil }
-        context.progress?.begin(chunkID: task.chunkID)
-        defer { context.progress?.set(.idle) }
-        let inputs: [F.Input]
-        switch decodeInputs(task, payload, inputsOffset) {
-        case .success(let decoded): inputs = decoded
-        case .failure(let frame): return frame.bytes
-        }
-        context.progress?.set(.running)
-        let start = Platform.monotonicNanos()
-        guard
+    func executeSynchronously(task: Message.Task, payload: [UInt8], inputsOffset: Int) -> ChunkReply? {
+        guard isSynchronous else { return nil }
+        switch start(task, payload, inputsOffset) {
+        case .failure(let failed):
+            return ChunkReply(frame: failed.bytes, computeNanos: 0)
+        case .success(let inputs):
+            let began = Platform.monotonicNanos()
+            // Never nil: a ParallelFunction always has its synchronous chunk loop.
             let outcome = function._runChunkSynchronously(
-                inputs, run: task.runStart..<task.runEnd,
-                context: _ChunkContext(progress: context.progress, timesItems: context.timesItems))
-        else { preconditionFailure("a ParallelFunction has a synchronous chunk loop") }
-        return resultFrame(task, outcome, elapsed: Platform.monotonicNanos() &- start)
+                inputs, run: task.runStart..<task.runEnd, context: itemContext)!
+            return finish(task, outcome, since: began)
+        }
+    }
+
+    private var itemContext: _ChunkContext {
+        _ChunkContext(progress: context.progress, timesItems: context.timesItems)
     }
 
     /// A result frame that fails the whole task (its inputs could not be decoded).
     struct FailedTask: Error {
         let bytes: [UInt8]
+    }
+
+    /// Notes the chunk in the progress page and decodes its inputs. The page then says
+    /// `running`, or `idle` again when the inputs could not be decoded.
+    private func start(_ task: Message.Task, _ payload: [UInt8], _ inputsOffset: Int) -> Result<
+        [F.Input], FailedTask
+    > {
+        context.progress?.begin(chunkID: task.chunkID)
+        let inputs = decodeInputs(task, payload, inputsOffset)
+        if case .success = inputs {
+            context.progress?.set(.running)
+        } else {
+            context.progress?.set(.idle)
+        }
+        return inputs
+    }
+
+    /// Encodes the outcome of a chunk whose items started at `began`; the page is idle after.
+    private func finish(_ task: Message.Task, _ outcome: _ChunkOutcome<F.Output>, since began: UInt64)
+        -> ChunkReply
+    {
+        let elapsed = Platform.monotonicNanos() &- began
+        let frame = resultFrame(task, outcome, elapsed: elapsed)
+        context.progress?.set(.idle)
+        return ChunkReply(frame: frame, computeNanos: elapsed)
     }
 
     private func decodeInputs(_ task: Message.Task, _ payload: [UInt8], _ inputsOffset: Int) -> Result<

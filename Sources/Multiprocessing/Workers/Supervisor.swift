@@ -56,7 +56,8 @@ final class CallRecord: @unchecked Sendable {
     var failed = 0
     var retried = 0
     /// Whether the call's chunks come from the program's own sequence (a stream), which
-    /// only the loop thread reads; `map`'s inputs are already in memory.
+    /// only the loop thread reads (see ``Supervisor``'s `nextChunk`); `map`'s inputs are
+    /// already in memory.
     var readsProgramInput = false
     let startNanos = Platform.monotonicNanos()
     var lastLineNanos: UInt64 = 0
@@ -115,7 +116,7 @@ struct SupervisorSettings: Sendable {
 /// caller's thread while the loop thread waits (``EventLoop/executeInline(_:)``), never
 /// both at once. The public pool talks to it only through ``start()``, ``submit(_:)``,
 /// ``finish(callID:stopRunningWork:)``, ``consumed(callID:chunks:)``, ``interrupt(_:)``
-/// and ``close()``; the hot three (submit, finish, consumed) run inline when they can.
+/// and ``close()``; a call's submit and finish run inline when they can.
 final class Supervisor: @unchecked Sendable {
     enum State { case starting, running, closing, closed }
 
@@ -221,11 +222,11 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
-    /// Registers a call and hands out its first chunks. A call whose inputs are in memory
-    /// (`map`, `apply`) is registered inline when the loop is idle; a stream's chunks come
-    /// from the program's own sequence, which is read only on the loop thread.
+    /// Registers a call and hands out its first chunks: inline on the caller's thread when
+    /// the loop is idle (a stream's chunks are still read on the loop thread, see
+    /// ``nextChunk(atMost:)``).
     func submit(_ call: CallRecord) {
-        let work: @Sendable () -> Void = { [self] in
+        loop.executeInline { [self] in
             guard state == .running, unusable == nil else {
                 post(call, .failed(unusable ?? interruption.map(Self.stoppedEarlier) ?? Self.closedError()))
                 forget(call)
@@ -233,20 +234,11 @@ final class Supervisor: @unchecked Sendable {
             }
             calls[call.id] = call
             callOrder.append(call.id)
-            if call.readsProgramInput { callsReadingProgramInput += 1 }
             if progressMode(call) == .lines { printProgressLine(call, event: "started") }
             if progressMode(call) != .off { startProgressTimer() }
-            if loop.runsInlineWork && callsReadingProgramInput > 0 {
-                loop.execute { [self] in pump() }  // a stream's sequence may be read next
-            } else {
-                pump()
-            }
+            pump()
         }
-        if call.readsProgramInput { loop.execute(work) } else { loop.executeInline(work) }
     }
-
-    /// Calls registered whose chunks come from the program's own sequence (streams).
-    private var callsReadingProgramInput = 0
 
     /// The pool's figures since it started (for ``ProcessPool/report()``).
     func report() async -> PoolReport {
@@ -267,18 +259,17 @@ final class Supervisor: @unchecked Sendable {
     func finish(callID: UInt64, stopRunningWork: Bool = false) {
         loop.executeInline { [self] in
             guard let call = calls.removeValue(forKey: callID) else { return }
-            if call.readsProgramInput { callsReadingProgramInput -= 1 }
             forget(call)
             callOrder.removeAll { $0 == callID }
             if let onProgress = settings.onProgress {
                 let progress = CallProgress(call.snapshot, finished: true)
-                onLoopThread { onProgress(progress) }
+                loop.onLoopThread { onProgress(progress) }
             }
             switch progressMode(call) {
             case .lines: printProgressLine(call, event: stopRunningWork ? "stopped" : "finished")
             case .bar:
                 let bar = "\r" + call.snapshot.bar() + "\u{1B}[K\n"
-                onLoopThread { Platform.writeToStandardError(bar) }
+                loop.onLoopThread { Platform.writeToStandardError(bar) }
             default: break
             }
             for case let worker? in slots where worker.installed.contains(callID) {
@@ -322,16 +313,7 @@ final class Supervisor: @unchecked Sendable {
                 // The socket broke: the worker's exit settles its chunks (they are in flight).
                 // Settling may respawn, log and hand out more work: on the loop thread.
                 let error = MultiprocessingError.from(error)
-                if loop.runsInlineWork {
-                    let id = ObjectIdentifier(worker)
-                    loop.execute { [self] in
-                        if let worker = allWorkers.first(where: { ObjectIdentifier($0) == id }) {
-                            brokenChannel(worker, error)
-                        }
-                    }
-                } else {
-                    brokenChannel(worker, error)
-                }
+                loop.onLoopThread { [self] in brokenChannel(worker, error) }
             }
         }
     }
@@ -347,7 +329,8 @@ final class Supervisor: @unchecked Sendable {
         return worker.inFlight.first?.callID
     }
 
-    /// The consumer of a stream took the results of `chunks` chunks: more may be sent.
+    /// The consumer of a stream took the results of `chunks` chunks: more may be sent (read
+    /// from the stream's sequence, so on the loop thread).
     func consumed(callID: UInt64, chunks: Int) {
         loop.execute { [self] in
             guard let call = calls[callID] else { return }
@@ -584,8 +567,7 @@ final class Supervisor: @unchecked Sendable {
             else {
                 throw MultiprocessingError(.malformedFrame, "\(worker.identity) answered a chunk it was not running")
             }
-            worker.inFlightBytes -= first.chunk.payload.bytes.count
-            worker.inFlight.removeFirst()  // (emptying it also zeroes inFlightBytes)
+            worker.answeredOldest()
             worker.itemsRun += first.chunk.range.count
             statistics.recordChunk(
                 slot: worker.slot, items: first.chunk.range, computeNanos: header.computeNanos,
@@ -757,7 +739,7 @@ final class Supervisor: @unchecked Sendable {
                 settle(call, chunk, failing: task.runStart..<task.runEnd, error: error)
             }
         }
-        worker.inFlight.removeAll()
+        worker.forgetInFlight()
     }
 
     /// Fails (or retries) the run offsets `failing` of `chunk`, and sends the rest of it again.
@@ -892,7 +874,6 @@ final class Supervisor: @unchecked Sendable {
         }
         calls.removeAll()
         callOrder.removeAll()
-        callsReadingProgramInput = 0
     }
 
     private func startError(_ worker: WorkerConnection, _ termination: ProcessTermination) -> MultiprocessingError {
@@ -1011,14 +992,7 @@ final class Supervisor: @unchecked Sendable {
         call.lastLineNanos = Platform.monotonicNanos()
         let line =
             "\(ProgressSnapshot.timestamp()) swift-multiprocessing: \(call.snapshot.line(event: event, workers: workerCount))\n"
-        onLoopThread { Platform.writeToStandardError(line) }
-    }
-
-    /// Runs `body` now on the loop thread, or queues it there when this is inline work on a
-    /// caller's thread: writes to stderr and the program's own callbacks never run on a
-    /// thread of the Swift concurrency pool.
-    private func onLoopThread(_ body: @escaping @Sendable () -> Void) {
-        if loop.runsInlineWork { loop.execute(body) } else { body() }
+        loop.onLoopThread { Platform.writeToStandardError(line) }
     }
 
     // MARK: - Scheduling
@@ -1036,7 +1010,13 @@ final class Supervisor: @unchecked Sendable {
         }
         // Frames are queued while chunks are handed out and written once per worker at the
         // end, so a worker receives its batch of small tasks in one write.
-        defer { flushQueuedFrames() }
+        defer {
+            flushQueuedFrames()
+            if streamsWaitForLoopThread {
+                streamsWaitForLoopThread = false
+                loop.onLoopThread { [self] in pump() }
+            }
+        }
         for depth in 1...maximumDepth {
             for case let worker? in slots
             where worker.phase == .ready && worker.inFlight.count < depth
@@ -1050,13 +1030,22 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// Set when inline work passed over a stream: ``pump()`` then pumps again on the loop thread.
+    private var streamsWaitForLoopThread = false
+
     /// The next chunk to send: a given-back one, else new items from the oldest call that
-    /// has some and room in its window.
+    /// has some and room in its window. Inline work on a caller's thread passes over
+    /// streams: their chunks come from the program's own sequence, read on the loop thread.
     private func nextChunk(atMost budget: Int) -> (CallRecord, CallSchedule<TaskFrame>.Chunk)? {
         var index = 0
         while index < callOrder.count {
             guard let call = calls[callOrder[index]] else {
                 callOrder.remove(at: index)
+                continue
+            }
+            if call.readsProgramInput && loop.runsInlineWork {
+                streamsWaitForLoopThread = true
+                index += 1
                 continue
             }
             if let chunk = call.schedule.takeRequeued() { return (call, chunk) }
@@ -1104,8 +1093,7 @@ final class Supervisor: @unchecked Sendable {
             worker.queue(call.installFrame)
             worker.installed.insert(call.id)
         }
-        worker.inFlight.append(.init(callID: call.id, chunk: chunk))
-        worker.inFlightBytes += chunk.payload.bytes.count
+        worker.sent(.init(callID: call.id, chunk: chunk))
         worker.itemsQueued += range.count
         worker.queue(chunk.payload.bytes)
     }

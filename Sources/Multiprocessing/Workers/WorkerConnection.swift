@@ -49,11 +49,28 @@ final class WorkerConnection {
     /// Items answered, and items sent (for recycling after N items).
     var itemsRun = 0
     var itemsQueued = 0
-    var inFlight: [InFlight] = [] {
-        didSet { if inFlight.isEmpty { inFlightBytes = 0 } }
+    /// Chunks sent and not yet answered, oldest first.
+    private(set) var inFlight: [InFlight] = []
+    /// The bytes of the task frames of ``inFlight``.
+    private(set) var inFlightBytes = 0
+
+    /// Notes a chunk sent to this worker.
+    func sent(_ chunk: InFlight) {
+        inFlight.append(chunk)
+        inFlightBytes += chunk.chunk.payload.bytes.count
     }
-    /// The bytes of the task frames of ``inFlight`` (kept by the supervisor).
-    var inFlightBytes = 0
+
+    /// Notes that the oldest chunk in flight was answered.
+    func answeredOldest() {
+        let answered = inFlight.removeFirst()
+        inFlightBytes -= answered.chunk.payload.bytes.count
+    }
+
+    /// Forgets every chunk in flight (the supervisor has settled them).
+    func forgetInFlight() {
+        inFlight.removeAll()
+        inFlightBytes = 0
+    }
     var installed: Set<UInt64> = []
     var handshakeTimer: UInt64?
     /// Why the connection broke, when it broke before the process exited.

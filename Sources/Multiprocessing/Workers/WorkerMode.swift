@@ -153,7 +153,7 @@ struct WorkerLoop {
     /// A short chunk's result waits here while the next task is already read, so that a
     /// run of tiny chunks is answered with one write instead of one per chunk. Held results
     /// are written before the worker blocks reading, before it runs a task of a call whose
-    /// last chunk here took ``holdsResultsOfChunksUnderNanos`` or more (or of a call it has
+    /// last chunk here computed for ``holdsResultsOfChunksUnderNanos`` or more (or of a call it has
     /// not run yet), and before they would pass ``maximumHeldBytes``. So a result waits at
     /// most for the next chunk of a call whose chunks have been short.
     private struct HeldReplies {
@@ -224,33 +224,28 @@ struct WorkerLoop {
                     if !held.bytes.isEmpty && !held.mayHoldWhileRunning(callID: task.callID) {
                         try held.write(to: channel)
                     }
-                    let reply: [UInt8]
-                    let start = Platform.monotonicNanos()
+                    let reply: ChunkReply
                     if let runner = runners[task.callID] {
                         let payload = frame.payload
-                        if let answer = runner.executeSynchronously(task: task, payload: payload, inputsOffset: offset)
-                        {
-                            reply = answer
-                        } else {
-                            reply = executor.run {
-                                await runner.execute(task: task, payload: payload, inputsOffset: offset)
-                            }
-                        }
+                        reply =
+                            runner.executeSynchronously(task: task, payload: payload, inputsOffset: offset)
+                            ?? executor.run { await runner.execute(task: task, payload: payload, inputsOffset: offset) }
                     } else {
                         // The install failed (and was reported): every item of the call fails.
-                        reply = FunctionRunner<NeverFunction>.failAll(
-                            task, type: "MultiprocessingError(typeNotFound)",
-                            message: "the call's function was not installed in this worker")
+                        reply = ChunkReply(
+                            frame: FunctionRunner<NeverFunction>.failAll(
+                                task, type: "MultiprocessingError(typeNotFound)",
+                                message: "the call's function was not installed in this worker"),
+                            computeNanos: 0)
                     }
-                    let elapsed = Platform.monotonicNanos() &- start
-                    held.lastChunkNanos[task.callID] = elapsed
-                    if settings.holdsShortResults, elapsed < HeldReplies.holdsResultsOfChunksUnderNanos,
-                        held.bytes.count + reply.count <= HeldReplies.maximumHeldBytes
+                    held.lastChunkNanos[task.callID] = reply.computeNanos
+                    if settings.holdsShortResults, reply.computeNanos < HeldReplies.holdsResultsOfChunksUnderNanos,
+                        held.bytes.count + reply.frame.count <= HeldReplies.maximumHeldBytes
                     {
-                        held.bytes.append(contentsOf: reply)
+                        held.bytes.append(contentsOf: reply.frame)
                     } else {
                         try held.write(to: channel)
-                        try send(reply)
+                        try send(reply.frame)
                     }
                     assembler.recycle(&frame.payload)  // the next large task reuses its memory
                 case .release:

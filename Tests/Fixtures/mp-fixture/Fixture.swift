@@ -815,35 +815,24 @@ struct Fixture {
             }
             print("children after close \(children().count)")
         case "crash-once":
-            // args: retries. Item 7 kills its worker the first time only.
+            // args: retries [items chunkSize item], by default 20 20 7. Item `item` kills its
+            // worker the first time only. With 4000 1 2500, the worker dies while it holds
+            // the unsent results of the one-item chunks before it.
+            let (count, chunkSize, item) = args.count == 4 ? (args[1], args[2], args[3]) : (20, 20, 7)
             let marker = "/tmp/mp-fixture-crash-once-\(getpid())"
             defer { unlink(marker) }
             var options = ProcessPool.Options()
             options.retries = args[0]
             try await withProcessPool(workers: 2, options: options) { pool in
                 do {
-                    let out = try await pool.map(CrashOnce(marker: marker), Array(0..<20), chunkSize: 20)
-                    print("map ok \(out == (0..<20).map { $0 * 10 })")
-                } catch {
-                    print("map failed: \(describe(error))")
-                }
-            }
-        case "crash-once-tiny":
-            // args: retries. 4,000 one-item chunks; item 2,500 kills its worker the first
-            // time, while the worker holds the unsent results of the chunks before it.
-            let marker = "/tmp/mp-fixture-crash-once-tiny-\(getpid())"
-            defer { unlink(marker) }
-            var options = ProcessPool.Options()
-            options.retries = args[0]
-            try await withProcessPool(workers: 2, options: options) { pool in
-                do {
-                    let out = try await pool.map(CrashOnce(marker: marker, item: 2500), Array(0..<4000), chunkSize: 1)
-                    print("map ok \(out == (0..<4000).map { $0 * 10 })")
+                    let out = try await pool.map(
+                        CrashOnce(marker: marker, item: item), Array(0..<count), chunkSize: chunkSize)
+                    print("map ok \(out == (0..<count).map { $0 * 10 })")
                 } catch let error as MultiprocessingError {
+                    print("map failed: \(describe(error))")
                     let partial = error.partialResults(as: Int.self) ?? []
-                    let wrong = partial.indices.filter { partial[$0] != nil && partial[$0] != $0 * 10 }
-                    print(
-                        "map failed: \(error.code) index=\(error.itemIndex.map(String.init) ?? "none") wrong \(wrong)")
+                    let wrong = partial.indices.filter { index in partial[index].map { $0 != index * 10 } ?? false }
+                    print("wrong partial results: \(wrong)")
                 }
             }
         case "timeout":
