@@ -1058,9 +1058,8 @@ struct Fixture {
             }
         default:
             // Scenarios of later work live in files of their own (Scenarios+*.swift).
-            for more in [runLivenessScenario, runPoolScenario, runCodingScenario, runProcessScenario, runJournalScenario]
-            where try await more(scenario, args) {
-                return
+            for more in [runLivenessScenario, runPoolScenario, runCodingScenario, runProcessScenario, runJournalScenario] {
+                if try await more(scenario, args) { return }
             }
             fail("unknown scenario '\(scenario)'")
         }
