@@ -87,6 +87,14 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
 
         /// The code's name in words, e.g. `worker died`.
         public var description: String { storage.rawValue }
+
+        init(storage: Storage) { self.storage = storage }
+
+        /// The code whose ``description`` is `name` (how a worker's error crosses the wire).
+        init?(named name: String) {
+            guard let storage = Storage(rawValue: name) else { return nil }
+            self.storage = storage
+        }
     }
 
     /// Identifies a worker process in error messages.

@@ -61,7 +61,8 @@ public protocol WorkerFunction: Codable, Sendable {
     /// What one call returns.
     associatedtype Output: Codable & Sendable
 
-    /// Not API: runs offsets `run` of a chunk's inputs in a worker. Implemented by
+    /// Not API: runs offsets `run` of a chunk in a worker; `inputs` holds exactly the run's
+    /// inputs (`inputs[0]` is offset `run.lowerBound`). Implemented by
     /// ``ParallelFunction`` and ``AsyncParallelFunction``; it is a requirement so that the
     /// worker reaches it through your type's witness table, where it is specialized for
     /// your type.
@@ -116,12 +117,22 @@ public struct _ItemFailure: Sendable {
     public let type: String
     /// The thrown error's description.
     public let message: String
+    /// The code of a ``MultiprocessingError`` the function threw (a pool created inside a
+    /// worker, for example): it reaches the parent with its own code, not as `functionThrew`.
+    public let code: String?
 
     @inlinable
     init(offset: Int, error: any Error) {
         self.offset = offset
-        type = String(reflecting: Swift.type(of: error))
-        message = String(describing: error)
+        if let error = error as? MultiprocessingError {
+            code = error.code.description
+            type = "MultiprocessingError"
+            message = error.message
+        } else {
+            code = nil
+            type = String(reflecting: Swift.type(of: error))
+            message = String(describing: error)
+        }
     }
 }
 
@@ -147,7 +158,7 @@ extension ParallelFunction {
         while offset < run.upperBound {
             context.noteItem(offset)
             do {
-                outputs.append(try self(inputs[offset]))
+                outputs.append(try self(inputs[offset &- run.lowerBound]))
             } catch {
                 failures.append(_ItemFailure(offset: offset, error: error))
             }
@@ -171,7 +182,7 @@ extension AsyncParallelFunction {
         while offset < run.upperBound {
             context.noteItem(offset)
             do {
-                outputs.append(try await self(inputs[offset]))
+                outputs.append(try await self(inputs[offset &- run.lowerBound]))
             } catch {
                 failures.append(_ItemFailure(offset: offset, error: error))
             }

@@ -252,7 +252,7 @@ struct WorkerHost {
         let now = Platform.monotonicNanos()
         for child in children where child.timeoutNanos > 0 && !child.timedOut {
             let snapshot = child.spawned.progress.snapshot()
-            if snapshot.phase == .running, snapshot.startedNanos > 0, now > snapshot.startedNanos,
+            if snapshot.phase != .idle, snapshot.startedNanos > 0, now > snapshot.startedNanos,
                 now - snapshot.startedNanos > child.timeoutNanos
             {
                 child.timedOut = true

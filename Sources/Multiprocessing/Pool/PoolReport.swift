@@ -41,6 +41,10 @@ public struct PoolReport: Sendable, CustomStringConvertible {
     public let workers: [Worker]
     /// The slowest chunks per item (at most three), slowest first.
     public let slowestChunks: [SlowChunk]
+    /// Workers that have held the same work far longer than chunks have been taking (at
+    /// least ``ProcessPool/Options/stallReportAfter``, and 20 times the call's last chunk): which worker, which items, for how
+    /// long. A worker stuck without ``ProcessPool/Options/itemTimeout`` shows up here.
+    public internal(set) var stalled: [String] = []
 
     /// Several lines: the totals, then one line per worker slot and the slowest chunks.
     public var description: String {
@@ -58,6 +62,7 @@ public struct PoolReport: Sendable, CustomStringConvertible {
             lines.append(
                 "  slow: items \(chunk.items.lowerBound)..<\(chunk.items.upperBound) at \(milliseconds) ms per item")
         }
+        for line in stalled { lines.append("  stalled: \(line)") }
         return lines.joined(separator: "\n")
     }
 }

@@ -46,14 +46,58 @@ extension ProcessPool {
         return (callID, events)
     }
 
-    /// Encodes inputs as the task frame of one chunk.
+    /// Encodes inputs as the task frame of one chunk, or of its first items when the chunk
+    /// would pass the frame limit `limit` (the caller sends the rest in later chunks).
+    ///
+    /// Inputs that travel as raw bytes are one copy. Others are encoded one by one
+    /// (``ItemizedValues``): an input that cannot be encoded, or is too large for a frame on
+    /// its own, fails alone with its index (the worker reports it back without running
+    /// it); the other items of the chunk run.
     static func taskFrame<Input: Encodable>(
-        callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>, sizeHint: FrameSizeHint? = nil
+        callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>, limit: Int,
+        sizeHint: FrameSizeHint? = nil
     ) -> ProducedChunk {
+        let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
+        let capacity = sizeHint?.expectedBytes(items: inputs.count) ?? 64
         do {
-            let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
-            let capacity = sizeHint?.expectedBytes(items: inputs.count) ?? 64
-            let frame = try TaskFrame(task: task, capacity: capacity) { w in try BinaryCodec.encode(inputs, into: &w) }
+            let frame: TaskFrame
+            if ItemizedValues.isRaw(Input.self) {
+                frame = try TaskFrame(task: task, capacity: capacity) { w in try BinaryCodec.encode(inputs, into: &w) }
+            } else {
+                var fitting = inputs.count
+                frame = try TaskFrame(task: task, capacity: capacity) { w in
+                    var items = ItemizedValues.Writer(&w, reservingCapacity: inputs.count)
+                    for (position, input) in zip(inputs.indices, inputs) {
+                        let index = first + (position - inputs.startIndex)
+                        let before = items.valueBytes(w)
+                        if let error = items.append(input, into: &w) {
+                            items.appendFailure(
+                                MultiprocessingError(
+                                    .encodingFailed,
+                                    "the input of item \(index) (\(String(reflecting: Input.self))) could not be encoded: \(error.message)"
+                                ))
+                        } else if items.valueBytes(w) + FunctionRunner<NeverFunction>.headroom > limit {
+                            let size = items.valueBytes(w) - before
+                            items.dropLastValue(from: &w)
+                            guard size + FunctionRunner<NeverFunction>.headroom > limit else {
+                                fitting = position - inputs.startIndex  // it goes in the next chunk
+                                break
+                            }
+                            items.appendFailure(
+                                MultiprocessingError(
+                                    .frameTooLarge,
+                                    "the input of item \(index) encodes to \(size) bytes, above the frame limit of \(limit) bytes: send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
+                                ))
+                        }
+                    }
+                    items.finish(into: &w)
+                }
+                if fitting < inputs.count {
+                    return taskFrame(
+                        callID: callID, chunkID: chunkID, first: first,
+                        inputs: inputs.prefix(max(fitting, 1)), limit: limit, sizeHint: sizeHint)
+                }
+            }
             sizeHint?.record(bytes: frame.bytes.count, items: inputs.count)
             return .frame(count: inputs.count, frame)
         } catch {

@@ -60,18 +60,25 @@ extension ProcessPool {
             // shrink toward the end (better balance). Other sequences learn it at the end.
             let knownCount = (inputs as? any Collection)?.count
             let source = IteratorBox(inputs.makeIterator())
+            let frameLimit = options.maximumFrameBytes
             let (callID, events) = try startCall(
                 function, name: name, typeName: typeName, totalItems: knownCount, chunkSize: chunkSize,
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
                 progress: progress,
                 produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                     let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
-                    var items: [F.Input] = []
+                    var items = source.takeLeftOver(atMost: count)
                     items.reserveCapacity(min(count, 4096))
                     while items.count < count, let item = source.iterator.next() { items.append(item) }
                     if items.isEmpty { return nil }
-                    return Self.taskFrame(
-                        callID: callID, chunkID: chunkID, first: first, inputs: items[...], sizeHint: sizeHint)
+                    let produced = Self.taskFrame(
+                        callID: callID, chunkID: chunkID, first: first, inputs: items[...], limit: frameLimit,
+                        sizeHint: sizeHint)
+                    // Items that did not fit in this chunk's frame go first in the next one.
+                    if case .frame(let sent, _) = produced, sent < items.count {
+                        source.leftOver.insert(contentsOf: items[sent...], at: 0)
+                    }
+                    return produced
                 })
             return Results(
                 core: ResultsCore(
@@ -131,7 +138,16 @@ extension ProcessPool {
 /// it over (the `sending` parameter guarantees the caller no longer touches it).
 final class IteratorBox<Iterator: IteratorProtocol>: @unchecked Sendable {
     var iterator: Iterator
+    /// Items taken from the iterator that a chunk could not hold (its frame was full).
+    var leftOver: [Iterator.Element] = []
     init(_ iterator: Iterator) { self.iterator = iterator }
+
+    func takeLeftOver(atMost count: Int) -> [Iterator.Element] {
+        guard !leftOver.isEmpty else { return [] }
+        let taken = Array(leftOver.prefix(count))
+        leftOver.removeFirst(taken.count)
+        return taken
+    }
 }
 
 /// A submitted call (``ProcessPool/applyAsync(_:_:)``).

@@ -71,6 +71,10 @@ public final class ProcessPool: Sendable {
         /// and respawned at `debug`; crashed and timed out at `notice`. Nothing is logged
         /// per item. The program chooses the handler with `LoggingSystem.bootstrap`.
         public var logger = Logger(label: "swift-multiprocessing")
+        /// How long a worker may hold the same work, with no ``itemTimeout``, before the
+        /// progress lines and ``ProcessPool/report()`` name it as possibly stuck (default
+        /// 30 s; it must also be 20 times the call's last chunk). Nothing is stopped.
+        public var stallReportAfter: Duration = .seconds(30)
         /// Called on the pool's thread five times a second for each call in progress, and
         /// once when a call ends (`finished`), for programs that draw their own display.
         /// Keep it short: it runs on the thread that serves the workers.
@@ -188,7 +192,8 @@ public final class ProcessPool: Sendable {
                 retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
                 maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
                 progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
-                onProgress: options.onProgress, placement: placement))
+                onProgress: options.onProgress, placement: placement,
+                stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
         self.supervisor = supervisor
         Interruption.shared.register(supervisor)
         do {
@@ -203,6 +208,13 @@ public final class ProcessPool: Sendable {
             Interruption.shared.unregister(supervisor)
             throw error
         }
+    }
+
+    /// A duration in whole nanoseconds (negative durations count as zero).
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 else { return 0 }
+        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
     }
 
     deinit {
@@ -260,6 +272,7 @@ public final class ProcessPool: Sendable {
         let typeName = try F.checkFindableByName()
         if items.isEmpty { return [] }
 
+        let frameLimit = options.maximumFrameBytes
         let (callID, events) = try startCall(
             function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
             progress: progress,
@@ -267,7 +280,7 @@ public final class ProcessPool: Sendable {
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
                 return Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)],
-                    sizeHint: sizeHint)
+                    limit: frameLimit, sizeHint: sizeHint)
             })
         var results = OrderedResults<F.Output>(count: items.count)
         let supervisor = self.supervisor
@@ -280,7 +293,9 @@ public final class ProcessPool: Sendable {
                         case .results(let header, let range, let payload, let offset, let worker):
                             try Self.decodeResults(
                                 F.Output.self, header, range, payload, offset, worker, into: &results)
-                        case .chunkFailed(_, let error), .failed(let error):
+                        case .chunkFailed(let range, let error):
+                            throw range.count == 1 ? error.forItem(range.lowerBound) : error
+                        case .failed(let error):
                             throw error
                         case .ended:
                             break

@@ -79,7 +79,7 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
                 return ItemResult(index: start + offset, result: .success(values[offset]))
             case .mixed(let start, let results): return ItemResult(index: start + offset, result: results[offset])
             case .failed(let range, let error):
-                return ItemResult(index: range.lowerBound + offset, result: .failure(error))
+                return ItemResult(index: range.lowerBound + offset, result: .failure(error.forItem(range.lowerBound + offset)))
             }
         }
     }
@@ -203,24 +203,42 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
                     }
                     return .values(start: range.lowerBound, outputs)
                 }
+                let table = try ItemizedValues.Table(&reader, count: range.count)
                 var results: [Result<Output, MultiprocessingError>] = []
                 results.reserveCapacity(range.count)
-                var index = range.lowerBound
-                while index < range.upperBound {
-                    let tag = try reader.readByte("a result tag")
-                    if tag == Message.Result.itemSucceeded {
-                        results.append(.success(try BinaryCodec.decode(Output.self, from: &reader)))
-                    } else {
-                        let errorType = try reader.readString()
-                        let errorMessage = try reader.readString()
+                for (position, entry) in table.entries.enumerated() {
+                    let index = range.lowerBound + position
+                    switch entry {
+                    case .value:
+                        do {
+                            results.append(.success(try table.decode(Output.self, at: position, in: raw)))
+                        } catch {
+                            results.append(
+                                .failure(
+                                    MultiprocessingError(
+                                        .decodingFailed,
+                                        "the result of item \(index) from \(worker) could not be decoded here (\(String(reflecting: Output.self))): \(describe(error))",
+                                        itemIndex: index, worker: worker, underlying: error)))
+                        }
+                    case .threw(let errorType, let errorMessage):
                         results.append(
                             .failure(
                                 MultiprocessingError(
                                     .functionThrew, "item \(index) failed in \(worker): \(errorType): \(errorMessage)",
                                     itemIndex: index, worker: worker, remoteErrorType: errorType,
                                     remoteErrorMessage: errorMessage)))
+                    case .failed(let code, let message):
+                        results.append(
+                            .failure(
+                                MultiprocessingError(
+                                    MultiprocessingError.Code(named: code) ?? .unexpected,
+                                    "item \(index) failed in \(worker): \(message)", itemIndex: index, worker: worker)))
                     }
-                    index += 1
+                }
+                let outputs = results.compactMap { try? $0.get() }
+                if outputs.count == results.count {
+                    // Every item succeeded (outputs encoded one by one): a plain chunk of values.
+                    return .values(start: range.lowerBound, outputs)
                 }
                 return .mixed(start: range.lowerBound, results)
             }

@@ -5,10 +5,12 @@
 /// hello          buildID (length + bytes), pid (u32), host (string)
 /// install        callID, functionTypeName (string), function value (rest)
 /// installFailed  callID, code (string), message (string)
-/// task           callID, chunkID, firstIndex, count, runStart, runEnd, inputs: [Input] value (rest)
-/// result         callID, chunkID, computeNanos, status u8, failedCount:
-///                  0: outputs: [Output] value (rest)
-///                  1: per item, tag u8: 0 + Output value | 1 + errorType (string) + message (string)
+/// task           callID, chunkID, firstIndex, count, runStart, runEnd, inputs (rest): an
+///                  [Input] value when inputs travel as raw bytes, else ``ItemizedValues``
+/// result         callID, chunkID, computeNanos, status u8, failedCount (u32):
+///                  0: outputs: [Output] value (rest), only for outputs sent as raw bytes
+///                  1: the run's outcomes as ``ItemizedValues`` (a value, a thrown error's
+///                     type and description, or a library error's code and message, per item)
 /// release        callID
 /// fatal          code (string), message (string)
 /// ```
@@ -147,8 +149,6 @@ enum Message {
     struct Result: Equatable {
         static let allSucceeded: UInt8 = 0
         static let perItem: UInt8 = 1
-        static let itemSucceeded: UInt8 = 0
-        static let itemFailed: UInt8 = 1
 
         var callID: UInt64
         var chunkID: UInt64
@@ -171,7 +171,7 @@ enum Message {
             chunkID = try reader.readVarint()
             computeNanos = try reader.readVarint()
             status = try reader.readByte("a result status")
-            failedCount = try reader.readLength("a failed count", minimumElementSize: 0)
+            failedCount = Int(try reader.read(fixed: UInt32.self))
             guard status == Self.allSucceeded || status == Self.perItem else {
                 throw MultiprocessingError(.malformedFrame, "a result frame has an unknown status \(status)")
             }
@@ -182,7 +182,8 @@ enum Message {
             w.write(varint: chunkID)
             w.write(varint: computeNanos)
             w.write(status)
-            w.write(length: failedCount)
+            // Fixed width, last: a worker patches it once its items are encoded.
+            w.write(fixed: UInt32(clamping: failedCount))
         }
     }
 

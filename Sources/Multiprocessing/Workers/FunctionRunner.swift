@@ -58,73 +58,71 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     let context: RunnerContext
     /// Whether `F` is a ``ParallelFunction`` (asked once, not for every chunk).
     let isSynchronous = F.self is any ParallelFunction.Type
+    /// Whether inputs and outputs travel as raw bytes (see ``ItemizedValues/isRaw(_:)``).
+    let rawInputs = ItemizedValues.isRaw(F.Input.self)
+    let rawOutputs = ItemizedValues.isRaw(F.Output.self)
+
+    /// A chunk's inputs, decoded: runs of consecutive offsets whose inputs decoded, and the
+    /// items whose input could not be decoded (they fail alone).
+    struct Inputs {
+        var segments: [(run: Range<Int>, inputs: [F.Input])] = []
+        var failures: [Int: MultiprocessingError] = [:]
+    }
+
+    /// The outcome of every item of a chunk's run, in order of offset.
+    struct Outcomes {
+        var outputs: [F.Output] = []
+        /// Items that threw, by offset.
+        var threw: [Int: _ItemFailure] = [:]
+        /// Items the library could not carry (input not decodable), by offset.
+        var failures: [Int: MultiprocessingError] = [:]
+    }
 
     nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> ChunkReply {
-        switch start(task, payload, inputsOffset) {
-        case .failure(let failed):
-            return ChunkReply(frame: failed.bytes, computeNanos: 0)
-        case .success(let inputs):
-            let began = Platform.monotonicNanos()
-            let outcome = await function._runChunk(inputs, run: task.runStart..<task.runEnd, context: itemContext)
-            return finish(task, outcome, since: began)
+        let inputs = start(task, payload, inputsOffset)
+        let began = Platform.monotonicNanos()
+        var outcomes = Outcomes(failures: inputs.failures)
+        for segment in inputs.segments {
+            add(await function._runChunk(segment.inputs, run: segment.run, context: itemContext), to: &outcomes)
         }
+        return finish(task, outcomes, since: began)
     }
 
     func executeSynchronously(task: Message.Task, payload: [UInt8], inputsOffset: Int) -> ChunkReply? {
         guard isSynchronous else { return nil }
-        switch start(task, payload, inputsOffset) {
-        case .failure(let failed):
-            return ChunkReply(frame: failed.bytes, computeNanos: 0)
-        case .success(let inputs):
-            let began = Platform.monotonicNanos()
+        let inputs = start(task, payload, inputsOffset)
+        let began = Platform.monotonicNanos()
+        var outcomes = Outcomes(failures: inputs.failures)
+        for segment in inputs.segments {
             // Never nil: a ParallelFunction always has its synchronous chunk loop.
-            let outcome = function._runChunkSynchronously(
-                inputs, run: task.runStart..<task.runEnd, context: itemContext)!
-            return finish(task, outcome, since: began)
+            add(function._runChunkSynchronously(segment.inputs, run: segment.run, context: itemContext)!, to: &outcomes)
         }
+        return finish(task, outcomes, since: began)
+    }
+
+    private func add(_ outcome: _ChunkOutcome<F.Output>, to outcomes: inout Outcomes) {
+        if outcomes.outputs.isEmpty {
+            outcomes.outputs = outcome.outputs
+        } else {
+            outcomes.outputs.append(contentsOf: outcome.outputs)
+        }
+        for failure in outcome.failures { outcomes.threw[failure.offset] = failure }
     }
 
     private var itemContext: _ChunkContext {
         _ChunkContext(progress: context.progress, timesItems: context.timesItems)
     }
 
-    /// A result frame that fails the whole task (its inputs could not be decoded).
-    struct FailedTask: Error {
-        let bytes: [UInt8]
-    }
-
-    /// Notes the chunk in the progress page and decodes its inputs. The page then says
-    /// `running`, or `idle` again when the inputs could not be decoded.
-    private func start(_ task: Message.Task, _ payload: [UInt8], _ inputsOffset: Int) -> Result<
-        [F.Input], FailedTask
-    > {
-        context.progress?.begin(chunkID: task.chunkID)
-        let inputs = decodeInputs(task, payload, inputsOffset)
-        if case .success = inputs {
-            context.progress?.set(.running)
-        } else {
-            context.progress?.set(.idle)
-        }
-        return inputs
-    }
-
-    /// Encodes the outcome of a chunk whose items started at `began`; the page is idle after.
-    private func finish(_ task: Message.Task, _ outcome: _ChunkOutcome<F.Output>, since began: UInt64)
-        -> ChunkReply
-    {
-        let elapsed = Platform.monotonicNanos() &- began
-        let frame = resultFrame(task, outcome, elapsed: elapsed)
-        context.progress?.set(.idle)
-        return ChunkReply(frame: frame, computeNanos: elapsed)
-    }
-
-    private func decodeInputs(_ task: Message.Task, _ payload: [UInt8], _ inputsOffset: Int) -> Result<
-        [F.Input], FailedTask
-    > {
+    /// Notes the chunk in the progress page and decodes its inputs, item by item unless
+    /// they are raw bytes. The page then says `running`.
+    private func start(_ task: Message.Task, _ payload: [UInt8], _ inputsOffset: Int) -> Inputs {
+        context.progress?.begin(chunkID: task.chunkID, offset: task.runStart, timed: context.timesItems)
+        let run = task.runStart..<task.runEnd
+        var inputs = Inputs()
         do {
-            return .success(
-                try payload.withUnsafeBytes { raw throws in
-                    var reader = ByteReader(raw, offset: inputsOffset)
+            try payload.withUnsafeBytes { raw throws in
+                var reader = ByteReader(raw, offset: inputsOffset)
+                if rawInputs {
                     let values = try BinaryCodec.decode([F.Input].self, from: &reader)
                     guard reader.isAtEnd, values.count == task.count else {
                         throw MultiprocessingError(
@@ -132,113 +130,139 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
                             "a task frame for \(task.count) items held \(values.count) inputs and \(reader.remaining) stray bytes"
                         )
                     }
-                    return values
-                })
+                    inputs.segments = [(run, run == 0..<task.count ? values : Array(values[run]))]
+                    return
+                }
+                let table = try ItemizedValues.Table(&reader, count: task.count)
+                var current: (run: Range<Int>, inputs: [F.Input])?
+                for offset in run {
+                    context.progress?.note(.decoding, offset: offset, timed: context.timesItems)
+                    do {
+                        let value = try table.decode(F.Input.self, at: offset, in: raw)
+                        if current == nil { current = (offset..<offset, []) }
+                        current!.inputs.append(value)
+                        current!.run = current!.run.lowerBound..<(offset + 1)
+                    } catch {
+                        if let done = current { inputs.segments.append(done) }
+                        current = nil
+                        inputs.failures[offset] = MultiprocessingError(
+                            .decodingFailed,
+                            "the worker could not decode the input of item \(task.firstIndex + offset) (\(String(reflecting: F.Input.self))): \(describe(error))"
+                        )
+                    }
+                }
+                if let done = current { inputs.segments.append(done) }
+            }
         } catch {
-            return .failure(
-                FailedTask(
-                    bytes: Self.failAll(
-                        task, type: "MultiprocessingError(decodingFailed)",
-                        message:
-                            "the worker could not decode the inputs (\(String(reflecting: F.Input.self))): \(describe(error))"
-                    )))
+            // The frame itself is broken: every item of the run fails.
+            inputs.segments = []
+            for offset in run {
+                inputs.failures[offset] = MultiprocessingError(
+                    .decodingFailed,
+                    "the worker could not decode the inputs (\(String(reflecting: F.Input.self))): \(describe(error))")
+            }
         }
+        context.progress?.set(.running)
+        return inputs
     }
 
-    /// The result frame of a chunk that ran.
-    private func resultFrame(_ task: Message.Task, _ outcome: _ChunkOutcome<F.Output>, elapsed: UInt64) -> [UInt8] {
-        let outputs = outcome.outputs
-        let failures = outcome.failures
-        context.progress?.set(.encoding)
+    /// Encodes the outcomes of a chunk whose items started at `began`; the page is idle after.
+    private func finish(_ task: Message.Task, _ outcomes: Outcomes, since began: UInt64) -> ChunkReply {
+        let elapsed = Platform.monotonicNanos() &- began
+        let frame = resultFrame(task, outcomes, elapsed: elapsed)
+        context.progress?.set(.idle)
+        return ChunkReply(frame: frame, computeNanos: elapsed)
+    }
 
-        if failures.isEmpty,
+    /// The result frame of a chunk: raw outputs when they are raw bytes and every item
+    /// succeeded, else a run of items encoded one by one, so that an output that cannot be
+    /// encoded, or is too large for a frame, fails only its own item.
+    private func resultFrame(_ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64) -> [UInt8] {
+        context.progress?.set(.encoding)
+        let header = Message.Result(
+            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.allSucceeded)
+        if rawOutputs, outcomes.threw.isEmpty, outcomes.failures.isEmpty,
             let frame = try? Frame.encode(
                 .result,
                 payload: { w throws in
-                    Message.Result(
-                        callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed,
-                        status: Message.Result.allSucceeded
-                    ).write(to: &w)
-                    try BinaryCodec.encode(outputs, into: &w)
-                })
+                    header.write(to: &w)
+                    try BinaryCodec.encode(outcomes.outputs, into: &w)
+                }), frame.count - Frame.headerSize <= context.maximumPayload
         {
-            if frame.count - Frame.headerSize <= context.maximumPayload { return frame }
-            return Self.failAll(
-                task, type: "MultiprocessingError(frameTooLarge)",
-                message:
-                    "the results of items \(task.itemRange) encode to \(frame.count) bytes, above the frame limit of \(context.maximumPayload) bytes: return smaller results, use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes"
-            )
+            return frame
         }
-        return Self.perItemFrame(
-            task, elapsed: elapsed, outputs: outputs, failures: failures, maximumPayload: context.maximumPayload)
+        return itemizedFrame(task, outcomes, elapsed: elapsed)
     }
 
-    /// A result frame with one outcome per item (used when any item failed, or an output
-    /// could not be encoded: then that item fails, naming the type).
-    private static func perItemFrame(
-        _ task: Message.Task, elapsed: UInt64, outputs: [F.Output],
-        failures: [_ItemFailure], maximumPayload: Int
-    ) -> [UInt8] {
-        // Encode every outcome first: the header counts the failures, encoding ones included.
-        var outcomes: [(succeeded: Bool, bytes: [UInt8], type: String, message: String)] = []
-        outcomes.reserveCapacity(task.runEnd - task.runStart)
-        var nextFailure = 0
-        var nextOutput = 0
-        for offset in task.runStart..<task.runEnd {
-            if nextFailure < failures.count, failures[nextFailure].offset == offset {
-                outcomes.append((false, [], failures[nextFailure].type, failures[nextFailure].message))
-                nextFailure += 1
-                continue
-            }
-            var item = ByteWriter()
-            do {
-                try BinaryCodec.encode(outputs[nextOutput], into: &item)
-                outcomes.append((true, item.bytes, "", ""))
-            } catch {
-                outcomes.append(
-                    (
-                        false, [], "MultiprocessingError(encodingFailed)",
-                        "the worker could not encode the result (\(String(reflecting: F.Output.self))): \(describe(error))"
-                    ))
-            }
-            nextOutput += 1
-        }
+    private func itemizedFrame(_ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64) -> [UInt8] {
         let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem,
-            failedCount: outcomes.filter { !$0.succeeded }.count)
-        let frame = try? Frame.encode(.result) { w in
-            header.write(to: &w)
-            for outcome in outcomes {
-                if outcome.succeeded {
-                    w.write(Message.Result.itemSucceeded)
-                    w.write(contentsOf: outcome.bytes)
-                } else {
-                    w.write(Message.Result.itemFailed)
-                    w.write(string: outcome.type)
-                    w.write(string: outcome.message)
-                }
-            }
-        }
-        if let frame, frame.count - Frame.headerSize <= maximumPayload { return frame }
-        return failAll(
-            task, type: "MultiprocessingError(frameTooLarge)",
-            message: "the results of items \(task.itemRange) are above the frame limit of \(maximumPayload) bytes")
-    }
-
-    /// A result frame in which every item of the task failed with the same error.
-    static func failAll(_ task: Message.Task, type: String, message: String) -> [UInt8] {
-        let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: 0, status: Message.Result.perItem,
-            failedCount: task.runEnd - task.runStart)
-        // Encoding strings cannot fail.
+            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem)
+        let limit = context.maximumPayload
+        // Encoding into a writer cannot fail here: each item's failure is caught and recorded.
         return
             (try? Frame.encode(.result) { w in
                 header.write(to: &w)
-                for _ in task.runStart..<task.runEnd {
-                    w.write(Message.Result.itemFailed)
-                    w.write(string: type)
-                    w.write(string: message)
+                let failedCountAt = w.count - 4
+                var items = ItemizedValues.Writer(&w, reservingCapacity: task.runEnd - task.runStart)
+                var nextOutput = 0
+                for offset in task.runStart..<task.runEnd {
+                    let index = task.firstIndex + offset
+                    if let failure = outcomes.failures[offset] {
+                        items.appendFailure(failure)
+                        continue
+                    }
+                    if let threw = outcomes.threw[offset] {
+                        if let code = threw.code {
+                            items.appendFailure(MultiprocessingError(Self.code(named: code), threw.message))
+                        } else {
+                            items.appendThrew(type: threw.type, message: threw.message)
+                        }
+                        continue
+                    }
+                    context.progress?.note(.encoding, offset: offset, timed: context.timesItems)
+                    let before = items.valueBytes(w)
+                    if let error = items.append(outcomes.outputs[nextOutput], into: &w) {
+                        items.appendFailure(
+                            MultiprocessingError(
+                                .encodingFailed,
+                                "the worker could not encode the result of item \(index) (\(String(reflecting: F.Output.self))): \(error.message)"
+                            ))
+                    } else if items.valueBytes(w) + Self.headroom > limit {
+                        let size = items.valueBytes(w) - before
+                        items.dropLastValue(from: &w)
+                        items.appendFailure(
+                            MultiprocessingError(
+                                .frameTooLarge,
+                                size + Self.headroom > limit
+                                    ? "the result of item \(index) encodes to \(size) bytes, above the frame limit of \(limit) bytes: return a smaller result, or raise ProcessPool.Options.maximumFrameBytes"
+                                    : "the results of items \(task.firstIndex + task.runStart)..<\(index + 1) together encode to more than the frame limit of \(limit) bytes: use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes"
+                            ))
+                    }
+                    nextOutput += 1
                 }
+                items.finish(into: &w)
+                w.patch(fixed: UInt32(items.failedCount), at: failedCountAt)
+            }) ?? []
+    }
+
+    /// Room left in a result frame for its header and its table of items.
+    static var headroom: Int { 4096 }
+
+    static func code(named name: String) -> MultiprocessingError.Code {
+        MultiprocessingError.Code(named: name) ?? .unexpected
+    }
+
+    /// A result frame in which every item of the task failed with the same error.
+    static func failAll(_ task: Message.Task, _ error: MultiprocessingError) -> [UInt8] {
+        let header = Message.Result(
+            callID: task.callID, chunkID: task.chunkID, computeNanos: 0, status: Message.Result.perItem,
+            failedCount: task.runEnd - task.runStart)
+        return
+            (try? Frame.encode(.result) { w in
+                header.write(to: &w)
+                var items = ItemizedValues.Writer(&w, reservingCapacity: task.runEnd - task.runStart)
+                for _ in task.runStart..<task.runEnd { items.appendFailure(error) }
+                items.finish(into: &w)
             }) ?? []
     }
 }

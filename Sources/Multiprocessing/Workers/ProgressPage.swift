@@ -76,10 +76,21 @@ final class ProgressPage: @unchecked Sendable {
     // Worker side: plain stores; the parent reads them after the worker is gone, or
     // tolerates a stale value while it runs.
 
+    /// Notes that the worker starts a chunk: it decodes its inputs, from `offset` on.
     @inline(__always)
-    func begin(chunkID: UInt64) {
+    func begin(chunkID: UInt64, offset: Int, timed: Bool) {
+        words[1] = Phase.idle.rawValue
         words[0] = chunkID
-        words[1] = Phase.decoding.rawValue
+        note(.decoding, offset: offset, timed: timed)
+    }
+
+    /// Notes that the worker starts `phase` for the item at `offset` (with its start time
+    /// when items are timed): decoding its input, running it, or encoding its result.
+    @inline(__always)
+    func note(_ phase: Phase, offset: Int, timed: Bool) {
+        if timed { words[3] = Platform.monotonicNanos() }
+        words[2] = UInt64(offset)
+        words[1] = phase.rawValue
     }
 
     @inline(__always)

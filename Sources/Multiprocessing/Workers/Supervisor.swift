@@ -108,6 +108,9 @@ struct SupervisorSettings: Sendable {
     var onProgress: (@Sendable (CallProgress) -> Void)?
     /// Where the workers run: here, or on every node of a Slurm allocation.
     var placement = Placement.local
+    /// How long a worker may hold the same work before progress lines and the report name
+    /// it (see ``Supervisor/stalledWorkers(now:)``).
+    var stallReportNanos: UInt64 = 30_000_000_000
 }
 
 /// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
@@ -245,7 +248,9 @@ final class Supervisor: @unchecked Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<PoolReport, Never>) in
             loop.execute { [self] in
                 for case let worker? in slots { statistics.hosts[worker.slot] = worker.host }
-                continuation.resume(returning: statistics.report())
+                var report = statistics.report()
+                report.stalled = stalledWorkers(now: Platform.monotonicNanos())
+                continuation.resume(returning: report)
             }
         }
     }
@@ -494,6 +499,7 @@ final class Supervisor: @unchecked Sendable {
         do {
             if writable { try worker.flush() }
             if readable || hangup {
+                wakeupNanos = Platform.monotonicNanos()
                 let open = try worker.readAvailable(into: &readBuffer)
                 try processFrames(worker)
                 if !open { brokenChannel(worker, nil) }
@@ -523,6 +529,9 @@ final class Supervisor: @unchecked Sendable {
         if worker.remoteHost != nil, let report = worker.exitReport { workerEnded(worker, report.termination) }
     }
 
+    /// When the loop last woke to read a channel: the time results read then arrived.
+    private var wakeupNanos: UInt64 = 0
+
     private func processFrames(_ worker: WorkerConnection) throws {
         while worker.hasChannel, let frame = try worker.assembler.next() {
             try handle(frame, from: worker)
@@ -546,6 +555,7 @@ final class Supervisor: @unchecked Sendable {
                 )
             }
             worker.host = hello.host
+            worker.saidHello = true
             if worker.remoteHost != nil { worker.pid = hello.pid }
             if let initializer = settings.initializerFrame {
                 worker.phase = .initializing
@@ -567,7 +577,7 @@ final class Supervisor: @unchecked Sendable {
             else {
                 throw MultiprocessingError(.malformedFrame, "\(worker.identity) answered a chunk it was not running")
             }
-            worker.answeredOldest()
+            worker.answeredOldest(at: wakeupNanos)
             worker.itemsRun += first.chunk.range.count
             statistics.recordChunk(
                 slot: worker.slot, items: first.chunk.range, computeNanos: header.computeNanos,
@@ -619,6 +629,7 @@ final class Supervisor: @unchecked Sendable {
     private func workerIsReady(_ worker: WorkerConnection) {
         settings.logger.debug("worker ready", metadata: Self.metadata(worker))
         worker.phase = .ready
+        worker.becameReady = true
         if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
         startFailures[worker.slot] = 0
         if state == .starting, slots.allSatisfy({ $0?.phase == .ready }),
@@ -701,43 +712,36 @@ final class Supervisor: @unchecked Sendable {
 
     // MARK: - Lost work
 
-    /// Settles the chunks of a worker that died. In the chunk it was running, only the
-    /// item that was executing fails (or is retried); the items before and after it, and
-    /// every chunk waiting behind it, go back to their calls for other workers.
+    /// Settles the chunks of a worker that died. In the chunk it was on, only the item it
+    /// was decoding, running or encoding fails (or is retried); the items before and after
+    /// it, and every chunk waiting behind it, go back to their calls for other workers.
     private func settleLostWork(_ worker: WorkerConnection, _ termination: ProcessTermination) {
         let snapshot = worker.progressSnapshot()
         for (position, inFlight) in worker.inFlight.enumerated() {
             guard let call = calls[inFlight.callID] else { continue }
             let chunk = inFlight.chunk
+            let task = chunk.payload.task
             if case .lost = termination, position == 0, worker.stopReason != .cancelled {
                 // Its node is gone, and with it the record of which item was running:
                 // the whole chunk is the unit that failed.
-                let task = chunk.payload.task
-                let error = failureError(worker, termination, index: nil, phase: ("running", chunk.range))
+                let error = failureError(worker, termination, index: nil, phase: .running, range: chunk.range)
                 settle(call, chunk, failing: task.runStart..<task.runEnd, error: error)
                 continue
             }
-            guard snapshot.chunkID == chunk.id, snapshot.phase != .idle, worker.stopReason != .cancelled else {
-                // Never started, or run with its result still held by the worker (a worker
-                // answers a run of short chunks with one write), or its call was cancelled:
-                // send it elsewhere as it is.
+            guard snapshot.chunkID == chunk.id, snapshot.phase != .idle, worker.stopReason != .cancelled,
+                task.runStart <= snapshot.offset, snapshot.offset < task.runEnd
+            else {
+                // Never started, or run with its result still held or half written by the
+                // worker (a worker answers a run of short chunks with one write), or its
+                // call was cancelled: send it elsewhere as it is.
                 call.schedule.split(chunk, requeue: [chunk], failed: 0)
                 enqueue(call)
                 continue
             }
-            let task = chunk.payload.task
-            switch snapshot.phase {
-            case .running where task.runStart <= snapshot.offset && snapshot.offset < task.runEnd:
-                let k = snapshot.offset
-                let error = failureError(worker, termination, index: task.firstIndex + k, phase: nil)
-                settle(call, chunk, failing: k..<(k + 1), error: error)
-            default:
-                // It died decoding the inputs or encoding the results: the whole chunk is
-                // the unit that failed.
-                let phase = snapshot.phase == .decoding ? "decoding the inputs of" : "encoding the results of"
-                let error = failureError(worker, termination, index: nil, phase: (phase, chunk.range))
-                settle(call, chunk, failing: task.runStart..<task.runEnd, error: error)
-            }
+            let k = snapshot.offset
+            let error = failureError(
+                worker, termination, index: task.firstIndex + k, phase: snapshot.phase, range: chunk.range)
+            settle(call, chunk, failing: k..<(k + 1), error: error)
         }
         worker.forgetInFlight()
     }
@@ -798,18 +802,23 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func failureError(
-        _ worker: WorkerConnection, _ termination: ProcessTermination, index: Int?, phase: (String, Range<Int>)?
+        _ worker: WorkerConnection, _ termination: ProcessTermination, index: Int?, phase: ProgressPage.Phase,
+        range: Range<Int>
     ) -> MultiprocessingError {
-        let what =
-            index.map { "item \($0)" } ?? phase.map { "\($0.0) items \($0.1.lowerBound)..<\($0.1.upperBound)" }
-            ?? "work"
+        let what: String
+        switch (index, phase) {
+        case (let index?, .decoding): what = "decoding the input of item \(index)"
+        case (let index?, .encoding): what = "encoding the result of item \(index)"
+        case (let index?, _): what = "running item \(index)"
+        case (nil, _): what = "running items \(range.lowerBound)..<\(range.upperBound)"
+        }
         if case .timedOut(let limit) = worker.stopReason {
             return MultiprocessingError(
                 .timedOut,
-                "\(what) ran longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
+                "\(phase == .running && index != nil ? "item \(index!) ran" : "\(what) took") longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
                 itemIndex: index, worker: worker.identity, termination: termination)
         }
-        var message = "\(worker.identity) \(termination) while \(index != nil ? "running " : "")\(what)"
+        var message = "\(worker.identity) \(termination) while \(what)"
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
         if case .lost = termination {
@@ -833,7 +842,9 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func respawn(after worker: WorkerConnection, _ termination: ProcessTermination) {
-        if worker.phase == .handshaking || worker.phase == .initializing || worker.fatalMessage != nil {
+        if worker.phase == .handshaking || worker.phase == .initializing || worker.fatalMessage != nil
+            || !worker.becameReady
+        {
             startFailures[worker.slot] += 1
             lastStartError = startError(worker, termination)
         }
@@ -889,7 +900,9 @@ final class Supervisor: @unchecked Sendable {
                     "the worker process (pid \(worker.pid)) ran your program's main, which reached pool creation without calling it"
             )
         }
-        if worker.phase == .initializing || termination == .exited(WorkerMode.initializerFailedStatus) {
+        if worker.phase == .initializing || termination == .exited(WorkerMode.initializerFailedStatus)
+            || (settings.initializerFrame != nil && worker.saidHello)
+        {
             var message = "the pool's worker initializer failed in \(worker.identity)"
             if let fatal = worker.fatalMessage {
                 message += ": \(fatal.message)"
@@ -923,28 +936,44 @@ final class Supervisor: @unchecked Sendable {
 
     // MARK: - Timeouts
 
-    /// Checks, a few times per timeout period, whether a worker's current item has run
-    /// past the limit (the worker notes each item's start in its progress page); such a
-    /// worker is killed, and its death fails the item as timed out.
+    /// Checks, a few times per timeout period, whether a worker has held its work past the
+    /// limit: the clock of the chunk it is on (``WorkerConnection/heldWork(now:)``, moved
+    /// forward by each item's start in its progress page). Such a worker is killed; its
+    /// death fails the item it was on as timed out, and sends the rest of its work elsewhere.
+    /// A worker frozen while idle (stopped, or stuck in the kernel) is caught the same way:
+    /// the chunk sent to it starts its clock.
     private func scheduleTimeoutCheck(_ limit: UInt64) {
         let interval = min(max(limit / 8, 2_000_000), 100_000_000)
         loop.schedule(afterNanoseconds: interval) { [weak self] in
             guard let self, state == .starting || state == .running else { return }
             let now = Platform.monotonicNanos()
-            for case let worker? in slots where worker.phase == .ready && worker.stopReason == nil {
-                // A remote worker's host checks its timeouts itself.
-                guard !worker.inFlight.isEmpty, let page = worker.progressPage else { continue }
-                let snapshot = page.snapshot()
-                if snapshot.phase == .running, snapshot.startedNanos > 0,
-                    worker.inFlight.contains(where: { $0.chunk.id == snapshot.chunkID }),
-                    now > snapshot.startedNanos, now - snapshot.startedNanos > limit
-                {
+            for case let worker? in slots
+            where worker.phase == .ready && worker.stopReason == nil && worker.remoteHost == nil {
+                // A remote worker's host checks each item's time itself.
+                if let held = worker.heldWork(now: now), held.nanos > limit {
                     worker.stopReason = .timedOut(limit)
                     worker.kill()
                 }
             }
             scheduleTimeoutCheck(limit)
         }
+    }
+
+    /// Workers that have held the same work far longer than chunks have been taking (and at
+    /// least ``SupervisorSettings/stallReportNanos``): named in progress lines and in the report, so that a
+    /// wait without a timeout is never silent.
+    func stalledWorkers(now: UInt64) -> [String] {
+        var lines: [String] = []
+        for case let worker? in slots where worker.phase == .ready {
+            guard let held = worker.heldWork(now: now), held.nanos >= settings.stallReportNanos else { continue }
+            let typical = calls[held.callID]?.schedule.lastChunkNanos
+            if let typical, held.nanos < typical.multipliedReportingOverflow(by: 20).partialValue { continue }
+            let pace = typical.map { "; its call's chunks have been taking \(ProgressSnapshot.duration(Double($0) / 1e9))" } ?? ""
+            lines.append(
+                "\(worker.identity) has held items \(held.items.lowerBound)..<\(held.items.upperBound) for \(ProgressSnapshot.duration(Double(held.nanos) / 1e9))\(pace); it may be stuck (ProcessPool.Options.itemTimeout stops such items)"
+            )
+        }
+        return lines
     }
 
     // MARK: - Progress
@@ -978,11 +1007,18 @@ final class Supervisor: @unchecked Sendable {
             if let first = active.first(where: { progressMode($0) == .bar }) {
                 Platform.writeToStandardError("\r" + first.snapshot.bar() + "\u{1B}[K")
             }
+            var printed = false
             for call in active
             where progressMode(call) == .lines
                 && now &- max(call.lastLineNanos, call.startNanos) >= settings.progressLineIntervalNanos
             {
                 printProgressLine(call, event: "progress")
+                printed = true
+            }
+            if printed {
+                let stamp = ProgressSnapshot.timestamp()
+                let text = stalledWorkers(now: now).map { "\(stamp) swift-multiprocessing: \($0)\n" }.joined()
+                if !text.isEmpty { loop.onLoopThread { Platform.writeToStandardError(text) } }
             }
             scheduleProgress()
         }

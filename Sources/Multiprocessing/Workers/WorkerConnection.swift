@@ -54,16 +54,48 @@ final class WorkerConnection {
     /// The bytes of the task frames of ``inFlight``.
     private(set) var inFlightBytes = 0
 
+    /// When the worker could start the oldest chunk in flight (monotonic nanoseconds): when
+    /// that chunk was sent to the idle worker, or when the result before it was read. A
+    /// chunk's clock runs from here until its result is read (decoding, running, encoding
+    /// and writing all count); per-item start times in the progress page move it forward.
+    private(set) var clockStartNanos: UInt64 = 0
+    /// The worker completed the start-up handshake (said hello): a death after it, while an
+    /// initializer runs, is the initializer's failure.
+    var saidHello = false
+    /// The worker became ready once (completed its start-up, initializer included).
+    var becameReady = false
+
     /// Notes a chunk sent to this worker.
     func sent(_ chunk: InFlight) {
+        if inFlight.isEmpty { clockStartNanos = Platform.monotonicNanos() }
         inFlight.append(chunk)
         inFlightBytes += chunk.chunk.payload.bytes.count
     }
 
-    /// Notes that the oldest chunk in flight was answered.
-    func answeredOldest() {
+    /// Notes that the oldest chunk in flight was answered, at `now`: the next one's clock starts.
+    func answeredOldest(at now: UInt64) {
         let answered = inFlight.removeFirst()
         inFlightBytes -= answered.chunk.payload.bytes.count
+        clockStartNanos = now
+    }
+
+    /// How long the worker has held the work it is on, and that work's items: from the
+    /// chunk's clock start, or the start of its current item when the page shows a later one.
+    func heldWork(now: UInt64) -> (nanos: UInt64, items: Range<Int>, callID: UInt64)? {
+        guard let oldest = inFlight.first else { return nil }
+        var mark = clockStartNanos
+        var current = oldest
+        if let snapshot = progressPage?.snapshot(), snapshot.phase != .idle,
+            let running = inFlight.first(where: { $0.chunk.id == snapshot.chunkID })
+        {
+            current = running
+            let task = running.chunk.payload.task
+            if snapshot.startedNanos > mark, task.runStart <= snapshot.offset, snapshot.offset < task.runEnd {
+                mark = snapshot.startedNanos
+            }
+        }
+        let task = current.chunk.payload.task
+        return (now > mark ? now - mark : 0, task.itemRange, current.callID)
     }
 
     /// Forgets every chunk in flight (the supervisor has settled them).

@@ -234,8 +234,9 @@ struct WorkerLoop {
                         // The install failed (and was reported): every item of the call fails.
                         reply = ChunkReply(
                             frame: FunctionRunner<NeverFunction>.failAll(
-                                task, type: "MultiprocessingError(typeNotFound)",
-                                message: "the call's function was not installed in this worker"),
+                                task,
+                                MultiprocessingError(
+                                    .typeNotFound, "the call's function could not be installed in this worker")),
                             computeNanos: 0)
                     }
                     held.lastChunkNanos[task.callID] = reply.computeNanos
