@@ -136,6 +136,13 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
                 let table = try ItemizedValues.Table(&reader, count: task.count)
                 var current: (run: Range<Int>, inputs: [F.Input])?
                 for offset in run {
+                    if case .failed(let code, let message) = table.entries[offset] {
+                        // The parent could not encode this input: it fails with the parent's error.
+                        if let done = current { inputs.segments.append(done) }
+                        current = nil
+                        inputs.failures[offset] = MultiprocessingError(Self.code(named: code), message)
+                        continue
+                    }
                     context.progress?.note(.decoding, offset: offset, timed: context.timesItems)
                     do {
                         let value = try table.decode(F.Input.self, at: offset, in: raw)

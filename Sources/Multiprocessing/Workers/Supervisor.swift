@@ -836,6 +836,13 @@ final class Supervisor: @unchecked Sendable {
             underlying: worker.connectionError)
     }
 
+    /// `850 µs`, `12 ms`, `3.4 s`, `2:05` (minutes and seconds).
+    static func formatDuration(_ nanos: UInt64) -> String {
+        if nanos < 1_000_000 { return "\(nanos / 1000) µs" }
+        if nanos < 1_000_000_000 { return "\(nanos / 1_000_000) ms" }
+        return ProgressSnapshot.duration(Double(nanos) / 1e9)
+    }
+
     static func formatSeconds(_ nanos: UInt64) -> String {
         let seconds = Double(nanos) / 1e9
         return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
@@ -968,9 +975,9 @@ final class Supervisor: @unchecked Sendable {
             guard let held = worker.heldWork(now: now), held.nanos >= settings.stallReportNanos else { continue }
             let typical = calls[held.callID]?.schedule.lastChunkNanos
             if let typical, held.nanos < typical.multipliedReportingOverflow(by: 20).partialValue { continue }
-            let pace = typical.map { "; its call's chunks have been taking \(ProgressSnapshot.duration(Double($0) / 1e9))" } ?? ""
+            let pace = typical.map { "; its call's chunks have been taking \(Self.formatDuration($0))" } ?? ""
             lines.append(
-                "\(worker.identity) has held items \(held.items.lowerBound)..<\(held.items.upperBound) for \(ProgressSnapshot.duration(Double(held.nanos) / 1e9))\(pace); it may be stuck (ProcessPool.Options.itemTimeout stops such items)"
+                "\(worker.identity) has held items \(held.items.lowerBound)..<\(held.items.upperBound) for \(Self.formatDuration(held.nanos))\(pace); it may be stuck (ProcessPool.Options.itemTimeout stops such items)"
             )
         }
         return lines
