@@ -212,13 +212,14 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
                 let failedCountAt = w.count - 4
                 var items = ItemizedValues.Writer(&w, reservingCapacity: task.runEnd - task.runStart)
                 var nextOutput = 0
+                let anyFailed = !outcomes.failures.isEmpty || !outcomes.threw.isEmpty
                 for offset in task.runStart..<task.runEnd {
                     let index = task.firstIndex + offset
-                    if let failure = outcomes.failures[offset] {
+                    if anyFailed, let failure = outcomes.failures[offset] {
                         items.appendFailure(failure)
                         continue
                     }
-                    if let threw = outcomes.threw[offset] {
+                    if anyFailed, let threw = outcomes.threw[offset] {
                         if let code = threw.code {
                             items.appendFailure(MultiprocessingError(Self.code(named: code), threw.message))
                         } else {
