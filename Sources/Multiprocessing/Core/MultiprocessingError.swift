@@ -182,7 +182,10 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
     /// - Returns: the partial results, or `nil` when this error did not come from a call
     ///   that collects results or `type` is not its output type.
     public func partialResults<Output>(as type: Output.Type = Output.self) -> [Output?]? {
-        partialResultsStorage as? [Output?]
+        // Not `as? [Output?]`: a dynamic cast converts element by element, and `nil`
+        // converts to any optional type, so results that are all `nil` would pass as any type.
+        guard let storage = partialResultsStorage, Swift.type(of: storage) == [Output?].self else { return nil }
+        return storage as? [Output?]
     }
 
     /// The code, the message and the underlying cause, on one line.
