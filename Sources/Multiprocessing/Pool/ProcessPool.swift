@@ -18,7 +18,7 @@ import Darwin
 ///
 /// Prefer ``withProcessPool(workers:options:_:)``, which closes the pool on every exit
 /// path. A pool made with ``init(workers:options:)`` must be closed with ``close()``; one
-/// that is dropped unclosed stops its workers in the background.
+/// that is dropped unclosed stops and reaps its workers in the background.
 ///
 /// Workers are processes of this same executable, started when the pool is created
 /// (each a direct child of this process) and stopped when it closes. When a worker dies,

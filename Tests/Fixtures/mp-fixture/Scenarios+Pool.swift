@@ -15,6 +15,18 @@ struct SlowNaN: ParallelFunction {
     }
 }
 
+/// Threads of this process named `mp-supervisor` (one per open pool).
+func supervisorThreads() -> Int {
+    var count = 0
+    guard let dir = opendir("/proc/self/task") else { return -1 }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if readFile("/proc/self/task/\(name)/comm") == "mp-supervisor\n" { count += 1 }
+    }
+    return count
+}
+
 extension Fixture {
     /// Runs `scenario` when it is one of this file's; returns whether it was.
     static func runPoolScenario(_ scenario: String, _ args: [Int]) async throws -> Bool {
@@ -59,7 +71,8 @@ extension Fixture {
             try await useAndDrop()
             let deadline = now() + 10
             while !children().isEmpty && now() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            print("children after drop \(children().count)")
+            while supervisorThreads() > 0 && now() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            print("children after drop \(children().count) supervisor threads \(supervisorThreads())")
         default: return false
         }
         return true
