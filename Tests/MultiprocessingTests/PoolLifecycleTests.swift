@@ -85,6 +85,30 @@ struct PoolLifecycleTests {
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
+    @Test("the check of interruptResultsPath keeps an existing file's content and leaves no new file behind")
+    func resultsPathCheck() throws {
+        let existing = Self.temporaryPath("existing")
+        defer { try? FileManager.default.removeItem(atPath: existing) }
+        try "{\"call\":1,\"index\":0,\"result\":0}\n".write(toFile: existing, atomically: false, encoding: .utf8)
+        #expect(ResultsFile.problem(appendingTo: existing) == nil)
+        #expect(try String(contentsOfFile: existing, encoding: .utf8) == "{\"call\":1,\"index\":0,\"result\":0}\n")
+
+        let fresh = Self.temporaryPath("fresh")
+        #expect(ResultsFile.problem(appendingTo: fresh) == nil)
+        #expect(!FileManager.default.fileExists(atPath: fresh), "the check must not leave an empty file")
+
+        #expect(ResultsFile.problem(appendingTo: "/nonexistent-mp-dir/r.jsonl") == "open: No such file or directory")
+        #expect(ResultsFile.problem(appendingTo: FileManager.default.temporaryDirectory.path) == "open: Is a directory")
+
+        // Appending after the check: the old line stays, one line per result JSON can hold.
+        let outcome = try ResultsFile.append([2.0, nil, .nan, 4.0, .infinity], call: 3, to: existing)
+        #expect(outcome.written == 2 && outcome.unwritable == 2 && outcome.firstUnwritable?.index == 2)
+        #expect(
+            try String(contentsOfFile: existing, encoding: .utf8)
+                == "{\"call\":1,\"index\":0,\"result\":0}\n{\"call\":3,\"index\":0,\"result\":2}\n{\"call\":3,\"index\":3,\"result\":4}\n"
+        )
+    }
+
     @Test("a pool dropped without close() reaps its workers: no zombie is left")
     func droppedPoolReapsWorkers() async throws {
         let outcome = try await FixtureProcess.run(["drop-unclosed"], waitingFor: "the dropped pool's workers")

@@ -128,6 +128,13 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
     public let interruptSignal: Int32?
     /// The underlying cause (for example a ``SystemCallError``), when there is one.
     public let underlying: (any Error & Sendable)?
+    /// For ``Code/interrupted`` with ``ProcessPool/Options/interruptResultsPath`` set: how
+    /// many of the results the call had received are not in that file. Those JSON cannot
+    /// hold (a NaN or infinite `Double`) are counted here and left out; when the file
+    /// could not be written at all, every received result is counted. `nil` for other
+    /// errors and when no results file is set. All of them are still in
+    /// ``partialResults(as:)``.
+    public let unwrittenResults: Int?
     /// Results a call had already received when it failed, type-erased; read them with
     /// ``partialResults(as:)``.
     let partialResultsStorage: (any Sendable)?
@@ -153,6 +160,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.termination = termination
         self.interruptSignal = interruptSignal
         self.underlying = underlying
+        self.unwrittenResults = nil
         self.partialResultsStorage = nil
     }
 
@@ -162,7 +170,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         return MultiprocessingError(.unexpected, String(describing: error), underlying: error)
     }
 
-    init(copying other: MultiprocessingError, partialResults: (any Sendable)?) {
+    init(copying other: MultiprocessingError, partialResults: (any Sendable)?, unwrittenResults: Int? = nil) {
         self.code = other.code
         self.message = other.message
         self.itemIndex = other.itemIndex
@@ -172,6 +180,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.termination = other.termination
         self.interruptSignal = other.interruptSignal
         self.underlying = other.underlying
+        self.unwrittenResults = unwrittenResults ?? other.unwrittenResults
         self.partialResultsStorage = partialResults
     }
 

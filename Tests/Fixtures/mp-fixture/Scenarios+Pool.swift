@@ -55,7 +55,7 @@ extension Fixture {
                     let nans = received.filter { $0.element!.isNaN }.count
                     let inPlace = received.allSatisfy { $0.element!.isNaN || $0.element! == Double($0.offset) }
                     print("received \(received.count) nan \(nans) in place \(inPlace && partial.count == 400)")
-                    // BASELINE print("unwritten \(error.unwrittenResults.map(String.init) ?? "nil")")
+                    print("unwritten \(error.unwrittenResults.map(String.init) ?? "nil")")
                 }
             }
             print("closed, children \(children().count)")
