@@ -136,6 +136,13 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
     public let interruptSignal: Int32?
     /// The underlying cause (for example a ``SystemCallError``), when there is one.
     public let underlying: (any Error & Sendable)?
+    /// For ``Code/interrupted`` with ``ProcessPool/Options/interruptResultsPath`` set: how
+    /// many of the results the call had received are not in that file. Those JSON cannot
+    /// hold (a NaN or infinite `Double`) are counted here and left out; when the file
+    /// could not be written at all, every received result is counted. `nil` for other
+    /// errors and when no results file is set. All of them are still in
+    /// ``partialResults(as:)``.
+    public let unwrittenResults: Int?
     /// Results a call had already received when it failed, type-erased; read them with
     /// ``partialResults(as:)``.
     let partialResultsStorage: (any Sendable)?
@@ -161,6 +168,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.termination = termination
         self.interruptSignal = interruptSignal
         self.underlying = underlying
+        self.unwrittenResults = nil
         self.partialResultsStorage = nil
     }
 
@@ -170,7 +178,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         return MultiprocessingError(.unexpected, String(describing: error), underlying: error)
     }
 
-    init(copying other: MultiprocessingError, partialResults: (any Sendable)?) {
+    init(copying other: MultiprocessingError, partialResults: (any Sendable)?, unwrittenResults: Int? = nil) {
         self.code = other.code
         self.message = other.message
         self.itemIndex = other.itemIndex
@@ -180,6 +188,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.termination = other.termination
         self.interruptSignal = other.interruptSignal
         self.underlying = other.underlying
+        self.unwrittenResults = unwrittenResults ?? other.unwrittenResults
         self.partialResultsStorage = partialResults
     }
 
@@ -190,7 +199,10 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
     /// - Returns: the partial results, or `nil` when this error did not come from a call
     ///   that collects results or `type` is not its output type.
     public func partialResults<Output>(as type: Output.Type = Output.self) -> [Output?]? {
-        partialResultsStorage as? [Output?]
+        // Not `as? [Output?]`: a dynamic cast converts element by element, and `nil`
+        // converts to any optional type, so results that are all `nil` would pass as any type.
+        guard let storage = partialResultsStorage, Swift.type(of: storage) == [Output?].self else { return nil }
+        return storage as? [Output?]
     }
 
     /// The code, the message and the underlying cause, on one line.

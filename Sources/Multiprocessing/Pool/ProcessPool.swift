@@ -18,7 +18,7 @@ import Darwin
 ///
 /// Prefer ``withProcessPool(workers:options:_:)``, which closes the pool on every exit
 /// path. A pool made with ``init(workers:options:)`` must be closed with ``close()``; one
-/// that is dropped unclosed stops its workers in the background.
+/// that is dropped unclosed stops and reaps its workers in the background.
 ///
 /// Workers are processes of this same executable, started when the pool is created
 /// (each a direct child of this process) and stopped when it closes. When a worker dies,
@@ -60,7 +60,12 @@ public final class ProcessPool: Sendable {
         public var maximumItemsPerWorker: Int?
         /// A file to which `map` (and `starmap`, `apply`) append the results they have
         /// received when the program is interrupted by SIGINT or SIGTERM (Slurm's time
-        /// limit, `scancel`): one JSON line per finished item, see the README. Default: none.
+        /// limit, `scancel`): one JSON line per finished item, see the README. Results JSON
+        /// cannot hold (NaN) are left out and counted in the error's
+        /// ``MultiprocessingError/unwrittenResults``. The path is checked when the pool is
+        /// created (opened for appending, never truncated; a file created for the check is
+        /// removed): if it cannot be written, a warning on stderr names it and the reason,
+        /// and the pool starts anyway. Default: none.
         public var interruptResultsPath: String?
         /// Progress of the pool's calls on stderr (default `.off`). `MP_PROGRESS=off|bar|lines`
         /// in the environment overrides it.
@@ -183,6 +188,12 @@ public final class ProcessPool: Sendable {
         let placement = Placement.local
         #endif
         if placement == .local { decision.reportWarningsOnce() }
+        if let path = options.interruptResultsPath, let problem = ResultsFile.problem(appendingTo: path) {
+            // Found now rather than at the time limit; the pool is still worth running.
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: interruptResultsPath \(path) cannot be written (\(problem)); the pool starts anyway, but if the program is interrupted its results will be only in the error's partialResults. Fix the path (its directory must exist and be writable)\n"
+            )
+        }
         self.options = options
         Platform.ignoreBrokenPipe()
         let supervisor = try Supervisor(
@@ -313,18 +324,11 @@ public final class ProcessPool: Sendable {
         supervisor.finish(callID: callID)
         if let failure {
             let partial = results.partial()
-            if failure.code == .interrupted, let path = options.interruptResultsPath, !results.isEmpty {
-                do {
-                    let written = try ResultsFile.append(partial, call: callID, to: path)
-                    Platform.writeToStandardError(
-                        "swift-multiprocessing: wrote the \(written) results received so far to \(path)\n")
-                } catch {
-                    Platform.writeToStandardError(
-                        "swift-multiprocessing: could not write the results received so far to \(path): \(describe(error))\n"
-                    )
-                }
+            var unwritten: Int?
+            if failure.code == .interrupted, let path = options.interruptResultsPath {
+                unwritten = Self.writeResultsFile(partial, call: callID, to: path)
             }
-            throw MultiprocessingError(copying: failure, partialResults: partial)
+            throw MultiprocessingError(copying: failure, partialResults: partial, unwrittenResults: unwritten)
         }
         guard results.isComplete else {
             throw MultiprocessingError(
@@ -354,6 +358,30 @@ public final class ProcessPool: Sendable {
     /// - Throws: the errors of ``map(_:_:chunkSize:progress:)``, for this one item (index 0).
     public func apply<F: WorkerFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
         try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
+    }
+
+    /// Appends an interrupted call's results to the results file and says so on stderr;
+    /// returns how many received results are not in the file.
+    static func writeResultsFile<Output: Encodable>(_ partial: [Output?], call: UInt64, to path: String) -> Int {
+        let received = partial.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        guard received > 0 else { return 0 }
+        do {
+            let outcome = try ResultsFile.append(partial, call: call, to: path)
+            if let (index, reason) = outcome.firstUnwritable {
+                Platform.writeToStandardError(
+                    "swift-multiprocessing: wrote \(outcome.written) of the \(received) results received so far to \(path); \(outcome.unwritable) could not be written: JSON cannot hold them (the first, item \(index): \(reason)); all are in the error's partialResults\n"
+                )
+            } else {
+                Platform.writeToStandardError(
+                    "swift-multiprocessing: wrote the \(outcome.written) results received so far to \(path)\n")
+            }
+            return outcome.unwritable
+        } catch {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: could not write the \(received) results received so far to \(path): \(describe(error)); they are in the error's partialResults\n"
+            )
+            return received
+        }
     }
 
     func checkOpen() throws {

@@ -19,24 +19,68 @@ import Darwin
 ///
 /// `call` numbers the pool's calls from 1 in the order they were made, `index` is the
 /// item's 0-based index in that call's input, `result` is the output encoded with
-/// `JSONEncoder` (default settings). Items that had not finished are absent.
+/// `JSONEncoder` (default settings). Items that had not finished are absent, and so are
+/// results JSON cannot hold (a NaN or an infinite `Double`, an `encode(to:)` that throws):
+/// they are counted, not written.
 enum ResultsFile {
-    /// Appends one line per result; returns how many were written.
-    static func append<Output: Encodable>(_ results: [Output?], call: UInt64, to path: String) throws -> Int {
+    /// What ``append(_:call:to:)`` wrote.
+    struct Outcome {
+        /// Lines written.
+        var written = 0
+        /// Results that JSON could not hold, and the first one's index and reason.
+        var unwritable = 0
+        var firstUnwritable: (index: Int, reason: String)?
+    }
+
+    /// Appends one line per result that JSON can hold.
+    /// - Throws: ``MultiprocessingError/Code/systemCallFailed`` when the file cannot be
+    ///   opened or written (then nothing is known to be written).
+    static func append<Output: Encodable>(_ results: [Output?], call: UInt64, to path: String) throws -> Outcome {
         let encoder = JSONEncoder()
         var text = ""
-        var count = 0
+        var outcome = Outcome()
         for (index, result) in results.enumerated() {
             guard let result else { continue }
-            let json = try encoder.encode(result)
-            text += "{\"call\":\(call),\"index\":\(index),\"result\":\(String(decoding: json, as: UTF8.self))}\n"
-            count += 1
+            do {
+                let json = try encoder.encode(result)
+                text += "{\"call\":\(call),\"index\":\(index),\"result\":\(String(decoding: json, as: UTF8.self))}\n"
+                outcome.written += 1
+            } catch {
+                outcome.unwritable += 1
+                if outcome.firstUnwritable == nil { outcome.firstUnwritable = (index, describe(error)) }
+            }
         }
         let fd = try Platform.call("open(\(path))") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
         defer { Platform.close(fd) }
         try text.utf8CString.withUnsafeBytes { raw in
             try Platform.writeAll(fd, UnsafeRawBufferPointer(rebasing: raw.dropLast()))
         }
-        return count
+        return outcome
+    }
+
+    /// Why `path` cannot be appended to, or nil when it can: opened for appending (never
+    /// truncated, nothing written; non-blocking, so a FIFO without a reader fails instead of
+    /// hanging). A file that did not exist is created to find out and
+    /// removed again, so the check leaves nothing behind.
+    static func problem(appendingTo path: String) -> String? {
+        func failedCall(_ error: any Error) -> SystemCallError? {
+            (error as? MultiprocessingError)?.underlying as? SystemCallError
+        }
+        do {
+            do {
+                let fd = try Platform.call("open") { open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC) }
+                Platform.close(fd)
+            } catch where failedCall(error)?.errno == ENOENT {
+                let fd = try Platform.call("open") {
+                    open(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0o644)
+                }
+                Platform.close(fd)
+                try Platform.call("unlink") { unlink(path) }
+            }
+            return nil
+        } catch {
+            guard let call = failedCall(error) else { return describe(error) }
+            return "\(call.call): \(Platform.errorString(call.errno))"
+        }
     }
 }

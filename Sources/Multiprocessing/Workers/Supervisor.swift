@@ -377,10 +377,20 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
-    /// Starts closing without waiting (used when a pool is dropped unclosed).
+    /// Starts closing without waiting (used when a pool is dropped unclosed). The
+    /// supervisor keeps itself alive until its workers are reaped: its handlers hold it
+    /// weakly, so without this the pool's last reference would go with this call and the
+    /// exiting workers would stay zombies (and the loop thread would run on) until the
+    /// program ends.
     func closeDetached() {
-        loop.execute { [self] in beginClosing() }
+        loop.execute { [self] in
+            keptAliveUntilClosed = self
+            beginClosing()
+        }
     }
+
+    /// Set by ``closeDetached()``, cleared when the pool is closed.
+    private var keptAliveUntilClosed: Supervisor?
 
     /// Reaps the process behind a readable pidfd: how it ended, or nil when it has not
     /// (a spurious wakeup). A failed wait counts as `exited(-1)`.
@@ -1528,7 +1538,12 @@ final class Supervisor: @unchecked Sendable {
         if let killTimer { loop.cancelTimer(killTimer) }
         let waiters = closeWaiters
         closeWaiters.removeAll()
-        loop.stop { for waiter in waiters { waiter.resume() } }
+        let keptAlive = keptAliveUntilClosed
+        keptAliveUntilClosed = nil
+        loop.stop {
+            for waiter in waiters { waiter.resume() }
+            _ = keptAlive  // released once the loop has stopped
+        }
     }
 }
 #endif
