@@ -17,9 +17,10 @@ import CMultiprocessingShim
 /// A worker is a fresh process running the same executable; it finds your type by its
 /// mangled name, so there is no registration step. The type must therefore have a name
 /// a process can look up: declare it at the top level of a file or nested in another
-/// type (generic types such as `Scale<Double>` work). A type declared inside a function
-/// body cannot be found, and using one is a ``MultiprocessingError/Code/typeNotFound``
-/// error that says so.
+/// type (generic types such as `Scale<Double>` work), and not `private` or `fileprivate`.
+/// A type declared inside a function body, or a private one, cannot be found, and using
+/// one is a ``MultiprocessingError/Code/typeNotFound`` error that says which and how to
+/// fix it.
 ///
 /// `callAsFunction` may throw. When it throws, that item fails with a
 /// ``MultiprocessingError/Code/functionThrew`` error that carries the item's index, the
@@ -219,11 +220,95 @@ extension WorkerFunction {
     /// Checks, in this process, that a worker will be able to find this type by name.
     static func checkFindableByName() throws -> String {
         guard let name = workerTypeName, _typeByName(name) != nil else {
+            let type = String(describing: Self.self)
             throw MultiprocessingError(
                 .typeNotFound,
-                "the function type \(String(describing: Self.self)) cannot be found by name in a worker process: it is declared inside a function body (a local type), and local types have no name another process can look up. Move `struct \(String(describing: Self.self))` to the top level of a file, or nest it in another type."
+                "the function type \(type) cannot be found by name in a worker process: "
+                    + UnfindableType(mangledName: workerTypeName).explanation(declaration: "struct \(type)")
             )
         }
         return name
+    }
+}
+
+/// Why the runtime cannot look a type up by its mangled name, told from the name itself.
+///
+/// `_mangledTypeName` writes each context that has no name of its own as a symbolic
+/// reference, `<length>$<address>yXZ` (an anonymous context). A `private` or `fileprivate`
+/// type sits in one such context (its private discriminator); a type declared in a
+/// function body sits in two in a row (the function's and the type's own). Checked with
+/// Swift 6.3 in debug and release builds: private and fileprivate types at the top level,
+/// nested in a type and in a private type, and local types in functions, methods and
+/// closures; a private type used as a generic argument shows the same way.
+enum UnfindableType: Equatable {
+    /// Declared inside a function body (or a closure).
+    case local
+    /// Declared `private` or `fileprivate`.
+    case `private`
+    /// Neither: a different build, or a type this check does not know.
+    case unknown
+
+    /// Classifies a mangled name that `_typeByName` did not resolve.
+    init(mangledName: String?) {
+        let runs = mangledName.map(Self.anonymousContextRuns) ?? []
+        if runs.contains(where: { $0 >= 2 }) {
+            self = .local
+        } else if !runs.isEmpty {
+            self = .private
+        } else {
+            self = .unknown
+        }
+    }
+
+    /// The lengths of the runs of consecutive anonymous contexts in a mangled name.
+    private static func anonymousContextRuns(_ name: String) -> [Int] {
+        let bytes = Array(name.utf8)
+        var runs: [Int] = []
+        var run = 0
+        var index = 0
+        while index < bytes.count {
+            if let end = anonymousContextEnd(bytes, from: index) {
+                run += 1
+                index = end
+            } else {
+                if run > 0 { runs.append(run) }
+                run = 0
+                index += 1
+            }
+        }
+        if run > 0 { runs.append(run) }
+        return runs
+    }
+
+    /// Where an anonymous context `<digits>$<hex>yXZ` that starts at `start` ends, or nil.
+    private static func anonymousContextEnd(_ bytes: [UInt8], from start: Int) -> Int? {
+        var index = start
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") { index += 1 }
+        guard index > start, index < bytes.count, bytes[index] == UInt8(ascii: "$") else { return nil }
+        index += 1
+        let hexStart = index
+        while index < bytes.count, (bytes[index] >= UInt8(ascii: "0") && bytes[index] <= UInt8(ascii: "9"))
+            || (bytes[index] >= UInt8(ascii: "a") && bytes[index] <= UInt8(ascii: "f"))
+        {
+            index += 1
+        }
+        guard index > hexStart, index + 3 <= bytes.count, bytes[index..<index + 3].elementsEqual("yXZ".utf8) else {
+            return nil
+        }
+        return index + 3
+    }
+
+    /// What the error says after "cannot be found by name in a worker process: ", for a
+    /// type declared as `declaration` (e.g. "struct Scale"), or for "the type" when nil.
+    func explanation(declaration: String?) -> String {
+        let subject = declaration.map { "`\($0)`" } ?? "the type"
+        switch self {
+        case .local:
+            return "it is declared inside a function body (a local type), and local types have no name another process can look up. Move \(subject) to the top level of a file, or nest it in another type."
+        case .private:
+            return "it is declared `private` or `fileprivate` (or is nested in, or has as a generic argument, a type that is), and the Swift runtime cannot look private types up by name, not even in the same process. Make it internal: remove `private`/`fileprivate` from \(subject) and from the types around it."
+        case .unknown:
+            return "the worker is a different build of the program, or the type is declared inside a function body or `private`. Declare \(subject) at the top level of a file, or nest it in another type, without `private` or `fileprivate`."
+        }
     }
 }

@@ -36,7 +36,8 @@ func makeInitializer(typeName: String, bytes: UnsafeRawBufferPointer) throws -> 
     guard let type = _typeByName(typeName) as? any WorkerInitializer.Type else {
         throw MultiprocessingError(
             .typeNotFound,
-            "this worker cannot find the initializer type with mangled name \(typeName): declare it at the top level of a file, not inside a function body"
+            "this worker cannot find the initializer type with mangled name \(typeName): "
+                + UnfindableType(mangledName: typeName).explanation(declaration: nil)
         )
     }
     return try decodeInitializer(type, bytes)
@@ -54,9 +55,11 @@ extension WorkerInitializer {
     /// The initialize frame for this value (parent side).
     func initializeFrame() throws -> [UInt8] {
         guard let name = _mangledTypeName(Self.self), _typeByName(name) != nil else {
+            let type = String(describing: Self.self)
             throw MultiprocessingError(
                 .typeNotFound,
-                "the initializer type \(String(reflecting: Self.self)) cannot be found by name in a worker process: it is declared inside a function body. Move it to the top level of a file."
+                "the initializer type \(type) cannot be found by name in a worker process: "
+                    + UnfindableType(mangledName: _mangledTypeName(Self.self)).explanation(declaration: "struct \(type)")
             )
         }
         return try Frame.encode(.initialize) { w throws in

@@ -270,7 +270,7 @@ public final class ProcessPool: Sendable {
     ///   or signal when the worker died (the worker is replaced). The error's
     ///   ``MultiprocessingError/partialResults(as:)`` holds the results already received.
     ///   Also ``MultiprocessingError/Code/typeNotFound`` for a function type declared
-    ///   inside a function body, ``MultiprocessingError/Code/poolClosed`` on a closed pool,
+    ///   inside a function body or `private`, ``MultiprocessingError/Code/poolClosed`` on a closed pool,
     ///   and ``MultiprocessingError/Code/cancelled`` when the calling task is cancelled.
     public func map<F: WorkerFunction>(
         _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil, progress: ProgressMode? = nil

@@ -33,7 +33,8 @@ func makeChunkRunner(typeName: String, functionBytes: UnsafeRawBufferPointer, co
     guard let type = _typeByName(typeName) else {
         throw MultiprocessingError(
             .typeNotFound,
-            "this worker cannot find the function type with mangled name \(typeName): it is a type declared inside a function body, or the worker is a different build of the program"
+            "this worker cannot find the function type with mangled name \(typeName): "
+                + UnfindableType(mangledName: typeName).explanation(declaration: nil)
         )
     }
     guard let functionType = type as? any WorkerFunction.Type else {

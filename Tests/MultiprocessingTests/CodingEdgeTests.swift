@@ -1,0 +1,127 @@
+import Testing
+
+@testable import Multiprocessing
+
+/// A function type that is `private` at the top level of a file.
+private struct PrivateDouble: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { 2 * x }
+}
+
+/// One that is `fileprivate`.
+fileprivate struct FilePrivateDouble: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { 2 * x }
+}
+
+/// An internal type, nested in a private one.
+private enum PrivateNamespace {
+    struct Inner: ParallelFunction {
+        func callAsFunction(_ x: Int) -> Int { x }
+    }
+}
+
+/// An internal generic function type, to be given a private argument.
+struct GenericIdentity<T: Codable & Sendable>: ParallelFunction {
+    func callAsFunction(_ x: T) -> T { x }
+}
+
+/// A private initializer type.
+private struct PrivateSetup: WorkerInitializer {
+    func initialize() async throws {}
+}
+
+/// An internal function type (the control: it is found).
+struct InternalDouble: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { 2 * x }
+}
+
+/// The edges of what crosses to a worker: types it cannot find, values nested deep, `Data`.
+@Suite("Coding edges", .timeLimit(.minutes(3)))
+struct CodingEdgeTests {
+    /// The error `checkFindableByName` throws for `F`, or nil.
+    private func findError<F: WorkerFunction>(_ type: F.Type) -> MultiprocessingError? {
+        do {
+            _ = try F.checkFindableByName()
+            return nil
+        } catch {
+            return error as? MultiprocessingError
+        }
+    }
+
+    @Test("private and fileprivate function types are refused as private, with the fix; local ones as local")
+    func privateTypesNamed() throws {
+        struct Local: ParallelFunction {
+            func callAsFunction(_ x: Int) -> Int { x }
+        }
+        #expect(findError(InternalDouble.self) == nil)
+        for (type, name) in [
+            (PrivateDouble.self, "PrivateDouble"), (FilePrivateDouble.self, "FilePrivateDouble"),
+            (PrivateNamespace.Inner.self, "Inner"), (GenericIdentity<PrivateNamespace.Inner>.self, "GenericIdentity"),
+        ] as [(any WorkerFunction.Type, String)] {
+            let found = findError(type)
+            let error = try #require(found)
+            #expect(error.code == .typeNotFound)
+            #expect(error.message.contains(name))
+            #expect(error.message.contains("declared `private` or `fileprivate`"), "\(error.message)")
+            #expect(error.message.contains("Make it internal"))
+            #expect(!error.message.contains("function body"))
+        }
+        let local = try #require(findError(Local.self))
+        #expect(local.code == .typeNotFound)
+        #expect(local.message.contains("declared inside a function body (a local type)"), "\(local.message)")
+        #expect(!local.message.contains("private"))
+        let closureLocal: any WorkerFunction.Type = {
+            struct InClosure: ParallelFunction {
+                func callAsFunction(_ x: Int) -> Int { x }
+            }
+            return InClosure.self
+        }()
+        let closureError = findError(closureLocal)
+        #expect(try #require(closureError).message.contains("a local type"))
+    }
+
+    @Test("a worker that cannot find a private function or initializer type says it is private")
+    func workerSideMessages() throws {
+        let context = RunnerContext(maximumPayload: 1 << 20, progress: nil, timesItems: false)
+        let privateName = try #require(_mangledTypeName(PrivateDouble.self))
+        let empty: [UInt8] = [0]
+        do {
+            _ = try empty.withUnsafeBytes { try makeChunkRunner(typeName: privateName, functionBytes: $0, context: context) }
+            Issue.record("a private type was found")
+        } catch let error as MultiprocessingError {
+            #expect(error.code == .typeNotFound)
+            #expect(error.message.contains("declared `private` or `fileprivate`"), "\(error.message)")
+        }
+        let initializerName = try #require(_mangledTypeName(PrivateSetup.self))
+        do {
+            _ = try empty.withUnsafeBytes { try makeInitializer(typeName: initializerName, bytes: $0) }
+            Issue.record("a private initializer type was found")
+        } catch let error as MultiprocessingError {
+            #expect(error.code == .typeNotFound)
+            #expect(error.message.contains("declared `private` or `fileprivate`"), "\(error.message)")
+        }
+        do {
+            _ = try PrivateSetup().initializeFrame()
+            Issue.record("a private initializer type was accepted")
+        } catch let error as MultiprocessingError {
+            #expect(error.code == .typeNotFound)
+            #expect(error.message.contains("the initializer type PrivateSetup cannot be found"), "\(error.message)")
+            #expect(error.message.contains("Make it internal"))
+        }
+    }
+
+    @Test("a pool refuses private and fileprivate function and initializer types, naming the fix, and goes on")
+    func privateTypesThroughPool() async throws {
+        let outcome = try await FixtureProcess.run(["private-types"], waitingFor: "maps of private types")
+        for label in ["private", "fileprivate"] {
+            let line = outcome.line("\(label): ")
+            #expect(line.hasPrefix("\(label): code=function type not found index=nil"), "\(outcome.stdout)")
+            #expect(line.contains("declared `private` or `fileprivate`"))
+            #expect(line.contains("Make it internal"))
+        }
+        #expect(outcome.line("after") == "after [9]", "\(outcome.stderr)")
+        let initializer = outcome.line("initializer: ")
+        #expect(initializer.hasPrefix("initializer: code=function type not found"), "\(outcome.stdout)")
+        #expect(initializer.contains("PrivateInitializer"))
+        #expect(initializer.contains("declared `private` or `fileprivate`"))
+    }
+}
