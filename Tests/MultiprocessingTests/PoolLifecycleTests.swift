@@ -63,7 +63,9 @@ struct PoolLifecycleTests {
         #expect(outcome.line("closed, children") == "closed, children 0")
     }
 
-    @Test("an interruptResultsPath that cannot be written: a warning when the pool starts; at the signal the results stay in partialResults")
+    @Test(
+        "an interruptResultsPath that cannot be written: a warning when the pool starts; at the signal the results stay in partialResults"
+    )
     func unwritableResultsPath() async throws {
         let path = "/nonexistent-mp-directory-\(UUID().uuidString)/results.jsonl"
         let outcome = try await FixtureProcess.run(
@@ -79,7 +81,8 @@ struct PoolLifecycleTests {
         let received = try #require(Self.number(after: "received", in: summary), "\(outcome.stdout)")
         #expect(received > 0 && summary.hasSuffix("nan 0 in place true"), "\(summary)")
         #expect(
-            outcome.stderr.contains("swift-multiprocessing: could not write the \(received) results received so far to \(path): "),
+            outcome.stderr.contains(
+                "swift-multiprocessing: could not write the \(received) results received so far to \(path): "),
             "\(outcome.stderr)")
         #expect(outcome.line("unwritten ") == "unwritten \(received)")
         #expect(!FileManager.default.fileExists(atPath: path))
@@ -116,5 +119,34 @@ struct PoolLifecycleTests {
         #expect(outcome.line("children while open") == "children while open 2")
         #expect(
             outcome.line("children after drop") == "children after drop 0 supervisor threads 0", "\(outcome.stdout)")
+    }
+
+    @Test(
+        "closeAndJoin lets submitted work finish (applyAsync not awaited, a stream, a dying worker), refuses new calls with poolClosed, then closes"
+    )
+    func closeAndJoinFinishesSubmittedWork() async throws {
+        let outcome = try await FixtureProcess.run(["close-and-join", "0"], waitingFor: "closeAndJoin")
+        #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
+        let lines = outcome.lines
+        #expect(
+            outcome.line("probe after join began: ")
+                == "probe after join began: code=pool closed index=nil type=nil remote=nil message=the pool is closing: closeAndJoin() was called, so it finishes the work submitted before and takes no more. Submit all work before calling closeAndJoin(), or create a new pool",
+            "\(outcome.stdout)")
+        #expect(lines.contains("applyAsync after join began: code=pool closed"))
+        #expect(lines.contains("imap after join began: code=pool closed"))
+        #expect(lines.contains("join waited for the work true"), "\(outcome.stdout)")
+        #expect(lines.contains("pending 6 of 6 ok"), "\(outcome.stdout)")
+        #expect(outcome.line("crashing call: ").hasPrefix("crashing call: code=worker died index=0 "))
+        #expect(lines.contains("stream 40 of 40 ok true"), "\(outcome.stdout)")
+        #expect(lines.contains("after join: children 0, calls pool closed"), "\(outcome.stdout)")
+    }
+
+    @Test("cancelling the task that waits in closeAndJoin closes at once: calls still running fail with poolClosed")
+    func closeAndJoinCancelled() async throws {
+        let outcome = try await FixtureProcess.run(["close-and-join", "1"], waitingFor: "a cancelled closeAndJoin")
+        #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
+        #expect(outcome.line("join returned within 1 s") == "join returned within 1 s true", "\(outcome.stdout)")
+        #expect(outcome.line("long call: ").hasPrefix("long call: code=pool closed"), "\(outcome.stdout)")
+        #expect(outcome.line("after join: ") == "after join: children 0, calls pool closed")
     }
 }

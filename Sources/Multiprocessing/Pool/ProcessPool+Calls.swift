@@ -14,7 +14,7 @@ extension ProcessPool {
     /// finishes when the supervisor forgets the call.
     func startCall<F: WorkerFunction>(
         _ function: F, name: String, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
-        largestChunk: Int = ChunkSizer.maximumChunkItems, progress: ProgressMode? = nil,
+        largestChunk: Int = ChunkSizer.maximumChunkItems, progress: ProgressMode? = nil, admitted: Bool = false,
         produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?
     ) throws -> (UInt64, AsyncStream<[CallEvent]>) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -22,6 +22,9 @@ extension ProcessPool {
             Message.Install(callID: callID, typeName: typeName).write(to: &w)
             try BinaryCodec.encode(function, into: &w)
         }
+        // Counted until the supervisor forgets the call (closeAndJoin waits for that).
+        guard outstanding.enter(admitted: admitted) else { throw Self.joiningError() }
+        let outstanding = self.outstanding
         let (events, continuation) = AsyncStream<[CallEvent]>.makeStream()
         let supervisor = self.supervisor
         continuation.onTermination = { reason in
@@ -35,7 +38,10 @@ extension ProcessPool {
                 largestChunk: largestChunk),
             produce: { chunkID, first, count in produce(callID, chunkID, first, count) },
             deliver: { events in continuation.yield(events) },
-            onForget: { continuation.finish() })
+            onForget: {
+                continuation.finish()
+                outstanding.leave()
+            })
         call.name = name
         call.readsProgramInput = window != nil  // a stream: its chunks come from the program's sequence
         call.progress = progress.map {

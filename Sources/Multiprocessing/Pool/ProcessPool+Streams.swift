@@ -92,9 +92,21 @@ extension ProcessPool {
     /// later (Python's `Pool.apply_async`). Many may be in flight at once.
     ///
     /// - Returns: a handle. Cancelling it (or the task that submitted it, if it awaits it)
-    ///   stops the work: a worker running it is stopped and replaced.
+    ///   stops the work: a worker running it is stopped and replaced. A call submitted
+    ///   before ``closeAndJoin()`` runs to its end even if its task starts after the join
+    ///   began; one submitted after fails with ``MultiprocessingError/Code/poolClosed``.
     public func applyAsync<F: WorkerFunction>(_ function: F, _ input: F.Input) -> PendingCall<F.Output> {
-        PendingCall(task: Task { try await self.apply(function, input) })
+        // Counted now, not when its task first runs, so that a join begun in between waits for it.
+        guard outstanding.enter() else {
+            return PendingCall(task: Task { () async throws -> F.Output in throw Self.joiningError() })
+        }
+        return PendingCall(
+            task: Task {
+                defer { self.outstanding.leave() }
+                let outputs = try await self.map(
+                    function, CollectionOfOne(input), chunkSize: 1, progress: nil, admitted: true)
+                return outputs[0]
+            })
     }
 
     /// Applies `function` to every input and folds the outputs into `initial` as they

@@ -109,6 +109,8 @@ public final class ProcessPool: Sendable {
     let supervisor: Supervisor
     let nextCallID = Atomic<UInt64>(1)
     private let closed = Atomic<Bool>(false)
+    /// The calls taken and not finished, for ``closeAndJoin()``.
+    let outstanding = OutstandingCalls()
 
     /// Starts a pool and waits until every worker is ready.
     ///
@@ -242,11 +244,34 @@ public final class ProcessPool: Sendable {
     /// Stops the workers and waits until they have exited. Calls still running fail with
     /// ``MultiprocessingError/Code/poolClosed``. Workers get two seconds to exit after
     /// their channel closes, then SIGKILL; none is left behind, not even as a zombie.
-    /// Closing twice is harmless.
+    /// Closing twice is harmless. (Python's `terminate()`, which leaving a `with Pool()`
+    /// block calls; ``closeAndJoin()`` lets submitted work finish first.)
     public func close() async {
         closed.store(true, ordering: .releasing)
         await supervisor.close()
         Interruption.shared.unregister(supervisor)
+    }
+
+    /// Lets the work already submitted finish, then closes the pool (Python's
+    /// `pool.close(); pool.join()`).
+    ///
+    /// From the moment it is called, the pool takes no new work: calls started after it
+    /// fail with ``MultiprocessingError/Code/poolClosed``. It waits for every call taken
+    /// before: `map`, `starmap`, `apply` and `mapReduce` calls in progress, ``applyAsync(_:_:)``
+    /// calls submitted and not yet awaited (their results stay in their ``PendingCall``),
+    /// and streams, until their consumer has read them to the end or dropped them (a
+    /// stream holds back work its consumer has not taken: read it from another task, or
+    /// it is never done). Then it closes the pool as ``close()`` does.
+    ///
+    /// When a worker dies during the wait, its items fail with
+    /// ``MultiprocessingError/Code/workerDied`` (or are retried, see ``Options/retries``)
+    /// and a fresh worker takes its place, as at any time; their calls end with those
+    /// failures and this still returns. Without ``Options/itemTimeout`` an item that never
+    /// ends keeps it waiting, as in Python. Cancelling the task that calls it stops the
+    /// wait and closes at once: calls still running then fail with `poolClosed`.
+    public func closeAndJoin() async {
+        await outstanding.join()
+        await close()
     }
 
     /// Applies `function` to every input, in parallel, and returns the outputs in input
@@ -277,8 +302,18 @@ public final class ProcessPool: Sendable {
     )
         async throws -> [F.Output]
     {
+        try await map(function, inputs, chunkSize: chunkSize, progress: progress, admitted: false)
+    }
+
+    /// ``map(_:_:chunkSize:progress:)``; `admitted`: the call was counted in already (an
+    /// `applyAsync` submitted before ``closeAndJoin()`` began), so a join does not refuse it.
+    func map<F: WorkerFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int?, progress: ProgressMode?, admitted: Bool
+    )
+        async throws -> [F.Output]
+    {
         let items = Array(inputs)
-        try checkOpen()
+        try checkOpen(admitted: admitted)
         try Self.check(chunkSize: chunkSize)
         let typeName = try F.checkFindableByName()
         if items.isEmpty { return [] }
@@ -286,7 +321,7 @@ public final class ProcessPool: Sendable {
         let frameLimit = options.maximumFrameBytes
         let (callID, events) = try startCall(
             function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
-            progress: progress,
+            progress: progress, admitted: admitted,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
                 return Self.taskFrame(
@@ -384,8 +419,17 @@ public final class ProcessPool: Sendable {
         }
     }
 
-    func checkOpen() throws {
+    /// Throws `poolClosed` when the pool is closed, or joining (unless `admitted`).
+    func checkOpen(admitted: Bool = false) throws {
         if closed.load(ordering: .acquiring) { throw Supervisor.closedError() }
+        if !admitted && outstanding.isJoining { throw Self.joiningError() }
+    }
+
+    static func joiningError() -> MultiprocessingError {
+        MultiprocessingError(
+            .poolClosed,
+            "the pool is closing: closeAndJoin() was called, so it finishes the work submitted before and takes no more. Submit all work before calling closeAndJoin(), or create a new pool"
+        )
     }
 
     /// Decodes a result frame into `results` (the same decoding as the streams'); throws

@@ -70,7 +70,8 @@ enum ResultsFile {
             do {
                 let fd = try Platform.call("open") { open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC) }
                 Platform.close(fd)
-            } catch where failedCall(error)?.errno == ENOENT {
+            } catch {
+                guard failedCall(error)?.errno == ENOENT else { throw error }
                 let fd = try Platform.call("open") {
                     open(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0o644)
                 }

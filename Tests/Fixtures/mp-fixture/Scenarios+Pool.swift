@@ -73,6 +73,81 @@ extension Fixture {
             while !children().isEmpty && now() < deadline { try await Task.sleep(for: .milliseconds(20)) }
             while supervisorThreads() > 0 && now() < deadline { try await Task.sleep(for: .milliseconds(20)) }
             print("children after drop \(children().count) supervisor threads \(supervisorThreads())")
+        case "close-and-join":
+            // args: 0 work submitted in every way, then closeAndJoin; 1 the joining task is
+            // cancelled while a long call runs.
+            let pool = try await ProcessPool(workers: 2)
+            if args.first == 1 {
+                let long = pool.applyAsync(Sleep(milliseconds: 20_000), 0)
+                let joiner = Task { await pool.closeAndJoin() }
+                try await Task.sleep(for: .milliseconds(300))
+                let cancelledAt = now()
+                joiner.cancel()
+                await joiner.value
+                print("join returned within 1 s \(now() - cancelledAt < 1)")
+                do {
+                    _ = try await long.value
+                    print("long call: returned")
+                } catch {
+                    print("long call: \(describe(error))")
+                }
+            } else {
+                // Submitted before the join and not awaited until after it.
+                let pending = (0..<6).map { pool.applyAsync(Sleep(milliseconds: 150), $0) }
+                let crashing = pool.applyAsync(Crash(), 1)  // its worker dies during the wait
+                let stream = pool.imap(Sleep(milliseconds: 20), Array(0..<40), chunkSize: 2)
+                let consumer = Task {
+                    var values: [Int] = []
+                    for try await item in stream { values.append(try item.get()) }
+                    return values
+                }
+                let joinStarted = now()
+                let joiner = Task { await pool.closeAndJoin() }
+                // Calls made once the join has begun fail (apply is awaited: it cannot
+                // leave a call behind); the first one refused is the probe's.
+                var refused: MultiprocessingError?
+                while refused == nil && now() - joinStarted < 10 {
+                    do {
+                        _ = try await pool.apply(Square(), 3)
+                    } catch let error as MultiprocessingError {
+                        refused = error
+                    }
+                }
+                print("probe after join began: \(refused.map(describe) ?? "none")")
+                do {
+                    _ = try await pool.applyAsync(Square(), 4).value
+                    print("applyAsync after join began: ran")
+                } catch let error as MultiprocessingError {
+                    print("applyAsync after join began: code=\(error.code)")
+                }
+                do {
+                    for try await _ in pool.imap(Square(), [5]) {}
+                    print("imap after join began: ran")
+                } catch {
+                    print("imap after join began: code=\(error.code)")
+                }
+                await joiner.value
+                // 6 calls of 150 ms on 2 workers take at least 450 ms.
+                print("join waited for the work \(now() - joinStarted > 0.4)")
+                var ok = 0
+                for (index, call) in pending.enumerated() where (try? await call.value) == index { ok += 1 }
+                print("pending \(ok) of \(pending.count) ok")
+                do {
+                    _ = try await crashing.value
+                    print("crashing call: returned")
+                } catch {
+                    print("crashing call: \(describe(error))")
+                }
+                let values = try await consumer.value
+                print("stream \(values.count) of 40 ok \(values == Array(0..<40))")
+            }
+            var afterCode = "none"
+            do {
+                _ = try await pool.apply(Square(), 6)
+            } catch let error as MultiprocessingError {
+                afterCode = "\(error.code)"
+            }
+            print("after join: children \(children().count), calls \(afterCode)")
         default: return false
         }
         return true
