@@ -179,6 +179,7 @@ final class Supervisor: @unchecked Sendable {
     private var statistics: PoolStatistics
 
     init(settings: SupervisorSettings) throws {
+        try LocalLauncher.reserveDescriptors(workers: settings.placement == .local ? settings.workerCount : 0)
         loop = try EventLoop()
         launcher = LocalLauncher(maximumPayload: settings.maximumPayload, timesItems: settings.itemTimeoutNanos != nil)
         self.settings = settings
@@ -453,6 +454,7 @@ final class Supervisor: @unchecked Sendable {
             worker.processToken = try loop.register(
                 worker.processHandle, .readable,
                 EventHandler { [weak self, unowned worker] _, _, _ in self?.processExited(worker) })
+            try worker.output?.watch(loop: loop)
         } catch {
             Platform.kill(worker.pid, 9)
             throw error
@@ -811,6 +813,7 @@ final class Supervisor: @unchecked Sendable {
         }
         var message = "\(worker.identity) \(termination) while \(index != nil ? "running " : "")\(what)"
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
+        if worker.stopReason == nil, let words = worker.lastWords { message += "; its last lines on stderr: \(words)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
         if case .lost = termination {
             message +=
@@ -903,6 +906,7 @@ final class Supervisor: @unchecked Sendable {
         if let error = worker.connectionError { return error }
         var message = "\(worker.identity) \(termination) before completing the start-up handshake"
         if let fatal = worker.fatalMessage { message += ": \(fatal.message)" }
+        if let words = worker.lastWords { message += "; its last lines on stderr: \(words)" }
         message += ". Its error output, if any, is above."
         return MultiprocessingError(.handshakeFailed, message, worker: worker.identity, termination: termination)
     }

@@ -26,7 +26,8 @@ final class WorkerConnection {
     var pid: Int32
     /// Local workers: a pidfd, readable once the process exits; -1 for remote ones.
     let processHandle: Int32
-    private(set) var lifeline: Int32
+    /// Local workers: their stderr, forwarded to this process's; nil for remote ones.
+    let output: WorkerOutput?
     /// Local workers: where the worker notes its progress; remote ones report it when they exit.
     let progressPage: ProgressPage?
     /// Remote workers: the worker host that started this worker, and the worker's id there.
@@ -86,7 +87,7 @@ final class WorkerConnection {
         pid = spawned.pid
         processHandle = spawned.processHandle
         connection = FramedConnection(spawned.channel, maximumPayload: maximumPayload)
-        lifeline = spawned.lifeline
+        output = spawned.output >= 0 ? WorkerOutput(descriptor: spawned.output) : nil
         progressPage = spawned.progress
         remoteHost = nil
         workerID = 0
@@ -98,7 +99,7 @@ final class WorkerConnection {
         pid = 0
         processHandle = -1
         connection = FramedConnection(channel, maximumPayload: maximumPayload)
-        lifeline = -1
+        output = nil
         progressPage = nil
         remoteHost = remote
         self.workerID = workerID
@@ -144,19 +145,24 @@ final class WorkerConnection {
     func flush() throws { try connection.flush() }
     func readAvailable(into buffer: inout [UInt8]) throws -> Bool { try connection.readAvailable(into: &buffer) }
 
-    /// Closes the channel and the lifeline: the worker reads end of file and exits.
+    /// Closes the channel: the worker reads end of file and exits (a busy one is ended by
+    /// its lifeline thread, which sees the channel's end).
     func closeChannel(loop: EventLoop) {
         guard connection.isOpen else { return }
         connection.close(loop: loop)
-        if lifeline >= 0 { Platform.close(lifeline) }
     }
 
-    /// Releases the process handle once the process has been reaped.
+    /// Releases the process handle once the process has been reaped, and forwards the
+    /// rest of its stderr (its last words, for the error about its death).
     func closeProcessHandle(loop: EventLoop) {
+        output?.finish(loop: loop)
         guard processHandle >= 0 else { return }
         loop.unregister(processToken, fd: processHandle)
         Platform.close(processHandle)
     }
+
+    /// The last lines the worker wrote to stderr before it died, as ``WorkerOutput/lastWords``.
+    var lastWords: String? { output?.lastWords }
 }
 
 /// A non-blocking framed connection served by the event loop: frames queued for writing,
