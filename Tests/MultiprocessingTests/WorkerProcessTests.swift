@@ -77,4 +77,19 @@ struct WorkerProcessTests {
         }
         #expect(outcome.stderr.components(separatedBy: "Fatal error: deliberate crash").count == 2)
     }
+
+    @Test("a worker the pool stopped (timeout, cancelled stream) is logged with the pool's reason, no OOM hint")
+    func stopReasons() async throws {
+        let outcome = try await FixtureProcess.run(["stop-reasons"], waitingFor: "a timeout and a cancelled stream")
+        let lines = outcome.lines
+        #expect(lines.contains("cancelled"), "\(outcome.stdout)")
+        let timedOut = outcome.line("LOG notice worker stopped: its item timed out")
+        #expect(timedOut.contains("per-item timeout of 0.5 s"), "\(outcome.stdout)")
+        let error = outcome.line("timeout error: ")
+        #expect(error.hasPrefix("timeout error: code=timed out index=0 "), "\(outcome.stdout)")
+        #expect(error.contains("per-item timeout of 0.5 s"))
+        let cancelled = lines.filter { $0.hasPrefix("LOG debug worker exited") && $0.contains("cancelled") }
+        #expect(cancelled.count == 2, "\(outcome.stdout)")
+        #expect(!outcome.stdout.contains("out-of-memory"), "\(outcome.stdout)")
+    }
 }

@@ -672,7 +672,7 @@ final class Supervisor: @unchecked Sendable {
         let inSlot = slots[worker.slot] === worker
         if inSlot { slots[worker.slot] = nil }
         var metadata = Self.metadata(worker)
-        metadata["termination"] = "\(termination)"
+        metadata["termination"] = "\(worker.endDescription(termination))"
         if state == .running && inSlot && worker.stopReason != .cancelled {
             if case .timedOut = worker.stopReason {
                 settings.logger.notice("worker stopped: its item timed out", metadata: metadata)
@@ -811,7 +811,8 @@ final class Supervisor: @unchecked Sendable {
                 "\(what) ran longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
                 itemIndex: index, worker: worker.identity, termination: termination)
         }
-        var message = "\(worker.identity) \(termination) while \(index != nil ? "running " : "")\(what)"
+        var message =
+            "\(worker.identity) \(worker.endDescription(termination)) while \(index != nil ? "running " : "")\(what)"
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
         if worker.stopReason == nil, let words = worker.lastWords { message += "; its last lines on stderr: \(words)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
@@ -1470,6 +1471,7 @@ final class Supervisor: @unchecked Sendable {
         killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos) { [weak self] in
             guard let self else { return }
             for worker in allWorkers where worker.remoteHost == nil {
+                if worker.stopReason == nil { worker.stopReason = .closing }
                 Platform.kill(worker.pid, 9)
             }
             if let step = cluster?.step, cluster?.stepEnded == false {

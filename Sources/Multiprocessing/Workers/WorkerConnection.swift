@@ -45,6 +45,8 @@ final class WorkerConnection {
         case cancelled
         /// Its current item ran past the per-item timeout (nanoseconds).
         case timedOut(UInt64)
+        /// The pool was closing, and the worker had not exited within the grace period.
+        case closing
     }
     var stopReason: StopReason?
     /// Items answered, and items sent (for recycling after N items).
@@ -159,6 +161,27 @@ final class WorkerConnection {
         guard processHandle >= 0 else { return }
         loop.unregister(processToken, fd: processHandle)
         Platform.close(processHandle)
+    }
+
+    /// How the worker ended, in words. When the pool killed it (SIGKILL), the pool's
+    /// reason; otherwise the termination's own words (for SIGKILL, the hint about the
+    /// kernel's out-of-memory killer).
+    func endDescription(_ termination: ProcessTermination) -> String {
+        guard case .signaled(let signal) = termination, signal == 9, let reason = stopDescription else {
+            return termination.description
+        }
+        return "was stopped by the pool (SIGKILL): \(reason)"
+    }
+
+    /// Why the pool stopped this worker, when it did.
+    var stopDescription: String? {
+        switch stopReason {
+        case .cancelled: return "the call it was running was cancelled"
+        case .timedOut(let limit):
+            return "its item ran longer than the per-item timeout of \(Supervisor.formatSeconds(limit))"
+        case .closing: return "it had not exited within the grace period after the pool was closed"
+        case nil: return connectionError != nil ? "its connection had failed" : nil
+        }
     }
 
     /// The last lines the worker wrote to stderr before it died, as ``WorkerOutput/lastWords``.

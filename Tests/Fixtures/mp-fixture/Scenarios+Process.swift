@@ -1,3 +1,4 @@
+import Logging
 import Multiprocessing
 
 #if canImport(Glibc)
@@ -100,6 +101,31 @@ extension Fixture {
                 }
                 print("ok \(ok)")
                 for failure in failures { print("failed \(failure)") }
+            }
+        case "stop-reasons":
+            // The log lines of workers the pool stopped itself: a timed-out item, a
+            // cancelled stream, then the error of the timed-out item.
+            LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
+            var options = ProcessPool.Options()
+            options.itemTimeout = .milliseconds(500)
+            try await withProcessPool(workers: 2, options: options) { pool in
+                for try await item in pool.imap(Busy(milliseconds: 60_000), [0], chunkSize: 1) {
+                    if case .failure(let error) = item.result { print("timeout error: \(describe(error))") }
+                }
+            }
+            try await withProcessPool(workers: 2) { pool in
+                let consumer = Task {
+                    for try await _ in pool.imap(Busy(milliseconds: 5000), [0, 1], chunkSize: 1) {}
+                }
+                for _ in 0..<200 {
+                    try await Task.sleep(for: .milliseconds(50))
+                    let busy = children().map(cpuTicks)
+                    if busy.count == 2 && busy.allSatisfy({ $0 >= 5 }) { break }
+                }
+                consumer.cancel()
+                _ = try? await consumer.value
+                try await Task.sleep(for: .milliseconds(500))  // the stopped workers are reaped
+                print("cancelled")
             }
         case "close-busy":
             // Closing a pool whose workers are deep in a computation: each must see its
