@@ -2,6 +2,8 @@
 #include "CMultiprocessingShim.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -55,6 +57,10 @@ int mp_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, sign
 int mp_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 int mp_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int mp_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+short mp_poll_read_hangup(void) { return POLLRDHUP; }
 
 int mp_pidfd_reap(int pidfd, int nohang, int *code, int *status) {
     siginfo_t info;
@@ -142,6 +148,13 @@ int mp_affinity_cpu_count(void) { errno = ENOSYS; return -1; }
 int mp_set_parent_death_signal(int signal) { (void)signal; errno = ENOSYS; return -1; }
 int mp_pidfd_open(pid_t pid) { (void)pid; errno = ENOSYS; return -1; }
 int mp_memfd_create(const char *name) { (void)name; errno = ENOSYS; return -1; }
+int mp_pipe_cloexec(int fds[2]) {
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+short mp_poll_read_hangup(void) { return 0; }
 int mp_pidfd_reap(int pidfd, int nohang, int *code, int *status) {
     (void)pidfd; (void)nohang; (void)code; (void)status; errno = ENOSYS; return -1;
 }

@@ -113,8 +113,9 @@ struct PoolIntegrationTests {
         #expect(lines[0].contains(" exited with status 3 while running item 1."))
         #expect(
             lines[1].contains(
-                " was killed by signal 4 (SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index) while running item 1."
+                " was killed by signal 4 (SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index) while running item 1; its last lines on stderr: \""
             ))
+        #expect(lines[1].contains("Fatal error: deliberate crash in a worker\". The worker has been replaced"))
         #expect(lines[2].contains(" was killed by signal 11 (SIGSEGV: segmentation fault) while running item 1."))
         #expect(lines[0].hasSuffix("[exit 3]"))
         #expect(lines[1].hasSuffix("[signal 4]"))

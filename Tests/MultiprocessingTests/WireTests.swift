@@ -177,24 +177,19 @@ struct WorkerProtocolTests {
     struct Worker {
         let pid: Int32
         let channel: Int32
-        let lifeline: Int32
     }
 
     func startWorker(maximumPayload: Int = 4096) throws -> Worker {
         let (channel, childChannel) = try Platform.socketPair()
-        let (lifeline, childLifeline) = try Platform.socketPair()
-        defer {
-            Platform.close(childChannel)
-            Platform.close(childLifeline)
-        }
+        defer { Platform.close(childChannel) }
         let settings = WorkerMode.Settings(parentPID: getpid(), slot: 0, maximumPayload: maximumPayload)
         let pid = try Platform.spawn(
             executable: FixtureProcess.executable, arguments: ["mp-fixture", "apply"],
             environment: Platform.environmentStrings() + [
                 "\(WorkerMode.environmentVariable)=\(settings.environmentValue)"
             ],
-            descriptors: [(childChannel, 3), (childLifeline, 4)])
-        return Worker(pid: pid, channel: channel, lifeline: lifeline)
+            descriptors: [(childChannel, WorkerMode.channelDescriptor)])
+        return Worker(pid: pid, channel: channel)
     }
 
     /// Reads frames until end of file (with a deadline), returning them.
@@ -227,10 +222,7 @@ struct WorkerProtocolTests {
 
     func expectFatal(after bytes: [UInt8], code: MultiprocessingError.Code, messageContains text: String) throws {
         let worker = try startWorker()
-        defer {
-            Platform.close(worker.channel)
-            Platform.close(worker.lifeline)
-        }
+        defer { Platform.close(worker.channel) }
         bytes.withUnsafeBytes { _ = write(worker.channel, $0.baseAddress, $0.count) }
         let frames = try readFrames(worker.channel)
         #expect(frames.first?.kind == .hello)
@@ -274,7 +266,6 @@ struct WorkerProtocolTests {
         _ = read(worker.channel, &buffer, buffer.count)  // the hello
         Platform.close(worker.channel)
         #expect(exitStatus(worker.pid) == 0)
-        Platform.close(worker.lifeline)
     }
 }
 

@@ -25,6 +25,13 @@ int mp_pidfd_open(pid_t pid);
 /// Linux: memfd_create(name, MFD_CLOEXEC); -1 with errno set elsewhere.
 int mp_memfd_create(const char *name);
 
+/// A pipe whose two ends are close-on-exec (pipe2 with O_CLOEXEC on Linux; elsewhere
+/// pipe, then FD_CLOEXEC on each end). Returns 0, or -1 with errno set.
+int mp_pipe_cloexec(int fds[2]);
+
+/// poll's POLLRDHUP (the peer closed its end of a stream socket) on Linux, else 0.
+short mp_poll_read_hangup(void);
+
 /// Linux: reaps the process behind `pidfd` if it has exited (WNOHANG when `nohang`).
 /// Returns 1 and fills `code`/`status` (siginfo's si_code / si_status) when it reaped,
 /// 0 when the process is still running, -1 with errno set on error.

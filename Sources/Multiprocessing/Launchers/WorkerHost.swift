@@ -181,7 +181,6 @@ struct WorkerHost {
                     timedOut: child.timedOut, chunkID: last.chunkID, phase: UInt8(last.phase.rawValue),
                     offset: last.offset)
                 Platform.close(child.spawned.processHandle)
-                Platform.close(child.spawned.lifeline)
                 children.removeAll { $0 === child }
                 if (try? control.send(report.frame())) == nil { controlBroken = true }
             }

@@ -33,6 +33,13 @@ extension Platform {
         return (fds[0], fds[1])
     }
 
+    /// A pipe, both ends close-on-exec: `(read, write)`.
+    static func pipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        try call("pipe2") { mp_pipe_cloexec(&fds) }
+        return (fds[0], fds[1])
+    }
+
     /// Asks for send buffers of `bytes` on a socket (the kernel caps the request at
     /// `net.core.wmem_max`; failure leaves the default, so it is ignored). A large frame
     /// then crosses a socket pair in a few writes instead of one per default-sized buffer.
@@ -90,6 +97,11 @@ extension Platform {
     static func isTimeout(_ error: MultiprocessingError) -> Bool {
         guard let cause = error.underlying as? SystemCallError else { return false }
         return cause.errno == EAGAIN || cause.errno == EWOULDBLOCK
+    }
+
+    /// Whether an error says this process has as many descriptors open as its limit allows (EMFILE).
+    static func isOutOfDescriptors(_ error: MultiprocessingError) -> Bool {
+        (error.underlying as? SystemCallError)?.errno == EMFILE
     }
 
     /// Whether an error says the other end of a socket went away (EPIPE, ECONNRESET).

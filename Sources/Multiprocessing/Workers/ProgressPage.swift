@@ -32,7 +32,9 @@ final class ProgressPage: @unchecked Sendable {
     }
 
     static let size = 4096
-    let descriptor: Int32
+    /// The memfd behind the page, until ``releaseDescriptor()``: the mapping outlives it,
+    /// so neither side keeps a descriptor per worker once the worker has its copy.
+    private(set) var descriptor: Int32
     private let words: UnsafeMutablePointer<UInt64>
 
     /// Creates a page to hand to a new worker (parent side).
@@ -53,10 +55,19 @@ final class ProgressPage: @unchecked Sendable {
         descriptor = fd
     }
 
-    /// Maps the page a parent handed over (worker side).
+    /// Maps the page a parent handed over (worker side), and closes its descriptor.
     init(inheritedDescriptor fd: Int32) throws {
         words = try Self.map(fd)
-        descriptor = fd
+        descriptor = -1
+        Platform.close(fd)
+    }
+
+    /// Closes the page's descriptor (the mapping stays): once the worker has been spawned
+    /// with its copy, the parent needs only the mapping.
+    func releaseDescriptor() {
+        guard descriptor >= 0 else { return }
+        Platform.close(descriptor)
+        descriptor = -1
     }
 
     private static func map(_ fd: Int32) throws -> UnsafeMutablePointer<UInt64> {
@@ -70,7 +81,7 @@ final class ProgressPage: @unchecked Sendable {
 
     deinit {
         munmap(UnsafeMutableRawPointer(words), Self.size)
-        Platform.close(descriptor)
+        releaseDescriptor()
     }
 
     // Worker side: plain stores; the parent reads them after the worker is gone, or

@@ -182,6 +182,7 @@ final class Supervisor: @unchecked Sendable {
     private var statistics: PoolStatistics
 
     init(settings: SupervisorSettings) throws {
+        try LocalLauncher.reserveDescriptors(workers: settings.placement == .local ? settings.workerCount : 0)
         loop = try EventLoop()
         launcher = LocalLauncher(maximumPayload: settings.maximumPayload, timesItems: settings.itemTimeoutNanos != nil)
         self.settings = settings
@@ -468,6 +469,7 @@ final class Supervisor: @unchecked Sendable {
             worker.processToken = try loop.register(
                 worker.processHandle, .readable,
                 EventHandler { [weak self, unowned worker] _, _, _ in self?.processExited(worker) })
+            try worker.output?.watch(loop: loop)
         } catch {
             Platform.kill(worker.pid, 9)
             throw error
@@ -691,7 +693,7 @@ final class Supervisor: @unchecked Sendable {
         let inSlot = slots[worker.slot] === worker
         if inSlot { slots[worker.slot] = nil }
         var metadata = Self.metadata(worker)
-        metadata["termination"] = "\(termination)"
+        metadata["termination"] = "\(worker.endDescription(termination))"
         if state == .running && inSlot && worker.stopReason != .cancelled {
             if case .timedOut = worker.stopReason {
                 settings.logger.notice("worker stopped: its item timed out", metadata: metadata)
@@ -828,8 +830,9 @@ final class Supervisor: @unchecked Sendable {
                 "\(phase == .running && index != nil ? "item \(index!) ran" : "\(what) took") longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
                 itemIndex: index, worker: worker.identity, termination: termination)
         }
-        var message = "\(worker.identity) \(termination) while \(what)"
+        var message = "\(worker.identity) \(worker.endDescription(termination)) while \(what)"
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
+        if worker.stopReason == nil, let words = worker.lastWords { message += "; its last lines on stderr: \(words)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
         if case .lost = termination {
             message +=
@@ -933,6 +936,7 @@ final class Supervisor: @unchecked Sendable {
         if let error = worker.connectionError { return error }
         var message = "\(worker.identity) \(termination) before completing the start-up handshake"
         if let fatal = worker.fatalMessage { message += ": \(fatal.message)" }
+        if let words = worker.lastWords { message += "; its last lines on stderr: \(words)" }
         message += ". Its error output, if any, is above."
         return MultiprocessingError(.handshakeFailed, message, worker: worker.identity, termination: termination)
     }
@@ -1519,6 +1523,7 @@ final class Supervisor: @unchecked Sendable {
         killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos) { [weak self] in
             guard let self else { return }
             for worker in allWorkers where worker.remoteHost == nil {
+                if worker.stopReason == nil { worker.stopReason = .closing }
                 Platform.kill(worker.pid, 9)
             }
             if let step = cluster?.step, cluster?.stepEnded == false {

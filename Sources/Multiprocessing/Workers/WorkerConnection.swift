@@ -26,7 +26,8 @@ final class WorkerConnection {
     var pid: Int32
     /// Local workers: a pidfd, readable once the process exits; -1 for remote ones.
     let processHandle: Int32
-    private(set) var lifeline: Int32
+    /// Local workers: their stderr, forwarded to this process's; nil for remote ones.
+    let output: WorkerOutput?
     /// Local workers: where the worker notes its progress; remote ones report it when they exit.
     let progressPage: ProgressPage?
     /// Remote workers: the worker host that started this worker, and the worker's id there.
@@ -44,6 +45,8 @@ final class WorkerConnection {
         case cancelled
         /// Its current item ran past the per-item timeout (nanoseconds).
         case timedOut(UInt64)
+        /// The pool was closing, and the worker had not exited within the grace period.
+        case closing
     }
     var stopReason: StopReason?
     /// Items answered, and items sent (for recycling after N items).
@@ -118,7 +121,7 @@ final class WorkerConnection {
         pid = spawned.pid
         processHandle = spawned.processHandle
         connection = FramedConnection(spawned.channel, maximumPayload: maximumPayload)
-        lifeline = spawned.lifeline
+        output = spawned.output >= 0 ? WorkerOutput(descriptor: spawned.output) : nil
         progressPage = spawned.progress
         remoteHost = nil
         workerID = 0
@@ -130,7 +133,7 @@ final class WorkerConnection {
         pid = 0
         processHandle = -1
         connection = FramedConnection(channel, maximumPayload: maximumPayload)
-        lifeline = -1
+        output = nil
         progressPage = nil
         remoteHost = remote
         self.workerID = workerID
@@ -176,19 +179,45 @@ final class WorkerConnection {
     func flush() throws { try connection.flush() }
     func readAvailable(into buffer: inout [UInt8]) throws -> Bool { try connection.readAvailable(into: &buffer) }
 
-    /// Closes the channel and the lifeline: the worker reads end of file and exits.
+    /// Closes the channel: the worker reads end of file and exits (a busy one is ended by
+    /// its lifeline thread, which sees the channel's end).
     func closeChannel(loop: EventLoop) {
         guard connection.isOpen else { return }
         connection.close(loop: loop)
-        if lifeline >= 0 { Platform.close(lifeline) }
     }
 
-    /// Releases the process handle once the process has been reaped.
+    /// Releases the process handle once the process has been reaped, and forwards the
+    /// rest of its stderr (its last words, for the error about its death).
     func closeProcessHandle(loop: EventLoop) {
+        output?.finish(loop: loop)
         guard processHandle >= 0 else { return }
         loop.unregister(processToken, fd: processHandle)
         Platform.close(processHandle)
     }
+
+    /// How the worker ended, in words. When the pool killed it (SIGKILL), the pool's
+    /// reason; otherwise the termination's own words (for SIGKILL, the hint about the
+    /// kernel's out-of-memory killer).
+    func endDescription(_ termination: ProcessTermination) -> String {
+        guard case .signaled(let signal) = termination, signal == 9, let reason = stopDescription else {
+            return termination.description
+        }
+        return "was stopped by the pool (SIGKILL): \(reason)"
+    }
+
+    /// Why the pool stopped this worker, when it did.
+    var stopDescription: String? {
+        switch stopReason {
+        case .cancelled: return "the call it was running was cancelled"
+        case .timedOut(let limit):
+            return "its item ran longer than the per-item timeout of \(Supervisor.formatSeconds(limit))"
+        case .closing: return "it had not exited within the grace period after the pool was closed"
+        case nil: return connectionError != nil ? "its connection had failed" : nil
+        }
+    }
+
+    /// The last lines the worker wrote to stderr before it died, as ``WorkerOutput/lastWords``.
+    var lastWords: String? { output?.lastWords }
 }
 
 /// A non-blocking framed connection served by the event loop: frames queued for writing,

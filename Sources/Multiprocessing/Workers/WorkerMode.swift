@@ -12,11 +12,10 @@ import Darwin
 /// `bootstrap()` reads it, so programs the worker's function starts never see it.
 enum WorkerMode {
     /// `v1:<parent pid>:<slot>:<maximum frame payload>:<flags>`; the channel is descriptor
-    /// 3, the lifeline descriptor 4, the progress page descriptor 5.
+    /// 3, the progress page descriptor 4.
     static let environmentVariable = "SWIFT_MULTIPROCESSING_WORKER"
     static let channelDescriptor: Int32 = 3
-    static let lifelineDescriptor: Int32 = 4
-    static let progressDescriptor: Int32 = 5
+    static let progressDescriptor: Int32 = 4
     /// Exit status of a worker whose program never called `bootstrap()`.
     static let bootstrapMissingStatus: Int32 = 70
     /// Exit status of a worker whose initializer failed.
@@ -306,14 +305,18 @@ struct WorkerLoop {
     }
 
     /// A thread that ends the worker when the parent goes away, even while the main
-    /// thread is busy in a long computation: the lifeline descriptor reaches end of file
-    /// when the parent (its only other holder) exits; `getppid()` is checked too.
+    /// thread is busy in a long computation: it polls the channel for the parent's end
+    /// closing (POLLRDHUP / POLLHUP: the parent closed it, or died) without reading from
+    /// it, and checks `getppid()` every half second. So the parent needs no descriptor of
+    /// its own per worker for this.
     private func startLifeline() {
         let parent = settings.parentPID
-        let lifeline = WorkerMode.lifelineDescriptor
+        let channel = channel
         do {
             try OSThread.start(name: "mp-lifeline") {
-                var entry = pollfd(fd: lifeline, events: Int16(POLLIN), revents: 0)
+                // Only hangups wake this poll (POLLHUP and POLLERR are always reported);
+                // data for the main thread does not.
+                var entry = pollfd(fd: channel, events: mp_poll_read_hangup(), revents: 0)
                 while true {
                     let ready = poll(&entry, 1, 500)
                     if ready > 0 || Platform.parentProcessID != parent {
