@@ -63,7 +63,11 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
     private var changed = 0
     private var ended = false
 
-    init(writer: JournalCallWriter, lookup: JournalLookup<F.Output>, pool: PoolJournal) {
+    /// The input's length when it is a collection.
+    let knownCount: Int?
+
+    init(writer: JournalCallWriter, lookup: JournalLookup<F.Output>, pool: PoolJournal, knownCount: Int?) {
+        self.knownCount = knownCount
         self.writer = writer
         self.lookup = lookup
         self.pool = pool
@@ -77,13 +81,9 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
         var originals: [Int] = []
         var hits: [ItemResult<F.Output>] = []
         while items.count < count {
-            guard let item = next() else {
-                if !ended {
-                    ended = true
-                    pool.report(
-                        writer, reused: reused, computed: nextIndex - reused, changed: changed,
-                        mismatch: lookup.mismatch)
-                }
+            // The supervisor stops asking once a known count is reached: the end is seen then.
+            guard nextIndex != knownCount, let item = next() else {
+                reportOnce()
                 break
             }
             let index = nextIndex
@@ -100,7 +100,14 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
             hashes.append(hash)
         }
         shared.add(hits: hits, originals: originals)
+        if nextIndex == knownCount { reportOnce() }
         return items
+    }
+
+    private func reportOnce() {
+        guard !ended else { return }
+        ended = true
+        pool.report(writer, reused: reused, computed: nextIndex - reused, changed: changed, mismatch: lookup.mismatch)
     }
 
     func deliver(_ events: [CallEvent]) {
@@ -203,7 +210,7 @@ extension ProcessPool {
         let lookup = pool.journal.held.lookup(identity, anyBuild: pool.anyBuild, as: F.Output.self)
         let knownCount = (inputs as? any Collection)?.count
         let writer = JournalCallWriter(journal: pool.journal, name: name, identity: identity, itemCount: knownCount)
-        let journal = StreamJournal<F>(writer: writer, lookup: lookup, pool: pool)
+        let journal = StreamJournal<F>(writer: writer, lookup: lookup, pool: pool, knownCount: knownCount)
         let source = IteratorBox(inputs.makeIterator())
         // With items from the journal, how many are computed is learnt at the end.
         let total = lookup.outputs.isEmpty ? knownCount : nil
