@@ -7,6 +7,9 @@ struct JournalLookup<Output> {
     var outputs: [Output?] = []
     /// Why nothing could be reused, when no recorded call computes the same thing.
     var mismatch: String?
+    /// Every recorded output by input hash, whatever its index (filled only when asked:
+    /// for `apply`, whose one item is always index 0).
+    var byHash: [UInt64: Output] = [:]
 
     /// The output recorded for `index` if its input hash is `hash`.
     func output(at index: Int, hash: UInt64) -> Output? {
@@ -33,8 +36,9 @@ extension JournalContents {
 
     /// Every output recorded by calls with `identity` (any build when `anyBuild`), the
     /// latest record winning; or, when there is none, why.
-    func lookup<Output: Decodable>(_ identity: JournalIdentity, anyBuild: Bool, as type: Output.Type)
-        -> JournalLookup<Output>
+    func lookup<Output: Decodable>(
+        _ identity: JournalIdentity, anyBuild: Bool, as type: Output.Type, byHash: Bool = false
+    ) -> JournalLookup<Output>
     {
         var lookup = JournalLookup<Output>()
         let matches = calls.filter {
@@ -90,9 +94,11 @@ extension JournalContents {
                 for position in 0..<count {
                     guard let output = outputs[position] else { continue }
                     let index = chunk.indices[position]
-                    lookup.hashes[index] = UInt64(
+                    let hash = UInt64(
                         littleEndian: file.loadUnaligned(fromByteOffset: chunk.hashesOffset + position * 8, as: UInt64.self))
+                    lookup.hashes[index] = hash
                     lookup.outputs[index] = output
+                    if byHash { lookup.byHash[hash] = output }
                 }
             }
         }

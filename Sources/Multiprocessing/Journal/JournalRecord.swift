@@ -124,11 +124,11 @@ enum JournalRecord: Equatable {
             let indices: JournalIndices
             switch layout {
             case 0:
-                let first = try r.readLength("a first index", minimumElementSize: 0)
-                guard first <= Int.max - count else {
+                let raw = try r.readVarint()
+                guard raw <= UInt64(Int.max - count) else {
                     throw MultiprocessingError(.decodingFailed, "a results record's indices overflow")
                 }
-                indices = .contiguous(first..<(first + count))
+                indices = .contiguous(Int(raw)..<(Int(raw) + count))
             case 1:
                 var list: [Int] = []
                 list.reserveCapacity(count)

@@ -135,7 +135,8 @@ extension ProcessPool {
         progress: ProgressMode?, name: String
     ) async throws -> [F.Output] {
         let identity = try JournalContents.identity(of: function, buildID: pool.buildID)
-        let lookup = pool.journal.held.lookup(identity, anyBuild: pool.anyBuild, as: F.Output.self)
+        let single = name == "apply"
+        let lookup = pool.journal.held.lookup(identity, anyBuild: pool.anyBuild, as: F.Output.self, byHash: single)
         let writer = JournalCallWriter(journal: pool.journal, name: name, identity: identity, itemCount: items.count)
         var hits = [F.Output?](repeating: nil, count: items.count)
         var missing: [Int] = []
@@ -148,10 +149,10 @@ extension ProcessPool {
             missing.reserveCapacity(items.count)
             for (index, item) in items.enumerated() {
                 let hash = (try? hasher.hash(item)) ?? 0
-                if let output = lookup.output(at: index, hash: hash) {
+                if let output = single ? lookup.byHash[hash] : lookup.output(at: index, hash: hash) {
                     hits[index] = output
                 } else {
-                    if lookup.isRecorded(index) { changed += 1 }
+                    if lookup.isRecorded(index) && !single { changed += 1 }
                     missing.append(index)
                     missingHashes.append(hash)
                 }

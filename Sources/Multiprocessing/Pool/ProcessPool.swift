@@ -371,7 +371,14 @@ public final class ProcessPool: Sendable {
     ///
     /// - Throws: the errors of ``map(_:_:chunkSize:progress:)``, for this one item (index 0).
     public func apply<F: WorkerFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
-        try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
+        if let journal {
+            // With a journal, an apply is served by any recorded item with the same input.
+            try checkOpen()
+            return try await journaledMap(
+                journal, function, [input], typeName: try F.checkFindableByName(), chunkSize: 1, progress: nil,
+                name: "apply")[0]
+        }
+        return try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
     }
 
     func checkOpen() throws {
