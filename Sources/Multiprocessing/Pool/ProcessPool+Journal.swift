@@ -88,11 +88,10 @@ final class MapJournalTap<F: WorkerFunction>: @unchecked Sendable {
     /// Hashes the inputs of a chunk starting at computed item `first`.
     func produced(first: Int, _ inputs: ArraySlice<F.Input>) {
         guard !hashed else { return }
-        var index = first
-        for input in inputs {
-            hashes[index] = (try? hasher.hash(input)) ?? 0
-            index += 1
-        }
+        var computed: [UInt64] = []
+        computed.reserveCapacity(inputs.count)
+        hasher.hash(inputs, into: &computed)
+        hashes.replaceSubrange(first..<(first + computed.count), with: computed)
     }
 
     /// Journals the results among `events`.
@@ -146,9 +145,11 @@ extension ProcessPool {
             missing = Array(items.indices)
         } else {
             var hasher = InputHasher<F.Input>()
+            var all: [UInt64] = []
+            all.reserveCapacity(items.count)
+            hasher.hash(items[...], into: &all)
             missing.reserveCapacity(items.count)
-            for (index, item) in items.enumerated() {
-                let hash = (try? hasher.hash(item)) ?? 0
+            for (index, hash) in all.enumerated() {
                 if let output = single ? lookup.byHash[hash] : lookup.output(at: index, hash: hash) {
                     hits[index] = output
                 } else {
