@@ -76,9 +76,14 @@ def main():
     parser.add_argument("--nodes", action="store_true",
                         help="multi-node mode: the same workloads over TCP across two Slurm nodes, against local "
                              "socket pairs on one node (needs a running Slurm: scripts/slurm/start)")
+    parser.add_argument("--journal", action="store_true",
+                        help="journal mode: tiny-map, cpu-bound and large-args with the journal off and on "
+                             "(interleaved), the journal's bytes per item, and the time to resume a finished map")
     args = parser.parse_args()
     if args.nodes:
         return nodes_mode(args)
+    if args.journal:
+        return journal_mode(args)
 
     if not args.no_build:
         subprocess.run(["swift", "build", "-c", "release", "--product", "mp-bench"], cwd=ROOT, check=True,
@@ -179,6 +184,42 @@ NODE_WORKLOADS = {
     "latency": (["--items", "3000"], "us_per_roundtrip"),
     "cpu-bound": ([], "efficiency_vs_seq"),
 }
+
+
+def journal_mode(args):
+    """Journal off against on, 2 workers, medians of interleaved runs (the cost of durable maps)."""
+    if not args.no_build:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "mp-bench"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    path = os.path.join(ROOT, ".build/bench-journal")
+    cases = {"tiny-map": (["--items", "1000000"], "us_per_item", False),
+             "cpu-bound": ([], "efficiency_vs_seq", True),
+             "large-args": (["--items", "256"], "mb_per_s", True)}
+    results = {}
+    sizes = {}
+    for rep in range(args.reps):
+        for workload, (flags, _, _) in cases.items():
+            base = [SWIFT, "--workload", workload, "--workers", "2"] + flags
+            results.setdefault((workload, "off"), []).append(run(base))
+            results.setdefault((workload, "on"), []).append(run(base + ["--journal", path]))
+            sizes[workload] = os.path.getsize(path)
+        # Resume: the journal of a finished 1,000,000-item tiny-map, run again.
+        resume = [SWIFT, "--workload", "tiny-map", "--workers", "2", "--items", "1000000", "--journal", path]
+        run(resume)
+        results.setdefault(("resume", "on"), []).append(run(resume + ["--journal-keep"]))
+        print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
+    print(f"\nJournal off vs on, 2 workers, medians of {args.reps} interleaved runs "
+          f"({len(os.sched_getaffinity(0))} CPUs, shared machine: noisy)")
+    for workload, (flags, field, higher) in cases.items():
+        off = median_of(results, (workload, "off"), field)
+        on = median_of(results, (workload, "on"), field)
+        ratio = on / off if higher else off / on
+        print(f"{workload:12} {field:18} off {off:.4g}  on {on:.4g}  on/off {ratio:.3f}")
+    items = 1000000
+    print(f"tiny-map journal: {sizes['tiny-map']} bytes for {items} items "
+          f"({sizes['tiny-map'] / items:.1f} bytes per item, warm-up calls included)")
+    print(f"resume of a finished 1,000,000-item tiny-map: {median_of(results, ('resume', 'on'), 'seconds') * 1e3:.1f} ms "
+          f"(the map call, from the journal)")
 
 
 def nodes_mode(args):

@@ -100,6 +100,12 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Progress output during the timed region: off (default), bar or lines.")
     var progress = "off"
 
+    @Option(help: "Journal the pool's calls to this file (replaced at the start, so the cost of writing is measured).")
+    var journal: String?
+
+    @Flag(name: .customLong("journal-keep"), help: "With --journal, keep the file: measures a resume from it.")
+    var journalKeep = false
+
     @Flag(help: "Use the default pool (no count in code): in a multi-node Slurm job it spans every node.")
     var nodes = false
 
@@ -252,6 +258,10 @@ struct Bench: AsyncParsableCommand {
         }
         var options = ProcessPool.Options()
         options.progress = ProgressMode(rawValue: progress) ?? .off
+        if let journal {
+            if !journalKeep { unlink(journal) }
+            options.journalPath = journal
+        }
         return try await withProcessPool(workers: nodes ? nil : workers, options: options) { pool in
             Self.poolWorkers.withLock { $0 = pool.workerCount }
             for _ in 0..<3 { _ = try await pool.map(Nothing(), [1, 2, 3, 4]) }  // warm

@@ -60,6 +60,9 @@ struct Pi: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of a sentence.")
     var json = false
 
+    @Option(help: "A journal file: finished chunks are kept there, and a rerun takes them instead of computing them again.")
+    var journal: String?
+
     @Flag(help: "Show progress on stderr: a bar on a terminal, timestamped lines in a Slurm output file.")
     var progress = false
 
@@ -77,7 +80,8 @@ struct Pi: AsyncParsableCommand {
             // no list of all the results is ever kept.
             var options = ProcessPool.Options()
             options.progress = progress ? .automatic : .off
-            let (hits, nodes, workerCount) = try await withProcessPool(workers: workers, options: options) { pool in
+            options.journalPath = journal  // MP_JOURNAL in the environment, when not given
+            let (hits, nodes, workerCount, fromJournal) = try await withProcessPool(workers: workers, options: options) { pool in
                 let tally = try await pool.mapReduce(
                     CountHits(samples: samples), 0..<UInt64(chunks), into: (hits: UInt64(0), nodes: Set<String>()),
                     ordered: false
@@ -86,7 +90,7 @@ struct Pi: AsyncParsableCommand {
                     tally.nodes.insert(chunk.node)
                 }
                 if progress { printToStandardError(await pool.report().description) }
-                return (tally.hits, tally.nodes.sorted(), pool.workerCount)
+                return (tally.hits, tally.nodes.sorted(), pool.workerCount, pool.itemsFromJournal)
             }
             let total = chunks * samples
             let pi = 4 * Double(hits) / Double(total)
@@ -95,7 +99,7 @@ struct Pi: AsyncParsableCommand {
             if json {
                 let nodeList = nodes.map { "\"\($0)\"" }.joined(separator: ",")
                 print(
-                    "{\"hits\":\(hits),\"samples\":\(total),\"pi\":\(pi),\"workers\":\(workerCount),\"nodes\":[\(nodeList)],\"seconds\":\(seconds)}"
+                    "{\"hits\":\(hits),\"samples\":\(total),\"pi\":\(pi),\"workers\":\(workerCount),\"nodes\":[\(nodeList)],\"seconds\":\(seconds),\"computed\":\(chunks - fromJournal),\"from_journal\":\(fromJournal)}"
                 )
             } else {
                 print(

@@ -12,7 +12,7 @@ struct MP: ParsableCommand {
             Run `mp cpus` where your program runs (e.g. `srun mp cpus` inside a job) to see how \
             many workers a default pool gets and why; `mp slurm-script` writes a job script.
             """,
-        subcommands: [CPUs.self, SlurmScript.self]
+        subcommands: [CPUs.self, SlurmScript.self, JournalCommand.self]
     )
 }
 
@@ -129,5 +129,40 @@ struct SlurmScript: ParsableCommand {
 
     func run() {
         print(makeScript().text, terminator: "")
+    }
+}
+
+/// `mp journal FILE`: the calls a journal holds.
+struct JournalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal",
+        abstract: "Print the calls a journal file holds (function, items, build) and whether its tail was torn.",
+        discussion: """
+            A journal is what ProcessPool.Options.journalPath (or MP_JOURNAL=path) writes. The \
+            results themselves are in the program's binary encoding: export them as JSON lines \
+            from the program (MP_JOURNAL_EXPORT=path, or ProcessPool.exportJournal).
+            """
+    )
+
+    @Argument(help: "The journal file.")
+    var file: String
+
+    func run() throws {
+        let summary: JournalSummary
+        do {
+            summary = try JournalSummary.read(path: file)
+        } catch let error as MultiprocessingError {
+            throw ValidationError(error.message)
+        }
+        print("\(file): \(summary.calls.count) call\(summary.calls.count == 1 ? "" : "s"), \(summary.validBytes) bytes")
+        for call in summary.calls {
+            let total = call.itemCount.map { " of \($0)" } ?? ""
+            print(
+                "call \(call.ordinal): \(call.name) of \(call.functionType) -> \(call.outputType): \(call.itemsRecorded)\(total) items recorded, \(call.runs) run\(call.runs == 1 ? "" : "s"), state \(call.state), build \(call.build)"
+            )
+        }
+        print(
+            summary.tornBytes == 0
+                ? "tail: clean" : "tail: torn (\(summary.tornBytes) bytes after the last whole record; dropped on next open)")
     }
 }

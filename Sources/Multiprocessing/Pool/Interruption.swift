@@ -110,5 +110,6 @@ final class Interruption: Sendable {
             "\(origin) received \(name) (\(why)); the pool stopped its workers and takes no more work. A map, starmap or apply keeps the results it had received in this error's partialResults (and in the file ProcessPool.Options.interruptResultsPath names, if any)",
             interruptSignal: signal)
         for pool in pools { pool.interrupt(error) }
+        JournalRegistry.syncAllNow()  // the results already written become durable
     }
 }

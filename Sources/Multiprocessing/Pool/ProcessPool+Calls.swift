@@ -15,7 +15,8 @@ extension ProcessPool {
     func startCall<F: WorkerFunction>(
         _ function: F, name: String, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
         largestChunk: Int = ChunkSizer.maximumChunkItems, progress: ProgressMode? = nil, admitted: Bool = false,
-        produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?
+        produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?,
+        onDeliver: (@Sendable ([CallEvent]) -> Void)? = nil
     ) throws -> (UInt64, AsyncStream<[CallEvent]>) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let installFrame = try Frame.encode(.install) { w throws in
@@ -37,7 +38,10 @@ extension ProcessPool {
                 totalItems: totalItems, workers: workerCount, fixedChunkSize: chunkSize, window: window,
                 largestChunk: largestChunk),
             produce: { chunkID, first, count in produce(callID, chunkID, first, count) },
-            deliver: { events in continuation.yield(events) },
+            deliver: { events in
+                onDeliver?(events)  // the journal writes results before the consumer sees them
+                continuation.yield(events)
+            },
             onForget: {
                 continuation.finish()
                 outstanding.leave()

@@ -56,6 +56,11 @@ extension ProcessPool {
             try checkOpen()
             try Self.check(chunkSize: chunkSize)
             let typeName = try F.checkFindableByName()
+            if let journal {
+                return try journaledStream(
+                    journal, function, inputs, typeName: typeName, chunkSize: chunkSize, ordered: ordered, name: name,
+                    progress: progress)
+            }
             // A collection says how many items it has: progress shows a total, and chunks
             // shrink toward the end (better balance). Other sequences learn it at the end.
             let knownCount = (inputs as? any Collection)?.count

@@ -84,6 +84,19 @@ public final class ProcessPool: Sendable {
         /// once when a call ends (`finished`), for programs that draw their own display.
         /// Keep it short: it runs on the thread that serves the workers.
         public var onProgress: (@Sendable (CallProgress) -> Void)?
+        /// A journal file: each finished item's result is appended to it as it arrives, and a
+        /// rerun of the program with the same journal takes the items it holds instead of
+        /// computing them again (see the README, "Durable maps"). `MP_JOURNAL=path` in the
+        /// environment turns it on without a code change; a path set here wins. Every pool
+        /// of the program that names the same path shares it. Default: none.
+        public var journalPath: String?
+        /// How often the journal is made durable (`fsync`) while results arrive (default
+        /// 2 s): a crash of the machine, not of the program, loses at most this much.
+        /// The journal is also synced when the pool closes and on SIGINT/SIGTERM.
+        public var journalSyncInterval: Duration = .seconds(2)
+        /// Reuse results that another build of the program journaled (default `false`: a
+        /// rebuilt function may compute something else). `MP_JOURNAL_ANY_BUILD=1` sets it.
+        public var journalReusesOtherBuilds = false
 
         /// The default options.
         public init() {}
@@ -107,6 +120,8 @@ public final class ProcessPool: Sendable {
     /// The options the pool was created with.
     public let options: Options
     let supervisor: Supervisor
+    /// The journal, when one is on.
+    let journal: PoolJournal?
     let nextCallID = Atomic<UInt64>(1)
     private let closed = Atomic<Bool>(false)
     /// The calls taken and not finished, for ``closeAndJoin()``.
@@ -197,6 +212,7 @@ public final class ProcessPool: Sendable {
             )
         }
         self.options = options
+        journal = try await PoolJournal.resolve(options)
         Platform.ignoreBrokenPipe()
         let supervisor = try Supervisor(
             settings: SupervisorSettings(
@@ -249,6 +265,7 @@ public final class ProcessPool: Sendable {
     public func close() async {
         closed.store(true, ordering: .releasing)
         await supervisor.close()
+        await journal?.journal.sync()
         Interruption.shared.unregister(supervisor)
     }
 
@@ -317,17 +334,33 @@ public final class ProcessPool: Sendable {
         try Self.check(chunkSize: chunkSize)
         let typeName = try F.checkFindableByName()
         if items.isEmpty { return [] }
+        if let journal {
+            return try await journaledMap(
+                journal, function, items, typeName: typeName, chunkSize: chunkSize, progress: progress, name: "map")
+        }
+        return try await runMap(
+            function, items, typeName: typeName, chunkSize: chunkSize, progress: progress, admitted: admitted)
+    }
 
+    /// Runs a map call over `items`. With a journal, `tap` journals the results, and
+    /// `merge` turns the partial results of these items into those of the whole call
+    /// (for the error and the interrupt file). `admitted`: see ``map(_:_:chunkSize:progress:admitted:)``.
+    func runMap<F: WorkerFunction>(
+        _ function: F, _ items: [F.Input], typeName: String, chunkSize: Int?, progress: ProgressMode?,
+        admitted: Bool = false, tap: MapJournalTap<F>? = nil, merge: (([F.Output?]) -> [F.Output?])? = nil
+    ) async throws -> [F.Output] {
+        let onDeliver: (@Sendable ([CallEvent]) -> Void)? = tap.map { tap in { @Sendable events in tap.deliver(events) } }
         let frameLimit = options.maximumFrameBytes
         let (callID, events) = try startCall(
             function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
             progress: progress, admitted: admitted,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
+                tap?.produced(first: first, items[first..<(first + count)])
                 return Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)],
                     limit: frameLimit, sizeHint: sizeHint)
-            })
+            }, onDeliver: onDeliver)
         var results = OrderedResults<F.Output>(count: items.count)
         let supervisor = self.supervisor
         var failure: MultiprocessingError?
@@ -357,8 +390,9 @@ public final class ProcessPool: Sendable {
             supervisor.finish(callID: callID, stopRunningWork: true)
         }
         supervisor.finish(callID: callID)
-        if let failure {
-            let partial = results.partial()
+        if var failure {
+            let partial = merge?(results.partial()) ?? results.partial()
+            if let original = tap?.original { failure = remapped(failure, original) }
             var unwritten: Int?
             if failure.code == .interrupted, let path = options.interruptResultsPath {
                 unwritten = Self.writeResultsFile(partial, call: callID, to: path)
@@ -370,7 +404,7 @@ public final class ProcessPool: Sendable {
                 copying: MultiprocessingError(
                     .cancelled, "the call was cancelled (its task, or its PendingCall); the work it started was stopped"
                 ),
-                partialResults: results.partial())
+                partialResults: merge?(results.partial()) ?? results.partial())
         }
         return results.inOrder()
     }
@@ -392,7 +426,14 @@ public final class ProcessPool: Sendable {
     ///
     /// - Throws: the errors of ``map(_:_:chunkSize:progress:)``, for this one item (index 0).
     public func apply<F: WorkerFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
-        try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
+        if let journal {
+            // With a journal, an apply is served by any recorded item with the same input.
+            try checkOpen()
+            return try await journaledMap(
+                journal, function, [input], typeName: try F.checkFindableByName(), chunkSize: 1, progress: nil,
+                name: "apply")[0]
+        }
+        return try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
     }
 
     /// Appends an interrupted call's results to the results file and says so on stderr;

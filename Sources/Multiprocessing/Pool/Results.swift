@@ -13,10 +13,17 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
 
     let core: ResultsCore<Output>?
     let failure: MultiprocessingError?
+    var journaled: JournaledResultsCore<Output>?
 
     init(core: ResultsCore<Output>) {
         self.core = core
         failure = nil
+    }
+
+    init(journaled: JournaledResultsCore<Output>) {
+        core = nil
+        failure = nil
+        self.journaled = journaled
     }
 
     init(failure: MultiprocessingError) {
@@ -26,13 +33,14 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
 
     /// Iterates the results.
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(core: core, failure: failure)
+        AsyncIterator(core: core, failure: failure, journaled: journaled)
     }
 
     /// Yields the results of a stream.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let core: ResultsCore<Output>?
         var failure: MultiprocessingError?
+        let journaled: JournaledResultsCore<Output>?
 
         /// The next result, `nil` at the end.
         /// - Throws: ``MultiprocessingError`` when the whole call failed, or with code
@@ -42,6 +50,7 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
                 self.failure = nil
                 throw failure
             }
+            if let journaled { return try await journaled.next() }
             guard let core else { return nil }
             return try await core.next()
         }

@@ -1,0 +1,268 @@
+import FoundationEssentials
+import Synchronization
+
+/// A pool's journal settings, resolved from ``ProcessPool/Options`` and the environment.
+final class PoolJournal: Sendable {
+    let journal: Journal
+    /// Reuse results recorded by other builds of the program.
+    let anyBuild: Bool
+    /// The build id recorded with new calls and compared with recorded ones.
+    let buildID: [UInt8]
+    /// `MP_JOURNAL_EXPORT`: a file to which each journaled `map` appends its results as JSON lines.
+    let exportPath: String?
+    /// Items this pool's calls took from the journal.
+    let reused = Atomic<Int>(0)
+
+    /// The settings for `options` (a path in code wins over `MP_JOURNAL`), opening the
+    /// journal; `nil` when none is asked for.
+    /// - Throws: the errors of ``Journal/init(path:syncIntervalNanos:)``;
+    ///   ``MultiprocessingError/Code/invalidArgument`` for a sync interval that is not positive.
+    static func resolve(_ options: ProcessPool.Options) async throws -> PoolJournal? {
+        let fromEnvironment = Platform.environment("MP_JOURNAL").flatMap { $0.isEmpty ? nil : $0 }
+        guard let path = options.journalPath ?? fromEnvironment else { return nil }
+        let (seconds, attoseconds) = options.journalSyncInterval.components
+        guard options.journalSyncInterval > .zero else {
+            throw MultiprocessingError(
+                .invalidArgument, "journalSyncInterval must be positive; \(options.journalSyncInterval) was given")
+        }
+        let nanos = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        let journal = try await JournalRegistry.journal(path: path, syncIntervalNanos: max(nanos, 1_000_000))
+        if journal.held.droppedBytes > 0 {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: journal \(path): dropped a torn or corrupt tail of \(journal.held.droppedBytes) bytes (the program was killed while writing it); those items are computed again\n"
+            )
+        }
+        let anyBuild = options.journalReusesOtherBuilds || Platform.environment("MP_JOURNAL_ANY_BUILD") == "1"
+        // MP_JOURNAL_BUILD_ID stands in for the executable's build id: for tests that
+        // simulate a rebuild, and for nothing else.
+        let buildID = Platform.environment("MP_JOURNAL_BUILD_ID").map { Array($0.utf8) } ?? Platform.executableBuildID()
+        let export = Platform.environment("MP_JOURNAL_EXPORT").flatMap { $0.isEmpty ? nil : $0 }
+        return PoolJournal(journal: journal, anyBuild: anyBuild, buildID: buildID, exportPath: export)
+    }
+
+    init(journal: Journal, anyBuild: Bool, buildID: [UInt8], exportPath: String?) {
+        self.journal = journal
+        self.anyBuild = anyBuild
+        self.buildID = buildID
+        self.exportPath = exportPath
+    }
+
+    /// The one line a journaled call writes on stderr.
+    func report(
+        _ writer: JournalCallWriter, reused: Int, computed: Int, changed: Int, mismatch: String?
+    ) {
+        self.reused.add(reused, ordering: .relaxed)
+        var why: [String] = []
+        if let mismatch {
+            why.append(mismatch)
+        } else {
+            if changed > 0 { why.append("\(changed) input\(changed == 1 ? "" : "s") changed") }
+            if computed - changed > 0 { why.append("\(computed - changed) not in the journal") }
+        }
+        let name = writer.info.identity.functionType.split(separator: ".").last.map(String.init) ?? ""
+        Platform.writeToStandardError(
+            "swift-multiprocessing: journal \(journal.path): call \(writer.info.ordinal) (\(writer.info.name) of \(name)): \(reused) item\(reused == 1 ? "" : "s") from the journal, \(computed) computed\(why.isEmpty ? "" : " (\(why.joined(separator: "; ")))")\n"
+        )
+    }
+}
+
+/// The journal's side of one `map`, on the supervisor's loop thread: hashes inputs as
+/// chunks are produced (unless already hashed) and appends each chunk's results as it
+/// arrives, before the consumer sees them.
+final class MapJournalTap<F: WorkerFunction>: @unchecked Sendable {
+    let writer: JournalCallWriter
+    /// The call's item index of each computed item (`nil`: the same).
+    let original: [Int]?
+    /// Input hashes by computed item.
+    private var hashes: [UInt64]
+    private let hashed: Bool
+    private var hasher = InputHasher<F.Input>()
+
+    init(writer: JournalCallWriter, original: [Int]?, hashes: [UInt64]?, count: Int) {
+        self.writer = writer
+        self.original = original
+        self.hashes = hashes ?? [UInt64](repeating: 0, count: count)
+        hashed = hashes != nil
+    }
+
+    /// Hashes the inputs of a chunk starting at computed item `first`.
+    func produced(first: Int, _ inputs: ArraySlice<F.Input>) {
+        guard !hashed else { return }
+        var computed: [UInt64] = []
+        computed.reserveCapacity(inputs.count)
+        hasher.hash(inputs, into: &computed)
+        hashes.replaceSubrange(first..<(first + computed.count), with: computed)
+    }
+
+    /// Journals the results among `events`.
+    func deliver(_ events: [CallEvent]) {
+        for event in events {
+            guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
+            let indices: JournalIndices =
+                original.map { original in .listed(range.map { original[$0] }) } ?? .contiguous(range)
+            record(writer, header, range, payload, offset, worker, indices, hashes[range], F.Output.self)
+        }
+    }
+}
+
+/// Journals one chunk's results: all succeeded, its bytes as they came; else item by item.
+func record<Output: Codable & Sendable>(
+    _ writer: JournalCallWriter, _ header: Message.Result, _ range: Range<Int>, _ payload: [UInt8], _ offset: Int,
+    _ worker: MultiprocessingError.WorkerIdentity, _ indices: JournalIndices, _ hashes: ArraySlice<UInt64>,
+    _ type: Output.Type
+) {
+    if header.status == Message.Result.allSucceeded {
+        payload.withUnsafeBytes { raw in
+            writer.recordAllSucceeded(
+                indices: indices, hashes: hashes, outputs: UnsafeRawBufferPointer(rebasing: raw[offset...]))
+        }
+        return
+    }
+    switch ResultsCore<Output>.decode(header, range, payload, offset, worker) {
+    case .values(_, let outputs): writer.recordEach(indices: indices, hashes: hashes, outputs: outputs.map { $0 })
+    case .mixed(_, let outcomes):
+        writer.recordEach(indices: indices, hashes: hashes, outputs: outcomes.map { try? $0.get() })
+    case .failed: break
+    }
+}
+
+extension ProcessPool {
+    /// `map` with the journal: takes what it holds, computes the rest as a call over the
+    /// missing items only, merges.
+    func journaledMap<F: WorkerFunction>(
+        _ pool: PoolJournal, _ function: F, _ items: [F.Input], typeName: String, chunkSize: Int?,
+        progress: ProgressMode?, name: String
+    ) async throws -> [F.Output] {
+        let identity = try JournalContents.identity(of: function, buildID: pool.buildID)
+        let single = name == "apply"
+        let lookup = pool.journal.held.lookup(identity, anyBuild: pool.anyBuild, as: F.Output.self, byHash: single)
+        let writer = JournalCallWriter(journal: pool.journal, name: name, identity: identity, itemCount: items.count)
+        var hits = [F.Output?](repeating: nil, count: items.count)
+        var missing: [Int] = []
+        var missingHashes: [UInt64] = []
+        var changed = 0
+        if lookup.outputs.isEmpty {
+            missing = Array(items.indices)
+        } else {
+            var hasher = InputHasher<F.Input>()
+            var all: [UInt64] = []
+            all.reserveCapacity(items.count)
+            hasher.hash(items[...], into: &all)
+            missing.reserveCapacity(items.count)
+            for (index, hash) in all.enumerated() {
+                if let output = single ? lookup.byHash[hash] : lookup.output(at: index, hash: hash) {
+                    hits[index] = output
+                } else {
+                    if lookup.isRecorded(index) && !single { changed += 1 }
+                    missing.append(index)
+                    missingHashes.append(hash)
+                }
+            }
+        }
+        pool.report(
+            writer, reused: items.count - missing.count, computed: missing.count, changed: changed,
+            mismatch: lookup.mismatch)
+        if missing.isEmpty {
+            let outputs = hits.map { $0! }
+            exportIfAsked(pool, writer, outputs)
+            return outputs
+        }
+        let whole = missing.count == items.count
+        let tap = MapJournalTap<F>(
+            writer: writer, original: whole ? nil : missing, hashes: lookup.outputs.isEmpty ? nil : missingHashes,
+            count: missing.count)
+        let inputs = whole ? items : missing.map { items[$0] }
+        let known = hits
+        let computed = try await runMap(
+            function, inputs, typeName: typeName, chunkSize: chunkSize, progress: progress, tap: tap,
+            merge: whole
+                ? nil
+                : { partial in
+                    var merged = known
+                    for (position, output) in partial.enumerated() where output != nil {
+                        merged[missing[position]] = output
+                    }
+                    return merged
+                })
+        if whole {
+            exportIfAsked(pool, writer, computed)
+            return computed
+        }
+        for (position, index) in missing.enumerated() { hits[index] = computed[position] }
+        let outputs = hits.map { $0! }
+        exportIfAsked(pool, writer, outputs)
+        return outputs
+    }
+
+    private func exportIfAsked<Output: Encodable>(_ pool: PoolJournal, _ writer: JournalCallWriter, _ outputs: [Output]) {
+        guard let path = pool.exportPath else { return }
+        do {
+            _ = try JournalExport.append(outputs.map { $0 }, call: writer.info, to: path)
+        } catch {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: could not export the call's results to \(path): \(describe(error))\n")
+        }
+    }
+}
+
+/// An error about computed item `itemIndex`, told about the call's item instead.
+func remapped(_ error: MultiprocessingError, _ original: [Int]) -> MultiprocessingError {
+    guard let sub = error.itemIndex, sub < original.count else { return error }
+    let index = original[sub]
+    return MultiprocessingError(
+        error.code, error.message.replacingFirst("item \(sub) ", with: "item \(index) "), itemIndex: index, worker: error.worker, remoteErrorType: error.remoteErrorType,
+        remoteErrorMessage: error.remoteErrorMessage, termination: error.termination,
+        interruptSignal: error.interruptSignal, underlying: error.underlying)
+}
+
+/// Results as JSON lines (`MP_JOURNAL_EXPORT`, ``ProcessPool/exportJournal(_:function:to:anyBuild:)``).
+enum JournalExport {
+    /// Appends `{"call":C,"function":"T","index":I,"result":R}` per present output; returns how many.
+    static func append<Output: Encodable>(_ outputs: [Output?], call: JournalCallInfo, to path: String) throws -> Int {
+        let encoder = JSONEncoder()
+        var text = ""
+        var count = 0
+        let function = String(decoding: try encoder.encode(call.identity.functionType), as: UTF8.self)
+        for (index, output) in outputs.enumerated() {
+            guard let output else { continue }
+            let json = String(decoding: try encoder.encode(output), as: UTF8.self)
+            text += "{\"call\":\(call.ordinal),\"function\":\(function),\"index\":\(index),\"result\":\(json)}\n"
+            count += 1
+        }
+        let fd = try Platform.openForAppending(path)
+        defer { Platform.close(fd) }
+        try text.utf8CString.withUnsafeBytes { raw in
+            try Platform.writeAll(fd, UnsafeRawBufferPointer(rebasing: raw.dropLast()))
+        }
+        return count
+    }
+}
+
+extension ProcessPool {
+    /// Items this pool's calls took from the journal instead of computing them (0 without
+    /// a journal). See ``Options/journalPath``.
+    public var itemsFromJournal: Int { journal?.reused.load(ordering: .relaxed) ?? 0 }
+
+    /// Writes the results a journal holds for `function` (its type and state, this
+    /// build's unless `anyBuild`) as JSON lines to `path`, appending
+    /// `{"call":C,"function":"T","index":I,"result":R}` per item, in index order (the
+    /// latest record of an index wins; inputs are not checked, since only the program
+    /// has them). Only the program knows the output type, so this is a call in it;
+    /// `MP_JOURNAL_EXPORT=path` does the same for each journaled `map` as it returns.
+    ///
+    /// - Returns: the number of lines written.
+    /// - Throws: ``MultiprocessingError/Code/invalidArgument`` when `journalPath` is not a
+    ///   journal; ``MultiprocessingError/Code/systemCallFailed`` when a file cannot be read
+    ///   or written; ``MultiprocessingError/Code/encodingFailed`` when the function cannot
+    ///   be encoded. It starts no worker.
+    public static func exportJournal<F: WorkerFunction>(
+        _ journalPath: String, function: F, to path: String, anyBuild: Bool = false
+    ) throws -> Int {
+        let contents = try JournalContents.read(path: journalPath)
+        let buildID = Platform.environment("MP_JOURNAL_BUILD_ID").map { Array($0.utf8) } ?? Platform.executableBuildID()
+        let identity = try JournalContents.identity(of: function, buildID: buildID)
+        let lookup = contents.lookup(identity, anyBuild: anyBuild, as: F.Output.self)
+        let call = JournalCallInfo(key: 0, ordinal: 0, name: "export", identity: identity, itemCount: nil)
+        return try JournalExport.append(lookup.outputs, call: call, to: path)
+    }
+}
