@@ -63,9 +63,13 @@ extension ProcessPool {
     /// (``ItemizedValues``): an input that cannot be encoded, or is too large for a frame on
     /// its own, fails alone with its index (the worker reports it back without running
     /// it); the other items of the chunk run.
+    ///
+    /// With `splits` false (a caller that cannot give items back), a chunk is never cut:
+    /// inputs that fit one by one but not together make the whole chunk fail with
+    /// `frameTooLarge` when it is sent.
     static func taskFrame<Input: Encodable>(
         callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>, limit: Int,
-        sizeHint: FrameSizeHint? = nil
+        sizeHint: FrameSizeHint? = nil, splits: Bool = true
     ) -> ProducedChunk {
         let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
         let capacity = sizeHint?.expectedBytes(items: inputs.count) ?? 64
@@ -90,6 +94,10 @@ extension ProcessPool {
                             let size = items.valueBytes(w) - before
                             items.dropLastValue(from: &w)
                             guard size + FunctionRunner<NeverFunction>.headroom > limit else {
+                                guard splits else {
+                                    _ = items.append(input, into: &w)  // sent whole; refused as too large
+                                    continue
+                                }
                                 fitting = position - inputs.startIndex  // it goes in the next chunk
                                 break
                             }

@@ -212,6 +212,7 @@ extension ProcessPool {
         let writer = JournalCallWriter(journal: pool.journal, name: name, identity: identity, itemCount: knownCount)
         let journal = StreamJournal<F>(writer: writer, lookup: lookup, pool: pool, knownCount: knownCount)
         let source = IteratorBox(inputs.makeIterator())
+        let frameLimit = options.maximumFrameBytes
         // With items from the journal, how many are computed is learnt at the end.
         let total = lookup.outputs.isEmpty ? knownCount : nil
         let (callID, events) = try startCall(
@@ -222,8 +223,10 @@ extension ProcessPool {
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
                 let items = journal.read(count) { source.iterator.next() }
                 if items.isEmpty { return nil }
+                // The journal has counted these items: a chunk is never cut and given back.
                 return Self.taskFrame(
-                    callID: callID, chunkID: chunkID, first: first, inputs: items[...], sizeHint: sizeHint)
+                    callID: callID, chunkID: chunkID, first: first, inputs: items[...], limit: frameLimit,
+                    sizeHint: sizeHint, splits: false)
             }, onDeliver: { journal.deliver($0) })
         let inner = ResultsCore<F.Output>(
             callID: callID, events: events, supervisor: supervisor, ordered: ordered, total: total)
