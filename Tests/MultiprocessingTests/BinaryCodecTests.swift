@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Multiprocessing
@@ -705,6 +706,77 @@ struct BinaryCodecTests {
         #expect(try encoded([SIMD4<Float>](repeating: .one, count: 3)).count == 1 + 3 * 16)
         let nan = [Double.signalingNaN, Double(nan: 7, signaling: false)]
         #expect(try roundTrip(nan).map(\.bitPattern) == nan.map(\.bitPattern))
+    }
+
+    /// A struct with `Data` in each position a field can take.
+    struct Blobs: Codable, Equatable {
+        var main: Data
+        var maybe: Data?
+        var many: [Data]
+    }
+
+    @Test("Data takes the raw-bytes path: a count and the bytes, the same as a [UInt8]")
+    func foundationData() throws {
+        guard case .fast = BinaryValueEncoder().kind(of: Data.self) else {
+            Issue.record("Data is encoded through its Codable conformance, byte by byte")
+            return
+        }
+        guard case .fast = BinaryValueDecoder(reader: ByteReader(UnsafeRawBufferPointer(start: nil, count: 0)))
+            .kind(of: Data.self)
+        else {
+            Issue.record("Data is decoded through its Codable conformance, byte by byte")
+            return
+        }
+        var random = SeededGenerator(state: 0xDA7A)
+        let block = Data((0..<65_536).map { _ in UInt8.random(in: 0...255, using: &random) })
+        var large = Data()
+        for _ in 0..<160 { large.append(block) }  // 10.5 MB
+        for data in [Data(), Data([0]), Data([1, 2, 3]), Data(repeating: 7, count: 300), large] {
+            let bytes = try encoded(data)
+            #expect(bytes.count == varintSize(data.count) + data.count)
+            #expect(bytes == (try encoded([UInt8](data))))
+            #expect(try decoded(Data.self, from: bytes) == data)
+            #expect(try decoded([UInt8].self, from: bytes) == [UInt8](data))
+        }
+        // A slice keeps its own indices (startIndex 100 here); only its bytes travel, and it
+        // comes back with startIndex 0.
+        let slice = large[100..<5_100]
+        #expect(slice.startIndex == 100)
+        let back = try roundTrip(slice)
+        #expect(back == slice)
+        #expect(back.startIndex == 0)
+        #expect(try encoded(slice) == (try encoded([UInt8](slice))))
+        #expect(try roundTrip(large[large.endIndex..<large.endIndex]).isEmpty)
+        // In keyed fields, optionals and arrays.
+        let blobs = Blobs(main: slice, maybe: Data([9, 8]), many: [Data(), large[7..<9], Data([5])])
+        #expect(try roundTrip(blobs) == blobs)
+        #expect(try roundTrip(Blobs(main: Data(), maybe: nil, many: [])) == Blobs(main: Data(), maybe: nil, many: []))
+    }
+
+    @Test("truncated or oversized Data is refused with decodingFailed")
+    func foundationDataTruncated() throws {
+        let small = try encoded(Data((0..<200).map { UInt8($0) }))
+        for length in 0..<small.count {
+            expectCodecError(.decodingFailed) { _ = try decoded(Data.self, from: Array(small[..<length])) }
+        }
+        let blobs = try encoded(Blobs(main: Data([1, 2, 3]), maybe: Data([4]), many: [Data([5, 6])]))
+        for length in 0..<blobs.count {
+            expectCodecError(.decodingFailed) { _ = try decoded(Blobs.self, from: Array(blobs[..<length])) }
+        }
+        var huge = ByteWriter()
+        huge.write(varint: 1 << 62)
+        huge.write(fixed: 1 as Int)
+        expectCodecError(.decodingFailed) { _ = try decoded(Data.self, from: huge.bytes) }
+        let large = try encoded(Data(count: 1_000_000))
+        for length in [1, 3, 4, 1_000, 999_999, large.count - 1] {
+            expectCodecError(.decodingFailed) { _ = try decoded(Data.self, from: Array(large[..<length])) }
+        }
+        var random = SeededGenerator(state: 0xB10B)
+        for _ in 0..<2_000 {
+            var bytes = blobs
+            bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+            _ = decodesOrRefuses(Blobs.self, bytes)
+        }
     }
 
     @Test("an ArraySlice encodes the same bytes as an Array and decodes as one")

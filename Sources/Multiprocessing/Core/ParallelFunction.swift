@@ -57,7 +57,8 @@ public protocol AsyncParallelFunction: WorkerFunction {
 /// `Codable & Sendable` input and output).
 public protocol WorkerFunction: Codable, Sendable {
     /// What one call takes. Sent to a worker in the library's binary encoding; arrays of
-    /// fixed-width integers, floating-point numbers and SIMD vectors of them travel as raw bytes.
+    /// fixed-width integers, floating-point numbers and SIMD vectors of them, and Foundation's
+    /// `Data`, travel as raw bytes.
     associatedtype Input: Codable & Sendable
     /// What one call returns.
     associatedtype Output: Codable & Sendable

@@ -25,7 +25,8 @@
 //   POD arrays      Array, ArraySlice and ContiguousArray of fixed-width integers, Float,
 //                   Double and SIMD2...SIMD64 vectors of those: len (element count), then
 //                   the elements' raw memory (count * stride bytes, SIMD padding included);
-//                   all three collection types produce identical bytes
+//                   all three collection types produce identical bytes; Foundation's
+//                   `Data` is written as the `[UInt8]` of its bytes (Data+Coding.swift)
 //
 // Counts and lengths that are only known once a container or value is complete are
 // written as a one-byte placeholder and patched afterwards; a count or length of 128 or
