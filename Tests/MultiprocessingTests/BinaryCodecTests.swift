@@ -349,7 +349,7 @@ private struct Wrapper: Codable, Equatable {
     }
 }
 
-private indirect enum Tree: Codable, Equatable {
+private indirect enum Tree: Codable, Equatable, Sendable {
     case leaf(Int)
     case node(Tree, Tree)
 }
@@ -721,8 +721,9 @@ struct BinaryCodecTests {
             Issue.record("Data is encoded through its Codable conformance, byte by byte")
             return
         }
-        guard case .fast = BinaryValueDecoder(reader: ByteReader(UnsafeRawBufferPointer(start: nil, count: 0)))
-            .kind(of: Data.self)
+        guard
+            case .fast = BinaryValueDecoder(reader: ByteReader(UnsafeRawBufferPointer(start: nil, count: 0)))
+                .kind(of: Data.self)
         else {
             Issue.record("Data is decoded through its Codable conformance, byte by byte")
             return
@@ -964,6 +965,105 @@ struct BinaryCodecTests {
         let bytes = [UInt8](repeating: 1, count: 4 * BinaryCodec.maximumDepth)
         let error = expectCodecError(.decodingFailed) { _ = try decoded(Chain.self, from: bytes) }
         #expect(error?.message.contains("nested more than") == true, "\(error?.message ?? "")")
+    }
+
+    /// Runs `body` on a new thread with a stack of `stackBytes`, and returns what it returned.
+    func onThread<R: Sendable>(stackBytes: Int, _ body: @escaping @Sendable () -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { continuation in
+            do {
+                try OSThread.start(name: "codec-test", stackBytes: stackBytes) {
+                    continuation.resume(returning: body())
+                }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// A tree of `levels` levels: each `Tree.node` is one level of the codec.
+    private func tree(levels: Int) -> Tree {
+        var deep = Tree.leaf(0)
+        for i in 1..<levels { deep = .node(.leaf(i), deep) }
+        return deep
+    }
+
+    @Test("a value 1,024 levels deep round-trips; one more level fails, with a short path in the error")
+    func deepestValue() async throws {
+        #expect(BinaryCodec.maximumDepth == 1_024)
+        let deepest = tree(levels: 1_024)
+        let tooDeep = Tree.node(.leaf(-1), deepest)
+        // On a thread with the stack the codec's threads have (8 MiB), whatever `ulimit -s` says.
+        let (roundTripped, error) = try await onThread(stackBytes: 8 << 20) {
+            () -> (Bool, MultiprocessingError?) in
+            let roundTripped = (try? roundTrip(deepest)) == deepest
+            do {
+                _ = try encoded(tooDeep)
+                return (roundTripped, nil)
+            } catch {
+                return (roundTripped, error as? MultiprocessingError)
+            }
+        }
+        #expect(roundTripped)
+        #expect(error?.code == .encodingFailed)
+        let message = error?.message ?? ""
+        #expect(message.contains("Tree is nested more than 1024 levels deep"), "\(message)")
+        #expect(message.contains("… (2039 more levels) …"), "\(message)")
+        #expect(message.count < 300, "\(message.count) characters: \(message)")
+        // Decoding bytes one level deeper than the limit: the encoding of `tooDeep` made by
+        // hand from that of `deepest` (one more node around it).
+        let bytes = try await onThread(stackBytes: 8 << 20) { try? encoded(deepest) }
+        let inner = try #require(bytes)
+        let leaf = try encoded(Tree.leaf(-1))
+        var writer = ByteWriter()
+        writer.write(length: 1)  // one key: "node"
+        writer.write(string: "node")
+        let payload = [UInt8(2), 2] + Array("_0".utf8) + [UInt8(leaf.count)] + leaf + [2] + Array("_1".utf8)
+        var lengths = ByteWriter()
+        lengths.write(length: inner.count)
+        let fields = payload + lengths.bytes + inner
+        writer.write(length: fields.count)
+        let deeper = writer.bytes + fields
+        let decodeError = try await onThread(stackBytes: 8 << 20) { () -> MultiprocessingError? in
+            do {
+                _ = try decoded(Tree.self, from: deeper)
+                return nil
+            } catch {
+                return error as? MultiprocessingError
+            }
+        }
+        #expect(decodeError?.code == .decodingFailed)
+        #expect(
+            decodeError?.message.contains("nested more than 1024 levels deep") == true, "\(decodeError?.message ?? "")")
+        #expect((decodeError?.message.count ?? 0) < 300)
+    }
+
+    @Test("on a thread with too little stack, a deep value fails with the depth error instead of crashing")
+    func stackGuard() async throws {
+        let deepest = tree(levels: 1_024)
+        let bytes = try #require(try await onThread(stackBytes: 8 << 20) { try? encoded(deepest) })
+        let (encodeError, decodeError) = try await onThread(stackBytes: 512 << 10) {
+            () -> (MultiprocessingError?, MultiprocessingError?) in
+            var errors: (MultiprocessingError?, MultiprocessingError?) = (nil, nil)
+            do { _ = try encoded(deepest) } catch { errors.0 = error as? MultiprocessingError }
+            do { _ = try decoded(Tree.self, from: bytes) } catch { errors.1 = error as? MultiprocessingError }
+            return errors
+        }
+        #expect(encodeError?.code == .encodingFailed)
+        #expect(
+            encodeError?.message.contains("more than this thread's stack holds") == true,
+            "\(encodeError?.message ?? "")")
+        #expect(decodeError?.code == .decodingFailed)
+        #expect(
+            decodeError?.message.contains("more than this thread's stack holds") == true,
+            "\(decodeError?.message ?? "")")
+    }
+
+    @Test("a long coding path is cut to its first and last keys")
+    func longPaths() {
+        let keys: [any CodingKey] = (0..<2_000).map { BinaryCodingKey(index: $0) }
+        #expect(BinaryCodec.describe(keys) == "[0][1][2][3] … (1992 more levels) … [1996][1997][1998][1999]")
+        #expect(BinaryCodec.describe(Array(keys.prefix(12))) == (0..<12).map { "[\($0)]" }.joined())
+        #expect(BinaryCodec.describe(Array(keys.prefix(13))) == "[0][1][2][3] … (5 more levels) … [9][10][11][12]")
     }
 
     @Test("every truncation of a valid encoding throws decodingFailed")

@@ -53,7 +53,9 @@ extension ProcessPool {
         do {
             let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
             let capacity = sizeHint?.expectedBytes(items: inputs.count) ?? 64
-            let frame = try TaskFrame(task: task, capacity: capacity) { w in try BinaryCodec.encode(inputs, into: &w) }
+            let frame = try TaskFrame(task: task, capacity: capacity) { w in
+                try BinaryCodec.encode(inputs, into: &w, asItems: true)
+            }
             sizeHint?.record(bytes: frame.bytes.count, items: inputs.count)
             return .frame(count: inputs.count, frame)
         } catch {

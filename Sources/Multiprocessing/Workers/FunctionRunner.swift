@@ -126,7 +126,7 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
             return .success(
                 try payload.withUnsafeBytes { raw throws in
                     var reader = ByteReader(raw, offset: inputsOffset)
-                    let values = try BinaryCodec.decode([F.Input].self, from: &reader)
+                    let values = try BinaryCodec.decode([F.Input].self, from: &reader, asItems: true)
                     guard reader.isAtEnd, values.count == task.count else {
                         throw MultiprocessingError(
                             .malformedFrame,
@@ -160,7 +160,7 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
                         callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed,
                         status: Message.Result.allSucceeded
                     ).write(to: &w)
-                    try BinaryCodec.encode(outputs, into: &w)
+                    try BinaryCodec.encode(outputs, into: &w, asItems: true)
                 })
         {
             if frame.count - Frame.headerSize <= context.maximumPayload { return frame }

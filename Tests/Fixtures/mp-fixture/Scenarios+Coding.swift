@@ -81,6 +81,23 @@ extension Fixture {
                 }
                 print("seconds data \(best.data) bytes \(best.bytes)")
             }
+        case "deep":
+            // args: links. A chain of that many links (links + 1 levels) as an input, as a
+            // result, and both (echoed); one line each: the links that arrived, or the error.
+            let links = args[0]
+            try await withProcessPool(workers: 1) { pool in
+                func report(_ label: String, _ body: () async throws -> Int) async {
+                    do {
+                        print("\(label) \(try await body())")
+                    } catch {
+                        print("\(label) \(describe(error))")
+                    }
+                }
+                await report("input") { try await pool.map(CountLinks(), [Chain(links: links)])[0] }
+                await report("result") { try await pool.map(MakeChain(), [links])[0].links }
+                await report("echo") { try await pool.apply(Echo<Chain>(), Chain(links: links)).links }
+                await report("after") { try await pool.map(CountLinks(), [Chain(links: 3)])[0] }
+            }
         default: return false
         }
         return true
@@ -98,4 +115,38 @@ struct Blob: Codable, Equatable, Sendable {
     var name: String
     var payload: Data
     var extra: Data?
+}
+
+/// A value `links + 1` levels deep: each `Chain` value is one level of the codec.
+indirect enum Chain: Codable, Equatable, Sendable {
+    case link(Chain)
+    case end
+
+    /// A chain of `links` links.
+    init(links: Int) {
+        var chain = Chain.end
+        for _ in 0..<links { chain = .link(chain) }
+        self = chain
+    }
+
+    /// The number of links.
+    var links: Int {
+        var count = 0
+        var chain = self
+        while case .link(let next) = chain {
+            count += 1
+            chain = next
+        }
+        return count
+    }
+}
+
+/// Builds a chain of the given number of links in the worker (a deep result).
+struct MakeChain: ParallelFunction {
+    func callAsFunction(_ links: Int) -> Chain { Chain(links: links) }
+}
+
+/// Counts the links of a chain in the worker (a deep input).
+struct CountLinks: ParallelFunction {
+    func callAsFunction(_ chain: Chain) -> Int { chain.links }
 }
