@@ -238,3 +238,34 @@ int mp_accept_cloexec(int fd, void *address, unsigned int *length) {
     return result;
 #endif
 }
+
+#include <pthread.h>
+
+/// The lowest usable address of this thread's stack: 0 until looked up, 1 when unknown.
+static __thread uintptr_t mp_stack_low = 0;
+
+size_t mp_stack_remaining(void) {
+    char marker;
+    uintptr_t here = (uintptr_t)&marker;
+    if (mp_stack_low == 0) {
+        mp_stack_low = 1;
+#if defined(__APPLE__)
+        pthread_t self = pthread_self();
+        mp_stack_low = (uintptr_t)pthread_get_stackaddr_np(self) - pthread_get_stacksize_np(self);
+#elif defined(__linux__)
+        pthread_attr_t attributes;
+        if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+            void *low = NULL;
+            size_t size = 0;
+            size_t guard = 0;
+            if (pthread_attr_getstack(&attributes, &low, &size) == 0 && low != NULL) {
+                pthread_attr_getguardsize(&attributes, &guard);
+                mp_stack_low = (uintptr_t)low + guard;
+            }
+            pthread_attr_destroy(&attributes);
+        }
+#endif
+    }
+    if (mp_stack_low == 1) return SIZE_MAX;
+    return here > mp_stack_low ? here - mp_stack_low : 0;
+}

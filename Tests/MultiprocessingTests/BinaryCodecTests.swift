@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Multiprocessing
@@ -348,7 +349,7 @@ private struct Wrapper: Codable, Equatable {
     }
 }
 
-private indirect enum Tree: Codable, Equatable {
+private indirect enum Tree: Codable, Equatable, Sendable {
     case leaf(Int)
     case node(Tree, Tree)
 }
@@ -707,6 +708,78 @@ struct BinaryCodecTests {
         #expect(try roundTrip(nan).map(\.bitPattern) == nan.map(\.bitPattern))
     }
 
+    /// A struct with `Data` in each position a field can take.
+    struct Blobs: Codable, Equatable {
+        var main: Data
+        var maybe: Data?
+        var many: [Data]
+    }
+
+    @Test("Data takes the raw-bytes path: a count and the bytes, the same as a [UInt8]")
+    func foundationData() throws {
+        guard case .fast = BinaryValueEncoder().kind(of: Data.self) else {
+            Issue.record("Data is encoded through its Codable conformance, byte by byte")
+            return
+        }
+        guard
+            case .fast = BinaryValueDecoder(reader: ByteReader(UnsafeRawBufferPointer(start: nil, count: 0)))
+                .kind(of: Data.self)
+        else {
+            Issue.record("Data is decoded through its Codable conformance, byte by byte")
+            return
+        }
+        var random = SeededGenerator(state: 0xDA7A)
+        let block = Data((0..<65_536).map { _ in UInt8.random(in: 0...255, using: &random) })
+        var large = Data()
+        for _ in 0..<160 { large.append(block) }  // 10.5 MB
+        for data in [Data(), Data([0]), Data([1, 2, 3]), Data(repeating: 7, count: 300), large] {
+            let bytes = try encoded(data)
+            #expect(bytes.count == varintSize(data.count) + data.count)
+            #expect(bytes == (try encoded([UInt8](data))))
+            #expect(try decoded(Data.self, from: bytes) == data)
+            #expect(try decoded([UInt8].self, from: bytes) == [UInt8](data))
+        }
+        // A slice keeps its own indices (startIndex 100 here); only its bytes travel, and it
+        // comes back with startIndex 0.
+        let slice = large[100..<5_100]
+        #expect(slice.startIndex == 100)
+        let back = try roundTrip(slice)
+        #expect(back == slice)
+        #expect(back.startIndex == 0)
+        #expect(try encoded(slice) == (try encoded([UInt8](slice))))
+        #expect(try roundTrip(large[large.endIndex..<large.endIndex]).isEmpty)
+        // In keyed fields, optionals and arrays.
+        let blobs = Blobs(main: slice, maybe: Data([9, 8]), many: [Data(), large[7..<9], Data([5])])
+        #expect(try roundTrip(blobs) == blobs)
+        #expect(try roundTrip(Blobs(main: Data(), maybe: nil, many: [])) == Blobs(main: Data(), maybe: nil, many: []))
+    }
+
+    @Test("truncated or oversized Data is refused with decodingFailed")
+    func foundationDataTruncated() throws {
+        let small = try encoded(Data((0..<200).map { UInt8($0) }))
+        for length in 0..<small.count {
+            expectCodecError(.decodingFailed) { _ = try decoded(Data.self, from: Array(small[..<length])) }
+        }
+        let blobs = try encoded(Blobs(main: Data([1, 2, 3]), maybe: Data([4]), many: [Data([5, 6])]))
+        for length in 0..<blobs.count {
+            expectCodecError(.decodingFailed) { _ = try decoded(Blobs.self, from: Array(blobs[..<length])) }
+        }
+        var huge = ByteWriter()
+        huge.write(varint: 1 << 62)
+        huge.write(fixed: 1 as Int)
+        expectCodecError(.decodingFailed) { _ = try decoded(Data.self, from: huge.bytes) }
+        let large = try encoded(Data(count: 1_000_000))
+        for length in [1, 3, 4, 1_000, 999_999, large.count - 1] {
+            expectCodecError(.decodingFailed) { _ = try decoded(Data.self, from: Array(large[..<length])) }
+        }
+        var random = SeededGenerator(state: 0xB10B)
+        for _ in 0..<2_000 {
+            var bytes = blobs
+            bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+            _ = decodesOrRefuses(Blobs.self, bytes)
+        }
+    }
+
     @Test("an ArraySlice encodes the same bytes as an Array and decodes as one")
     func slices() throws {
         let values = Array(0..<1000)
@@ -892,6 +965,105 @@ struct BinaryCodecTests {
         let bytes = [UInt8](repeating: 1, count: 4 * BinaryCodec.maximumDepth)
         let error = expectCodecError(.decodingFailed) { _ = try decoded(Chain.self, from: bytes) }
         #expect(error?.message.contains("nested more than") == true, "\(error?.message ?? "")")
+    }
+
+    /// Runs `body` on a new thread with a stack of `stackBytes`, and returns what it returned.
+    func onThread<R: Sendable>(stackBytes: Int, _ body: @escaping @Sendable () -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { continuation in
+            do {
+                try OSThread.start(name: "codec-test", stackBytes: stackBytes) {
+                    continuation.resume(returning: body())
+                }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// A tree of `levels` levels: each `Tree.node` is one level of the codec.
+    private func tree(levels: Int) -> Tree {
+        var deep = Tree.leaf(0)
+        for i in 1..<levels { deep = .node(.leaf(i), deep) }
+        return deep
+    }
+
+    @Test("a value 1,024 levels deep round-trips; one more level fails, with a short path in the error")
+    func deepestValue() async throws {
+        #expect(BinaryCodec.maximumDepth == 1_024)
+        let deepest = tree(levels: 1_024)
+        let tooDeep = Tree.node(.leaf(-1), deepest)
+        // On a thread with the stack the codec's threads have (8 MiB), whatever `ulimit -s` says.
+        let (roundTripped, error) = try await onThread(stackBytes: 8 << 20) {
+            () -> (Bool, MultiprocessingError?) in
+            let roundTripped = (try? roundTrip(deepest)) == deepest
+            do {
+                _ = try encoded(tooDeep)
+                return (roundTripped, nil)
+            } catch {
+                return (roundTripped, error as? MultiprocessingError)
+            }
+        }
+        #expect(roundTripped)
+        #expect(error?.code == .encodingFailed)
+        let message = error?.message ?? ""
+        #expect(message.contains("Tree is nested more than 1024 levels deep"), "\(message)")
+        #expect(message.contains("… (2039 more levels) …"), "\(message)")
+        #expect(message.count < 300, "\(message.count) characters: \(message)")
+        // Decoding bytes one level deeper than the limit: the encoding of `tooDeep` made by
+        // hand from that of `deepest` (one more node around it).
+        let bytes = try await onThread(stackBytes: 8 << 20) { try? encoded(deepest) }
+        let inner = try #require(bytes)
+        let leaf = try encoded(Tree.leaf(-1))
+        var writer = ByteWriter()
+        writer.write(length: 1)  // one key: "node"
+        writer.write(string: "node")
+        let payload = [UInt8(2), 2] + Array("_0".utf8) + [UInt8(leaf.count)] + leaf + [2] + Array("_1".utf8)
+        var lengths = ByteWriter()
+        lengths.write(length: inner.count)
+        let fields = payload + lengths.bytes + inner
+        writer.write(length: fields.count)
+        let deeper = writer.bytes + fields
+        let decodeError = try await onThread(stackBytes: 8 << 20) { () -> MultiprocessingError? in
+            do {
+                _ = try decoded(Tree.self, from: deeper)
+                return nil
+            } catch {
+                return error as? MultiprocessingError
+            }
+        }
+        #expect(decodeError?.code == .decodingFailed)
+        #expect(
+            decodeError?.message.contains("nested more than 1024 levels deep") == true, "\(decodeError?.message ?? "")")
+        #expect((decodeError?.message.count ?? 0) < 300)
+    }
+
+    @Test("on a thread with too little stack, a deep value fails with the depth error instead of crashing")
+    func stackGuard() async throws {
+        let deepest = tree(levels: 1_024)
+        let bytes = try #require(try await onThread(stackBytes: 8 << 20) { try? encoded(deepest) })
+        let (encodeError, decodeError) = try await onThread(stackBytes: 512 << 10) {
+            () -> (MultiprocessingError?, MultiprocessingError?) in
+            var errors: (MultiprocessingError?, MultiprocessingError?) = (nil, nil)
+            do { _ = try encoded(deepest) } catch { errors.0 = error as? MultiprocessingError }
+            do { _ = try decoded(Tree.self, from: bytes) } catch { errors.1 = error as? MultiprocessingError }
+            return errors
+        }
+        #expect(encodeError?.code == .encodingFailed)
+        #expect(
+            encodeError?.message.contains("more than this thread's stack holds") == true,
+            "\(encodeError?.message ?? "")")
+        #expect(decodeError?.code == .decodingFailed)
+        #expect(
+            decodeError?.message.contains("more than this thread's stack holds") == true,
+            "\(decodeError?.message ?? "")")
+    }
+
+    @Test("a long coding path is cut to its first and last keys")
+    func longPaths() {
+        let keys: [any CodingKey] = (0..<2_000).map { BinaryCodingKey(index: $0) }
+        #expect(BinaryCodec.describe(keys) == "[0][1][2][3] … (1992 more levels) … [1996][1997][1998][1999]")
+        #expect(BinaryCodec.describe(Array(keys.prefix(12))) == (0..<12).map { "[\($0)]" }.joined())
+        #expect(BinaryCodec.describe(Array(keys.prefix(13))) == "[0][1][2][3] … (5 more levels) … [9][10][11][12]")
     }
 
     @Test("every truncation of a valid encoding throws decodingFailed")

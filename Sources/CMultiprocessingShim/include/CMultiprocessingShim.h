@@ -88,6 +88,12 @@ int mp_accept_cloexec(int fd, void *address, unsigned int *length);
 /// The calling thread's errno.
 int mp_errno(void);
 
+/// How many bytes of stack the calling thread has left below the caller's frame, or
+/// SIZE_MAX when its bounds are unknown. The thread's stack bounds are looked up once
+/// per thread (pthread_getattr_np; on the main thread that reads /proc/self/maps), then
+/// each call costs a thread-local load.
+size_t mp_stack_remaining(void);
+
 #ifdef __cplusplus
 }
 #endif

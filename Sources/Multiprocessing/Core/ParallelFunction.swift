@@ -57,7 +57,8 @@ public protocol AsyncParallelFunction: WorkerFunction {
 /// `Codable & Sendable` input and output).
 public protocol WorkerFunction: Codable, Sendable {
     /// What one call takes. Sent to a worker in the library's binary encoding; arrays of
-    /// fixed-width integers, floating-point numbers and SIMD vectors of them travel as raw bytes.
+    /// fixed-width integers, floating-point numbers and SIMD vectors of them, and Foundation's
+    /// `Data`, travel as raw bytes.
     associatedtype Input: Codable & Sendable
     /// What one call returns.
     associatedtype Output: Codable & Sendable
@@ -287,8 +288,9 @@ enum UnfindableType: Equatable {
         guard index > start, index < bytes.count, bytes[index] == UInt8(ascii: "$") else { return nil }
         index += 1
         let hexStart = index
-        while index < bytes.count, (bytes[index] >= UInt8(ascii: "0") && bytes[index] <= UInt8(ascii: "9"))
-            || (bytes[index] >= UInt8(ascii: "a") && bytes[index] <= UInt8(ascii: "f"))
+        while index < bytes.count,
+            (bytes[index] >= UInt8(ascii: "0") && bytes[index] <= UInt8(ascii: "9"))
+                || (bytes[index] >= UInt8(ascii: "a") && bytes[index] <= UInt8(ascii: "f"))
         {
             index += 1
         }
@@ -304,11 +306,14 @@ enum UnfindableType: Equatable {
         let subject = declaration.map { "`\($0)`" } ?? "the type"
         switch self {
         case .local:
-            return "it is declared inside a function body (a local type), and local types have no name another process can look up. Move \(subject) to the top level of a file, or nest it in another type."
+            return
+                "it is declared inside a function body (a local type), and local types have no name another process can look up. Move \(subject) to the top level of a file, or nest it in another type."
         case .private:
-            return "it is declared `private` or `fileprivate` (or is nested in, or has as a generic argument, a type that is), and the Swift runtime cannot look private types up by name, not even in the same process. Make it internal: remove `private`/`fileprivate` from \(subject) and from the types around it."
+            return
+                "it is declared `private` or `fileprivate` (or is nested in, or has as a generic argument, a type that is), and the Swift runtime cannot look private types up by name, not even in the same process. Make it internal: remove `private`/`fileprivate` from \(subject) and from the types around it."
         case .unknown:
-            return "the worker is a different build of the program, or the type is declared inside a function body or `private`. Declare \(subject) at the top level of a file, or nest it in another type, without `private` or `fileprivate`."
+            return
+                "the worker is a different build of the program, or the type is declared inside a function body or `private`. Declare \(subject) at the top level of a file, or nest it in another type, without `private` or `fileprivate`."
         }
     }
 }

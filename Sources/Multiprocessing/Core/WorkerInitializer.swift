@@ -59,7 +59,8 @@ extension WorkerInitializer {
             throw MultiprocessingError(
                 .typeNotFound,
                 "the initializer type \(type) cannot be found by name in a worker process: "
-                    + UnfindableType(mangledName: _mangledTypeName(Self.self)).explanation(declaration: "struct \(type)")
+                    + UnfindableType(mangledName: _mangledTypeName(Self.self)).explanation(
+                        declaration: "struct \(type)")
             )
         }
         return try Frame.encode(.initialize) { w throws in

@@ -61,9 +61,10 @@ final class EventLoop: @unchecked Sendable {
         _ = mp_epoll_ctl(epollFD, 1, wakeFD, epollIn, 0)
     }
 
-    /// Starts the loop's thread. The thread closes the loop's descriptors when it ends.
-    func start(name: String) throws {
-        try OSThread.start(name: name) { [self] in
+    /// Starts the loop's thread (with a stack of `stackBytes`, or the system's default).
+    /// The thread closes the loop's descriptors when it ends.
+    func start(name: String, stackBytes: Int? = nil) throws {
+        try OSThread.start(name: name, stackBytes: stackBytes) { [self] in
             run()
             owning {
                 // From here on, work handed to the loop runs on the caller's thread, one at

@@ -19,15 +19,22 @@ enum OSThread {
     }
 
     /// Starts a detached thread running `body`.
-    static func start(name: String, _ body: @escaping @Sendable () -> Void) throws {
+    ///
+    /// - Parameter stackBytes: the thread's stack size; nil for the system's default (on
+    ///   Linux the `ulimit -s` size, usually 8 MiB, but 2 MiB under `ulimit -s unlimited`).
+    static func start(name: String, stackBytes: Int? = nil, _ body: @escaping @Sendable () -> Void) throws {
         let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
         #if canImport(Glibc)
         var thread = pthread_t()
         #else
         var thread: pthread_t? = nil
         #endif
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        if let stackBytes { pthread_attr_setstacksize(&attributes, stackBytes) }
         let result = pthread_create(
-            &thread, nil,
+            &thread, &attributes,
             { raw in
                 let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
                 mp_set_thread_name(box.name)

@@ -204,7 +204,7 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
             return try payload.withUnsafeBytes { raw throws -> Chunk in
                 var reader = ByteReader(raw, offset: offset)
                 if header.status == Message.Result.allSucceeded {
-                    let outputs = try BinaryCodec.decode([Output].self, from: &reader)
+                    let outputs = try BinaryCodec.decode([Output].self, from: &reader, asItems: true)
                     guard outputs.count == range.count, reader.isAtEnd else {
                         throw MultiprocessingError(
                             .malformedFrame,

@@ -1,3 +1,5 @@
+import CMultiprocessingShim
+
 // Decoding side of the binary codec; the byte format is described in BinaryEncoder.swift.
 //
 // Every count and length is checked against the bytes that are left before anything is
@@ -11,14 +13,19 @@ extension BinaryCodec {
     /// it.
     ///
     /// On failure the reader is left where it was.
+    ///
+    /// - Parameter asItems: `T` is the array of a chunk's items (or results): the array
+    ///   does not count toward ``BinaryCodec/maximumDepth``, so each item may nest that deep.
     static func decode<T: Decodable>(
         _ type: T.Type,
-        from reader: inout ByteReader
+        from reader: inout ByteReader,
+        asItems: Bool = false
     ) throws(MultiprocessingError) -> T {
         do throws(MultiprocessingError) {
             if let primitive = BinaryPrimitive(T.self) { return try primitive.read(as: T.self, from: &reader) }
             let decoder = BinaryValueDecoder.take(reader: reader)
             defer { BinaryValueDecoder.recycle(decoder) }
+            if asItems { decoder.depth = -1 }
             let value = try decoder.decodeValue(T.self, key: nil)
             reader = decoder.reader
             return value
@@ -427,6 +434,7 @@ final class BinaryValueDecoder: Decoder {
         guard depth < BinaryCodec.maximumDepth else {
             throw failure("\(T.self) is nested more than \(BinaryCodec.maximumDepth) levels deep")
         }
+        if BinaryCodec.stackIsLow(atDepth: depth) { throw failure(BinaryCodec.stackMessage(T.self, depth: depth)) }
         let savedLevel = level
         let savedPathCount = path.count
         let savedReader = reader

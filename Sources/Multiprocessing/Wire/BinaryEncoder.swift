@@ -25,7 +25,8 @@
 //   POD arrays      Array, ArraySlice and ContiguousArray of fixed-width integers, Float,
 //                   Double and SIMD2...SIMD64 vectors of those: len (element count), then
 //                   the elements' raw memory (count * stride bytes, SIMD padding included);
-//                   all three collection types produce identical bytes
+//                   all three collection types produce identical bytes; Foundation's
+//                   `Data` is written as the `[UInt8]` of its bytes (Data+Coding.swift)
 //
 // Counts and lengths that are only known once a container or value is complete are
 // written as a one-byte placeholder and patched afterwards; a count or length of 128 or
@@ -55,7 +56,12 @@
 //     they make what follows fail to decode). Trying one type and then another on a
 //     failure rewinds correctly, but without type tags the bytes of one type may well
 //     decode as another.
-//   - Values nest at most `BinaryCodec.maximumDepth` levels deep, in both directions.
+//   - Values nest at most `BinaryCodec.maximumDepth` (1,024) levels deep, in both
+//     directions; the array of a chunk's items does not count (`asItems`). A level is a
+//     value whose own `encode(to:)` / `init(from:)` runs: a struct, enum, class or
+//     collection, but not a primitive, an Optional (its wrapped value counts) or a POD
+//     array. Below that limit, a value also fails (instead of crashing) when the thread
+//     it is coded on has less than `BinaryCodec.stackReserve` bytes of stack left.
 //   - Synthesized Codable writes optional properties with `encodeIfPresent`, so, as with
 //     JSON, a `T??` property holding `.some(nil)` decodes as nil. `T??` written with
 //     `encode(_:forKey:)` (read it back with `decode(T??.self, forKey:)`), in an array or
@@ -67,6 +73,7 @@
 // (`BinarySpareInstances`), so a warm top-level encode or decode allocates nothing but
 // the container boxes of the standard library.
 
+import CMultiprocessingShim
 import Synchronization
 
 /// The binary codec used for everything that crosses a process boundary.
@@ -76,21 +83,57 @@ import Synchronization
 /// or ``MultiprocessingError/Code/decodingFailed``.
 enum BinaryCodec {
     /// The deepest nesting of values that is encoded or decoded; deeper data (or a cyclic
-    /// object graph, or corrupt data) fails instead of overflowing the stack. A level takes
-    /// about 2 KiB of stack in a release build (4 KiB in debug), so 128 levels fit in the
-    /// 512 KiB stack of a secondary thread on macOS.
-    static let maximumDepth = 128
+    /// object graph, or corrupt data) fails instead of overflowing the stack. 1,024: a
+    /// recursive enum of 1,023 links (JSONEncoder takes such values); at the measured cost
+    /// of a level (see ``stackReserve``), 2.5 MiB of stack in a release build, 5 MiB in
+    /// debug, which the usual 8 MiB thread stacks hold. Threads with less fail earlier,
+    /// with ``stackMessage(_:depth:)``.
+    static let maximumDepth = 1_024
+
+    /// From this depth on, each level first checks the stack left on its thread.
+    /// Shallower values (nearly all) never pay for the check, which costs a thread-local
+    /// load.
+    static let stackCheckDepth = 32
+
+    /// The stack a level must leave free below itself, or the value fails with the depth
+    /// error instead of crashing: room for one more level of Codable code (synthesized
+    /// code took 1.8 KiB a level to encode and 2.4 KiB to decode in a release build, 4.2
+    /// and 5 KiB in debug: Linux, Swift 6.3, a recursive enum) and for building the
+    /// error, with a wide margin.
+    static let stackReserve = 128 * 1_024
+
+    /// Whether a value at `depth` must fail for want of stack on this thread.
+    @inline(__always)
+    static func stackIsLow(atDepth depth: Int) -> Bool {
+        depth >= stackCheckDepth && mp_stack_remaining() < stackReserve
+    }
+
+    /// The message for a value that is nested too deep for the thread's stack.
+    static func stackMessage(_ type: Any.Type, depth: Int) -> String {
+        "\(type) is nested \(depth) levels deep, more than this thread's stack holds (under "
+            + "\(stackReserve / 1_024) KiB left): nest the value less deeply, or make the pool call from a thread "
+            + "with a larger stack (the default size of new threads follows `ulimit -s`; with `ulimit -s unlimited` "
+            + "Linux gives them only 2 MiB)"
+    }
 
     /// Appends the encoding of `value` to `writer`.
     ///
+    /// - Parameter asItems: `value` is the array of a chunk's items (or results): the
+    ///   array does not count toward ``maximumDepth``, so each item may nest that deep.
+    ///
     /// On failure the writer is left as it was before the call.
-    static func encode<T: Encodable>(_ value: T, into writer: inout ByteWriter) throws(MultiprocessingError) {
+    static func encode<T: Encodable>(
+        _ value: T,
+        into writer: inout ByteWriter,
+        asItems: Bool = false
+    ) throws(MultiprocessingError) {
         if let primitive = BinaryPrimitive(T.self) {
             primitive.write(value, lengthPrefixed: false, into: &writer)
             return
         }
         let encoder = BinaryValueEncoder.take()
         defer { BinaryValueEncoder.recycle(encoder) }
+        if asItems { encoder.depth = -1 }
         let start = writer.count
         swap(&writer, &encoder.writer)
         do throws(MultiprocessingError) {
@@ -113,16 +156,19 @@ enum BinaryCodec {
     /// encoding `Array(slice)`, so the result decodes as `[Element]`. (`ArraySlice` is not
     /// `Codable` itself.) A slice of ``_WirePOD`` elements is one raw copy.
     ///
+    /// - Parameter asItems: as for ``encode(_:into:asItems:)-(T,_,_)``.
+    ///
     /// On failure the writer is left as it was before the call.
     static func encode<Element: Encodable>(
         _ slice: ArraySlice<Element>,
-        into writer: inout ByteWriter
+        into writer: inout ByteWriter,
+        asItems: Bool = false
     ) throws(MultiprocessingError) {
         if let pod = ArraySlice<Element>.self as? any _PODArrayCodable.Type {
             pod._podEncode(slice, into: &writer)
             return
         }
-        try encode(SliceElements(slice: slice), into: &writer)
+        try encode(SliceElements(slice: slice), into: &writer, asItems: asItems)
     }
 
     /// Encodes a slice's elements exactly as `Array.encode(to:)` encodes an array's.
@@ -136,9 +182,24 @@ enum BinaryCodec {
         }
     }
 
-    /// Describes a coding path for error messages, for example `items[3].name`.
+    /// The keys kept at each end of a long coding path in an error message.
+    static let describedPathEnds = 4
+
+    /// Describes a coding path for error messages, for example `items[3].name`. A path
+    /// of more than 12 keys keeps its first and last ``describedPathEnds`` and says how
+    /// many are left out (a path 1,000 levels deep would be kilobytes of text).
     static func describe(_ path: [any CodingKey]) -> String {
         if path.isEmpty { return "the top level" }
+        if path.count > 3 * describedPathEnds {
+            let omitted = path.count - 2 * describedPathEnds
+            return describeKeys(path.prefix(describedPathEnds)) + " … (\(omitted) more levels) … "
+                + describeKeys(path.suffix(describedPathEnds))
+        }
+        return describeKeys(path[...])
+    }
+
+    /// The keys of a coding path, written as ``describe(_:)`` does.
+    private static func describeKeys(_ path: ArraySlice<any CodingKey>) -> String {
         var text = ""
         for key in path {
             if let index = key as? BinaryCodingKey, index.index >= 0 {
@@ -654,6 +715,7 @@ final class BinaryValueEncoder: Encoder {
                 "\(T.self) is nested more than \(BinaryCodec.maximumDepth) levels deep (or the object graph has a cycle)"
             )
         }
+        if BinaryCodec.stackIsLow(atDepth: depth) { throw fail(BinaryCodec.stackMessage(T.self, depth: depth)) }
         let savedBase = levelBase
         let savedPathCount = path.count
         if let key { path.append(key) }

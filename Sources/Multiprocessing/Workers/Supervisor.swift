@@ -181,6 +181,12 @@ final class Supervisor: @unchecked Sendable {
     /// Figures for the report: per slot, and for the whole pool.
     private var statistics: PoolStatistics
 
+    /// The stack of the "mp-supervisor" thread, which encodes chunks for the calls it feeds:
+    /// 8 MiB, the usual default, set explicitly because under `ulimit -s unlimited` Linux
+    /// gives new threads only 2 MiB, and values nested `BinaryCodec.maximumDepth` levels
+    /// deep need about 2.5 MiB (5 MiB in a debug build). Only the pages touched are ever allocated.
+    static let threadStackBytes = 8 << 20
+
     init(settings: SupervisorSettings) throws {
         try LocalLauncher.reserveDescriptors(workers: settings.placement == .local ? settings.workerCount : 0)
         loop = try EventLoop()
@@ -192,7 +198,7 @@ final class Supervisor: @unchecked Sendable {
         startFailures = Array(repeating: 0, count: local)
         statistics = PoolStatistics(workers: local)
         loop.afterIteration = { [weak self] in self?.flushDeliveries() }
-        try loop.start(name: "mp-supervisor")
+        try loop.start(name: "mp-supervisor", stackBytes: Self.threadStackBytes)
     }
 
     // MARK: - Entry points (any thread)
