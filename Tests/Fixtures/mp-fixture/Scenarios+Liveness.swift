@@ -84,7 +84,7 @@ struct Touchy: Codable, Sendable {
 }
 
 /// Returns its input as is, counting each run in a file.
-struct Echo: ParallelFunction {
+struct EchoCounting: ParallelFunction {
     var runs: String
     func callAsFunction(_ x: Touchy) -> Touchy {
         appendLine(runs, "\(x.value)")
@@ -229,7 +229,7 @@ extension Fixture {
                     let inputs = (0..<200).map { Touchy($0, bad: place) }
                     var ok = 0
                     var failed: [String] = []
-                    for try await item in pool.imap(Echo(runs: runs), inputs, chunkSize: 50) {
+                    for try await item in pool.imap(EchoCounting(runs: runs), inputs, chunkSize: 50) {
                         switch item.result {
                         case .success(let value): ok += value.value == item.index ? 1 : 0
                         case .failure(let error): failed.append("\(item.index) \(describe(error))")
@@ -238,7 +238,7 @@ extension Fixture {
                     print("\(place): ok \(ok) failed \(failed.count) runs \(lineCount(runs))")
                     for line in failed { print("  \(line)") }
                     do {
-                        _ = try await pool.map(Echo(runs: runs), inputs, chunkSize: 50)
+                        _ = try await pool.map(EchoCounting(runs: runs), inputs, chunkSize: 50)
                         print("  map: no error")
                     } catch let error as MultiprocessingError {
                         let partial = error.partialResults(as: Touchy.self) ?? []
