@@ -108,9 +108,7 @@ extension ProcessPool {
         return PendingCall(
             task: Task {
                 defer { self.outstanding.leave() }
-                let outputs = try await self.map(
-                    function, CollectionOfOne(input), chunkSize: 1, progress: nil, admitted: true)
-                return outputs[0]
+                return try await self.apply(function, input, admitted: true)
             })
     }
 

@@ -426,14 +426,19 @@ public final class ProcessPool: Sendable {
     ///
     /// - Throws: the errors of ``map(_:_:chunkSize:progress:)``, for this one item (index 0).
     public func apply<F: WorkerFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
+        try await apply(function, input, admitted: false)
+    }
+
+    /// ``apply(_:_:)``; `admitted`: see ``map(_:_:chunkSize:progress:admitted:)``.
+    func apply<F: WorkerFunction>(_ function: F, _ input: F.Input, admitted: Bool) async throws -> F.Output {
         if let journal {
             // With a journal, an apply is served by any recorded item with the same input.
-            try checkOpen()
+            try checkOpen(admitted: admitted)
             return try await journaledMap(
                 journal, function, [input], typeName: try F.checkFindableByName(), chunkSize: 1, progress: nil,
                 name: "apply")[0]
         }
-        return try await map(function, CollectionOfOne(input), chunkSize: 1)[0]
+        return try await map(function, CollectionOfOne(input), chunkSize: 1, progress: nil, admitted: admitted)[0]
     }
 
     /// Appends an interrupted call's results to the results file and says so on stderr;
