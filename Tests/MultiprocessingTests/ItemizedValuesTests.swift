@@ -22,7 +22,7 @@ struct ItemizedValuesTests {
         for (index, value) in values.enumerated() {
             if index == threwAt {
                 items.appendThrew(type: "E", message: "boom")
-            } else if let error = items.append(value, into: &w) {
+            } else if case .unencodable(let error) = items.append(value, into: &w, limit: .max) {
                 items.appendFailure(MultiprocessingError(.encodingFailed, error.message))
             }
         }
@@ -67,6 +67,36 @@ struct ItemizedValuesTests {
                     for index in 0..<5 { _ = try? table.decode(Int.self, at: index, in: raw) }
                 }
             }
+        }
+    }
+
+    @Test("a value that would pass the frame limit is not written: too large alone, or only together with the others")
+    func limit() throws {
+        let limit = ItemizedValues.frameHeadroom + 100
+        var w = ByteWriter()
+        var items = ItemizedValues.Writer(&w)
+        let big = [UInt8](repeating: 1, count: 60)
+        guard case .value = items.append(big, into: &w, limit: limit) else {
+            Issue.record("the first value fits")
+            return
+        }
+        let before = w.count
+        guard case .tooLarge(_, alone: false) = items.append(big, into: &w, limit: limit) else {
+            Issue.record("two values of 60 bytes pass a limit of 100 together only")
+            return
+        }
+        guard case .tooLarge(let bytes, alone: true) = items.append([UInt8](repeating: 1, count: 200), into: &w, limit: limit)
+        else {
+            Issue.record("a value of 200 bytes passes a limit of 100 alone")
+            return
+        }
+        #expect(bytes > 200)
+        #expect(w.count == before, "nothing is written for a value that does not fit")
+        items.finish(into: &w)
+        try w.bytes.withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            let table = try ItemizedValues.Table(&reader, count: 1)
+            #expect(try table.decode([UInt8].self, at: 0, in: raw) == big)
         }
     }
 

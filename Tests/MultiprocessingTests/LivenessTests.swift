@@ -88,6 +88,9 @@ struct LivenessTests {
             #expect(outcome.lines[at + 2].hasPrefix("  13 code=frame too large index=13 "))
             #expect(outcome.lines[at + 2].contains("the result of item 13 encodes to 2097156 bytes"))
         }
+        #expect(
+            outcome.line("together: ") == "together: imap [0, 1, 2, 3, 4, 5] map [0, 1, 2, 3, 4, 5] runs 12",
+            "inputs that fit one by one are cut into chunks that fit; none is lost or sent twice")
     }
 
     @Test("a pool created inside a worker arrives as insideWorker, not as functionThrew")

@@ -90,10 +90,10 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
 
         init(storage: Storage) { self.storage = storage }
 
-        /// The code whose ``description`` is `name` (how a worker's error crosses the wire).
-        init?(named name: String) {
-            guard let storage = Storage(rawValue: name) else { return nil }
-            self.storage = storage
+        /// The code whose ``description`` is `name` (how a worker's error crosses the wire);
+        /// ``unexpected`` for a name this build does not know.
+        init(named name: String) {
+            storage = Storage(rawValue: name) ?? .unexpected
         }
     }
 

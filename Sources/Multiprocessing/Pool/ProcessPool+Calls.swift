@@ -63,13 +63,9 @@ extension ProcessPool {
     /// (``ItemizedValues``): an input that cannot be encoded, or is too large for a frame on
     /// its own, fails alone with its index (the worker reports it back without running
     /// it); the other items of the chunk run.
-    ///
-    /// With `splits` false (a caller that cannot give items back), a chunk is never cut:
-    /// inputs that fit one by one but not together make the whole chunk fail with
-    /// `frameTooLarge` when it is sent.
     static func taskFrame<Input: Encodable>(
         callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>, limit: Int,
-        sizeHint: FrameSizeHint? = nil, splits: Bool = true
+        sizeHint: FrameSizeHint? = nil
     ) -> ProducedChunk {
         let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
         let capacity = sizeHint?.expectedBytes(items: inputs.count) ?? 64
@@ -81,39 +77,34 @@ extension ProcessPool {
                 var fitting = inputs.count
                 frame = try TaskFrame(task: task, capacity: capacity) { w in
                     var items = ItemizedValues.Writer(&w, reservingCapacity: inputs.count)
-                    for (position, input) in zip(inputs.indices, inputs) {
-                        let index = first + (position - inputs.startIndex)
-                        let before = items.valueBytes(w)
-                        if let error = items.append(input, into: &w) {
+                    encoding: for (position, input) in zip(0..., inputs) {
+                        let index = first + position
+                        switch items.append(input, into: &w, limit: limit) {
+                        case .value: break
+                        case .unencodable(let error):
                             items.appendFailure(
                                 MultiprocessingError(
                                     .encodingFailed,
                                     "the input of item \(index) (\(String(reflecting: Input.self))) could not be encoded: \(error.message)"
                                 ))
-                        } else if items.valueBytes(w) + FunctionRunner<NeverFunction>.headroom > limit {
-                            let size = items.valueBytes(w) - before
-                            items.dropLastValue(from: &w)
-                            guard size + FunctionRunner<NeverFunction>.headroom > limit else {
-                                guard splits else {
-                                    _ = items.append(input, into: &w)  // sent whole; refused as too large
-                                    continue
-                                }
-                                fitting = position - inputs.startIndex  // it goes in the next chunk
-                                break
-                            }
+                        case .tooLarge(let size, alone: true):
                             items.appendFailure(
                                 MultiprocessingError(
                                     .frameTooLarge,
                                     "the input of item \(index) encodes to \(size) bytes, above the frame limit of \(limit) bytes: send smaller items, or raise ProcessPool.Options.maximumFrameBytes"
                                 ))
+                        case .tooLarge(_, alone: false):
+                            fitting = position  // it and the items after it go in the next chunk
+                            break encoding
                         }
                     }
                     items.finish(into: &w)
                 }
                 if fitting < inputs.count {
+                    // The header counts every input: encode the ones that fit again, alone.
                     return taskFrame(
-                        callID: callID, chunkID: chunkID, first: first,
-                        inputs: inputs.prefix(max(fitting, 1)), limit: limit, sizeHint: sizeHint)
+                        callID: callID, chunkID: chunkID, first: first, inputs: inputs.prefix(fitting), limit: limit,
+                        sizeHint: sizeHint)
                 }
             }
             sizeHint?.record(bytes: frame.bytes.count, items: inputs.count)

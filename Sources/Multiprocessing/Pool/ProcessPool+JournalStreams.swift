@@ -212,21 +212,19 @@ extension ProcessPool {
         let writer = JournalCallWriter(journal: pool.journal, name: name, identity: identity, itemCount: knownCount)
         let journal = StreamJournal<F>(writer: writer, lookup: lookup, pool: pool, knownCount: knownCount)
         let source = IteratorBox(inputs.makeIterator())
-        let frameLimit = options.maximumFrameBytes
+        let chunks = StreamChunker<F.Input>(chunkSize: chunkSize, limit: options.maximumFrameBytes)
         // With items from the journal, how many are computed is learnt at the end.
         let total = lookup.outputs.isEmpty ? knownCount : nil
         let (callID, events) = try startCall(
             function, name: name, typeName: typeName, totalItems: total, chunkSize: chunkSize,
             window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
             progress: progress,
-            produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
-                let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
-                let items = journal.read(count) { source.iterator.next() }
-                if items.isEmpty { return nil }
-                // The journal has counted these items: a chunk is never cut and given back.
-                return Self.taskFrame(
-                    callID: callID, chunkID: chunkID, first: first, inputs: items[...], limit: frameLimit,
-                    sizeHint: sizeHint, splits: false)
+            produce: { callID, chunkID, first, count in
+                // The journal reads items (taking those it holds); the chunker keeps any a
+                // frame could not hold for the next chunk, in order.
+                chunks.produce(callID: callID, chunkID: chunkID, first: first, count: count) { wanted in
+                    journal.read(wanted) { source.iterator.next() }
+                }
             }, onDeliver: { journal.deliver($0) })
         let inner = ResultsCore<F.Output>(
             callID: callID, events: events, supervisor: supervisor, ordered: ordered, total: total)

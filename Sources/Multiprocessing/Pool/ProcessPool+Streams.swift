@@ -65,25 +65,18 @@ extension ProcessPool {
             // shrink toward the end (better balance). Other sequences learn it at the end.
             let knownCount = (inputs as? any Collection)?.count
             let source = IteratorBox(inputs.makeIterator())
-            let frameLimit = options.maximumFrameBytes
+            let chunks = StreamChunker<F.Input>(chunkSize: chunkSize, limit: options.maximumFrameBytes)
             let (callID, events) = try startCall(
                 function, name: name, typeName: typeName, totalItems: knownCount, chunkSize: chunkSize,
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
                 progress: progress,
-                produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
-                    let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
-                    var items = source.takeLeftOver(atMost: count)
-                    items.reserveCapacity(min(count, 4096))
-                    while items.count < count, let item = source.iterator.next() { items.append(item) }
-                    if items.isEmpty { return nil }
-                    let produced = Self.taskFrame(
-                        callID: callID, chunkID: chunkID, first: first, inputs: items[...], limit: frameLimit,
-                        sizeHint: sizeHint)
-                    // Items that did not fit in this chunk's frame go first in the next one.
-                    if case .frame(let sent, _) = produced, sent < items.count {
-                        source.leftOver.insert(contentsOf: items[sent...], at: 0)
+                produce: { callID, chunkID, first, count in
+                    chunks.produce(callID: callID, chunkID: chunkID, first: first, count: count) { wanted in
+                        var items: [F.Input] = []
+                        items.reserveCapacity(min(wanted, 4096))
+                        while items.count < wanted, let item = source.iterator.next() { items.append(item) }
+                        return items
                     }
-                    return produced
                 })
             return Results(
                 core: ResultsCore(
@@ -153,15 +146,46 @@ extension ProcessPool {
 /// it over (the `sending` parameter guarantees the caller no longer touches it).
 final class IteratorBox<Iterator: IteratorProtocol>: @unchecked Sendable {
     var iterator: Iterator
-    /// Items taken from the iterator that a chunk could not hold (its frame was full).
-    var leftOver: [Iterator.Element] = []
     init(_ iterator: Iterator) { self.iterator = iterator }
+}
 
-    func takeLeftOver(atMost count: Int) -> [Iterator.Element] {
-        guard !leftOver.isEmpty else { return [] }
-        let taken = Array(leftOver.prefix(count))
-        leftOver.removeFirst(taken.count)
-        return taken
+/// Cuts a stream's chunks from items read on demand. Items that a chunk's frame could not
+/// hold (``ProcessPool/taskFrame(callID:chunkID:first:inputs:limit:sizeHint:)`` sends the
+/// first ones when they do not fit together) go first in the next chunk, in order: an item
+/// read from the program's sequence is sent once, never lost, never read twice. Used only
+/// by the loop's owner, one chunk at a time.
+final class StreamChunker<Input: Encodable>: @unchecked Sendable {
+    private let chunkSize: Int?
+    private let limit: Int
+    private let sizeHint = FrameSizeHint()
+    private var leftOver: [Input] = []
+
+    init(chunkSize: Int?, limit: Int) {
+        self.chunkSize = chunkSize
+        self.limit = limit
+    }
+
+    /// The next chunk of up to `count` items (fewer for automatic chunks of large items),
+    /// items left over first, then new ones from `read(atMost:)`; `nil` when there are none.
+    func produce(
+        callID: UInt64, chunkID: UInt64, first: Int, count: Int, read: (_ atMost: Int) -> [Input]
+    ) -> ProducedChunk? {
+        let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
+        var items: [Input]
+        if leftOver.isEmpty {
+            items = read(count)
+        } else {
+            items = Array(leftOver.prefix(count))
+            leftOver.removeFirst(items.count)
+            if items.count < count { items += read(count - items.count) }
+        }
+        if items.isEmpty { return nil }
+        let produced = ProcessPool.taskFrame(
+            callID: callID, chunkID: chunkID, first: first, inputs: items[...], limit: limit, sizeHint: sizeHint)
+        if case .frame(let sent, _) = produced, sent < items.count {
+            leftOver.insert(contentsOf: items[sent...], at: 0)
+        }
+        return produced
     }
 }
 

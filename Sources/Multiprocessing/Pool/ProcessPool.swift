@@ -182,19 +182,16 @@ public final class ProcessPool: Sendable {
         }
         var timeoutNanos: UInt64?
         if let timeout = options.itemTimeout {
-            let (seconds, attoseconds) = timeout.components
             guard timeout > .zero else {
                 throw MultiprocessingError(.invalidArgument, "itemTimeout must be positive; \(timeout) was given")
             }
-            timeoutNanos = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+            timeoutNanos = Self.nanoseconds(timeout)
         }
         let initializerFrame = try options.initializer.map { try $0.initializeFrame() }
         let (progress, progressWarning) = ProgressMode.resolve(
             options.progress, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: isatty(2) == 1)
         if let progressWarning { Platform.writeToStandardError("swift-multiprocessing: warning: \(progressWarning)\n") }
-        let interval = options.progressLineInterval.components
-        let intervalNanos =
-            UInt64(max(interval.seconds, 0)) * 1_000_000_000 + UInt64(max(interval.attoseconds, 0) / 1_000_000_000)
+        let intervalNanos = Self.nanoseconds(options.progressLineInterval)
         let decision = WorkerCount.resolve(
             explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
         #if os(Linux)

@@ -213,46 +213,57 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
                     return .values(start: range.lowerBound, outputs)
                 }
                 let table = try ItemizedValues.Table(&reader, count: range.count)
-                var results: [Result<Output, MultiprocessingError>] = []
-                results.reserveCapacity(range.count)
-                for (position, entry) in table.entries.enumerated() {
-                    let index = range.lowerBound + position
-                    switch entry {
-                    case .value:
-                        do {
-                            results.append(.success(try table.decode(Output.self, at: position, in: raw)))
-                        } catch {
-                            results.append(
-                                .failure(
-                                    MultiprocessingError(
-                                        .decodingFailed,
-                                        "the result of item \(index) from \(worker) could not be decoded here (\(String(reflecting: Output.self))): \(describe(error))",
-                                        itemIndex: index, worker: worker, underlying: error)))
-                        }
-                    case .threw(let errorType, let errorMessage):
-                        results.append(
-                            .failure(
-                                MultiprocessingError(
-                                    .functionThrew, "item \(index) failed in \(worker): \(errorType): \(errorMessage)",
-                                    itemIndex: index, worker: worker, remoteErrorType: errorType,
-                                    remoteErrorMessage: errorMessage)))
-                    case .failed(let code, let message):
-                        results.append(
-                            .failure(
-                                MultiprocessingError(
-                                    MultiprocessingError.Code(named: code) ?? .unexpected,
-                                    "item \(index) failed in \(worker): \(message)", itemIndex: index, worker: worker)))
+                // Outputs go straight into one array while every item succeeds; from the first
+                // failure on, each item's outcome is kept.
+                var outputs: [Output] = []
+                outputs.reserveCapacity(range.count)
+                var mixed: [Result<Output, MultiprocessingError>]?
+                for position in table.entries.indices {
+                    let outcome = Self.outcome(table, position, index: range.lowerBound + position, raw, worker)
+                    if mixed == nil, case .success(let output) = outcome {
+                        outputs.append(output)
+                        continue
                     }
+                    if mixed == nil {
+                        mixed = outputs.map { .success($0) }
+                        outputs = []
+                    }
+                    mixed?.append(outcome)
                 }
-                let outputs = results.compactMap { try? $0.get() }
-                if outputs.count == results.count {
-                    // Every item succeeded (outputs encoded one by one): a plain chunk of values.
-                    return .values(start: range.lowerBound, outputs)
-                }
-                return .mixed(start: range.lowerBound, results)
+                guard let mixed else { return .values(start: range.lowerBound, outputs) }
+                return .mixed(start: range.lowerBound, mixed)
             }
         } catch {
             return .failed(range: range, MultiprocessingError.from(error))
+        }
+    }
+
+    /// Item `position` of an itemized result: its output, or the error a user sees for it.
+    private static func outcome(
+        _ table: ItemizedValues.Table, _ position: Int, index: Int, _ raw: UnsafeRawBufferPointer,
+        _ worker: MultiprocessingError.WorkerIdentity
+    ) -> Result<Output, MultiprocessingError> {
+        switch table.entries[position] {
+        case .value:
+            do {
+                return .success(try table.decode(Output.self, at: position, in: raw))
+            } catch {
+                return .failure(
+                    MultiprocessingError(
+                        .decodingFailed,
+                        "the result of item \(index) from \(worker) could not be decoded here (\(String(reflecting: Output.self))): \(error.message)",
+                        itemIndex: index, worker: worker, underlying: error))
+            }
+        case .threw(let errorType, let errorMessage):
+            return .failure(
+                MultiprocessingError(
+                    .functionThrew, "item \(index) failed in \(worker): \(errorType): \(errorMessage)",
+                    itemIndex: index, worker: worker, remoteErrorType: errorType, remoteErrorMessage: errorMessage))
+        case .failed(let code, let message):
+            return .failure(
+                MultiprocessingError(
+                    MultiprocessingError.Code(named: code), "item \(index) failed in \(worker): \(message)",
+                    itemIndex: index, worker: worker))
         }
     }
 }

@@ -18,6 +18,8 @@ enum ItemizedValues {
     static let valueTag: UInt8 = 0
     static let threwTag: UInt8 = 1
     static let failedTag: UInt8 = 2
+    /// Room kept in a frame, beyond its values, for the message header and the table.
+    static let frameHeadroom = 4096
 
     /// One item's outcome in the table.
     enum Entry: Equatable {
@@ -32,7 +34,7 @@ enum ItemizedValues {
     /// Writes values into a ``ByteWriter`` one at a time, then the table.
     struct Writer {
         private let start: Int
-        private(set) var entries: [Entry] = []
+        private var entries: [Entry] = []
         private(set) var failedCount = 0
 
         /// Starts a run of values at the writer's end.
@@ -45,24 +47,34 @@ enum ItemizedValues {
         /// The bytes of values written so far.
         func valueBytes(_ writer: ByteWriter) -> Int { writer.count - start - 8 }
 
-        /// Encodes `value`; when it cannot be encoded, nothing is written and the error is
-        /// returned (the caller decides what the item's entry says).
-        mutating func append<T: Encodable>(_ value: T, into writer: inout ByteWriter) -> MultiprocessingError? {
+        /// What ``append(_:into:limit:)`` did with a value.
+        enum Appended {
+            /// The value is in the run.
+            case value
+            /// It could not be encoded; nothing was written.
+            case unencodable(MultiprocessingError)
+            /// Its `bytes` would take the run past the limit; nothing was written. `alone`:
+            /// it is too large even for a run of its own.
+            case tooLarge(bytes: Int, alone: Bool)
+        }
+
+        /// Encodes `value` into the run, keeping the run's values within `limit` bytes less
+        /// ``frameHeadroom``. A value that cannot be encoded or does not fit leaves the
+        /// writer as it was: the caller records the item's entry (or ends the run).
+        mutating func append<T: Encodable>(_ value: T, into writer: inout ByteWriter, limit: Int) -> Appended {
             let before = writer.count
             do {
                 try BinaryCodec.encode(value, into: &writer)
             } catch {
-                return error
+                return .unencodable(error)
             }
-            entries.append(.value(byteCount: writer.count - before))
-            return nil
-        }
-
-        /// Removes the last value appended (it made the frame too large) from `writer`.
-        mutating func dropLastValue(from writer: inout ByteWriter) {
-            guard case .value(let count)? = entries.last else { return }
-            entries.removeLast()
-            writer.bytes.removeLast(count)
+            let size = writer.count - before
+            guard valueBytes(writer) + frameHeadroom <= limit else {
+                writer.bytes.removeLast(size)
+                return .tooLarge(bytes: size, alone: size + frameHeadroom > limit)
+            }
+            entries.append(.value(byteCount: size))
+            return .value
         }
 
         /// Records an item whose function threw.

@@ -68,6 +68,17 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     struct Inputs {
         var segments: [(run: Range<Int>, inputs: [F.Input])] = []
         var failures: [Int: MultiprocessingError] = [:]
+
+        /// The input of the item at `offset` (offsets come in increasing order): it joins
+        /// the last run when it follows it, else starts a new one.
+        mutating func add(_ input: F.Input, at offset: Int) {
+            if let last = segments.indices.last, segments[last].run.upperBound == offset {
+                segments[last].inputs.append(input)
+                segments[last].run = segments[last].run.lowerBound..<(offset + 1)
+            } else {
+                segments.append((offset..<(offset + 1), [input]))
+            }
+        }
     }
 
     /// The outcome of every item of a chunk's run, in order of offset.
@@ -135,31 +146,22 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
                     return
                 }
                 let table = try ItemizedValues.Table(&reader, count: task.count)
-                var current: (run: Range<Int>, inputs: [F.Input])?
                 for offset in run {
                     if case .failed(let code, let message) = table.entries[offset] {
                         // The parent could not encode this input: it fails with the parent's error.
-                        if let done = current { inputs.segments.append(done) }
-                        current = nil
-                        inputs.failures[offset] = MultiprocessingError(Self.code(named: code), message)
+                        inputs.failures[offset] = MultiprocessingError(MultiprocessingError.Code(named: code), message)
                         continue
                     }
                     context.progress?.note(.decoding, offset: offset, timed: context.timesItems)
                     do {
-                        let value = try table.decode(F.Input.self, at: offset, in: raw)
-                        if current == nil { current = (offset..<offset, []) }
-                        current!.inputs.append(value)
-                        current!.run = current!.run.lowerBound..<(offset + 1)
+                        inputs.add(try table.decode(F.Input.self, at: offset, in: raw), at: offset)
                     } catch {
-                        if let done = current { inputs.segments.append(done) }
-                        current = nil
                         inputs.failures[offset] = MultiprocessingError(
                             .decodingFailed,
                             "the worker could not decode the input of item \(task.firstIndex + offset) (\(String(reflecting: F.Input.self))): \(describe(error))"
                         )
                     }
                 }
-                if let done = current { inputs.segments.append(done) }
             }
         } catch {
             // The frame itself is broken: every item of the run fails.
@@ -222,29 +224,32 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
                     }
                     if anyFailed, let threw = outcomes.threw[offset] {
                         if let code = threw.code {
-                            items.appendFailure(MultiprocessingError(Self.code(named: code), threw.message))
+                            items.appendFailure(MultiprocessingError(MultiprocessingError.Code(named: code), threw.message))
                         } else {
                             items.appendThrew(type: threw.type, message: threw.message)
                         }
                         continue
                     }
                     context.progress?.note(.encoding, offset: offset, timed: context.timesItems)
-                    let before = items.valueBytes(w)
-                    if let error = items.append(outcomes.outputs[nextOutput], into: &w) {
+                    switch items.append(outcomes.outputs[nextOutput], into: &w, limit: limit) {
+                    case .value: break
+                    case .unencodable(let error):
                         items.appendFailure(
                             MultiprocessingError(
                                 .encodingFailed,
                                 "the worker could not encode the result of item \(index) (\(String(reflecting: F.Output.self))): \(error.message)"
                             ))
-                    } else if items.valueBytes(w) + Self.headroom > limit {
-                        let size = items.valueBytes(w) - before
-                        items.dropLastValue(from: &w)
+                    case .tooLarge(let size, alone: true):
                         items.appendFailure(
                             MultiprocessingError(
                                 .frameTooLarge,
-                                size + Self.headroom > limit
-                                    ? "the result of item \(index) encodes to \(size) bytes, above the frame limit of \(limit) bytes: return a smaller result, or raise ProcessPool.Options.maximumFrameBytes"
-                                    : "the results of items \(task.firstIndex + task.runStart)..<\(index + 1) together encode to more than the frame limit of \(limit) bytes: use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes"
+                                "the result of item \(index) encodes to \(size) bytes, above the frame limit of \(limit) bytes: return a smaller result, or raise ProcessPool.Options.maximumFrameBytes"
+                            ))
+                    case .tooLarge(_, alone: false):
+                        items.appendFailure(
+                            MultiprocessingError(
+                                .frameTooLarge,
+                                "the results of items \(task.firstIndex + task.runStart)..<\(index + 1) together encode to more than the frame limit of \(limit) bytes: use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes"
                             ))
                     }
                     nextOutput += 1
@@ -252,13 +257,6 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
                 items.finish(into: &w)
                 w.patch(fixed: UInt32(items.failedCount), at: failedCountAt)
             }) ?? []
-    }
-
-    /// Room left in a result frame for its header and its table of items.
-    static var headroom: Int { 4096 }
-
-    static func code(named name: String) -> MultiprocessingError.Code {
-        MultiprocessingError.Code(named: name) ?? .unexpected
     }
 
     /// A result frame in which every item of the task failed with the same error.

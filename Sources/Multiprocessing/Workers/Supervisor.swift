@@ -823,17 +823,27 @@ final class Supervisor: @unchecked Sendable {
         _ worker: WorkerConnection, _ termination: ProcessTermination, index: Int?, phase: ProgressPage.Phase,
         range: Range<Int>
     ) -> MultiprocessingError {
+        // What the worker was doing, and how a timeout of it reads.
         let what: String
+        let overran: String
         switch (index, phase) {
-        case (let index?, .decoding): what = "decoding the input of item \(index)"
-        case (let index?, .encoding): what = "encoding the result of item \(index)"
-        case (let index?, _): what = "running item \(index)"
-        case (nil, _): what = "running items \(range.lowerBound)..<\(range.upperBound)"
+        case (let index?, .decoding):
+            what = "decoding the input of item \(index)"
+            overran = what + " took"
+        case (let index?, .encoding):
+            what = "encoding the result of item \(index)"
+            overran = what + " took"
+        case (let index?, _):
+            what = "running item \(index)"
+            overran = "item \(index) ran"
+        case (nil, _):
+            what = "running items \(range.lowerBound)..<\(range.upperBound)"
+            overran = what + " took"
         }
         if case .timedOut(let limit) = worker.stopReason {
             return MultiprocessingError(
                 .timedOut,
-                "\(phase == .running && index != nil ? "item \(index!) ran" : "\(what) took") longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
+                "\(overran) longer than the per-item timeout of \(Self.formatSeconds(limit)); \(worker.identity) was stopped and replaced",
                 itemIndex: index, worker: worker.identity, termination: termination)
         }
         var message = "\(worker.identity) \(worker.endDescription(termination)) while \(what)"
@@ -868,9 +878,7 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func respawn(after worker: WorkerConnection, _ termination: ProcessTermination) {
-        if worker.phase == .handshaking || worker.phase == .initializing || worker.fatalMessage != nil
-            || !worker.becameReady
-        {
+        if !worker.becameReady || worker.fatalMessage != nil {
             startFailures[worker.slot] += 1
             lastStartError = startError(worker, termination)
         }
@@ -926,8 +934,10 @@ final class Supervisor: @unchecked Sendable {
                     "the worker process (pid \(worker.pid)) ran your program's main, which reached pool creation without calling it"
             )
         }
-        if worker.phase == .initializing || termination == .exited(WorkerMode.initializerFailedStatus)
-            || (settings.initializerFrame != nil && worker.saidHello)
+        // With an initializer, a death between the hello and ready happened while it ran
+        // (its frame may not even have been written: the worker was already gone).
+        if (settings.initializerFrame != nil && worker.saidHello && !worker.becameReady)
+            || termination == .exited(WorkerMode.initializerFailedStatus)
         {
             var message = "the pool's worker initializer failed in \(worker.identity)"
             if let fatal = worker.fatalMessage {
@@ -994,7 +1004,7 @@ final class Supervisor: @unchecked Sendable {
         for case let worker? in slots where worker.phase == .ready {
             guard let held = worker.heldWork(now: now), held.nanos >= settings.stallReportNanos else { continue }
             let typical = calls[held.callID]?.schedule.lastChunkNanos
-            if let typical, held.nanos < typical.multipliedReportingOverflow(by: 20).partialValue { continue }
+            if let typical, held.nanos / 20 < typical { continue }
             let pace = typical.map { "; its call's chunks have been taking \(Self.formatDuration($0))" } ?? ""
             lines.append(
                 "\(worker.identity) has held items \(held.items.lowerBound)..<\(held.items.upperBound) for \(Self.formatDuration(held.nanos))\(pace); it may be stuck (ProcessPool.Options.itemTimeout stops such items)"

@@ -269,6 +269,19 @@ extension Fixture {
                     print("chunkSize \(chunkSize): ok \(ok) failed \(failed.count) runs \(lineCount(runs))")
                     for line in failed { print("  \(line)") }
                 }
+                // Inputs of 600 KB fit a frame one by one but not four together: each chunk is
+                // cut, and the items left over go in the next one, none lost or sent twice.
+                let runs = "/tmp/mp-fixture-runs-\(getpid())-together"
+                defer { unlink(runs) }
+                let inputs = (0..<6).map { [UInt8($0)] + [UInt8](repeating: 0, count: 600_000) }
+                var seen: [Int] = []
+                for try await item in pool.imap(Sized(big: 255, bytes: 0, runs: runs), inputs, chunkSize: 4) {
+                    if let output = try? item.get(), output.first == UInt8(item.index) { seen.append(item.index) }
+                }
+                let mapped = try await pool.map(Sized(big: 255, bytes: 0, runs: runs), inputs, chunkSize: 4)
+                print(
+                    "together: imap \(seen) map \(mapped.map { Int($0[0]) }) runs \(lineCount(runs))"
+                )
             }
         case "nested-pool-error":
             try await withProcessPool(workers: 1) { pool in
