@@ -63,15 +63,18 @@ extension ProcessPool {
     /// (``ItemizedValues``): an input that cannot be encoded, or is too large for a frame on
     /// its own, fails alone with its index (the worker reports it back without running
     /// it); the other items of the chunk run.
+    ///
+    /// `raw` is ``ItemizedValues/isRaw(_:)`` of `Input`, asked once per call by the caller (a
+    /// dynamic conformance check is too dear for every chunk).
     static func taskFrame<Input: Encodable>(
-        callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>, limit: Int,
+        callID: UInt64, chunkID: UInt64, first: Int, inputs: ArraySlice<Input>, raw: Bool, limit: Int,
         sizeHint: FrameSizeHint? = nil
     ) -> ProducedChunk {
         let task = Message.Task(callID: callID, chunkID: chunkID, firstIndex: first, count: inputs.count)
         let capacity = sizeHint?.expectedBytes(items: inputs.count) ?? 64
         do {
             let frame: TaskFrame
-            if ItemizedValues.isRaw(Input.self) {
+            if raw {
                 frame = try TaskFrame(task: task, capacity: capacity) { w in try BinaryCodec.encode(inputs, into: &w) }
             } else {
                 var fitting = inputs.count
@@ -103,8 +106,8 @@ extension ProcessPool {
                 if fitting < inputs.count {
                     // The header counts every input: encode the ones that fit again, alone.
                     return taskFrame(
-                        callID: callID, chunkID: chunkID, first: first, inputs: inputs.prefix(fitting), limit: limit,
-                        sizeHint: sizeHint)
+                        callID: callID, chunkID: chunkID, first: first, inputs: inputs.prefix(fitting), raw: raw,
+                        limit: limit, sizeHint: sizeHint)
                 }
             }
             sizeHint?.record(bytes: frame.bytes.count, items: inputs.count)

@@ -150,7 +150,7 @@ final class IteratorBox<Iterator: IteratorProtocol>: @unchecked Sendable {
 }
 
 /// Cuts a stream's chunks from items read on demand. Items that a chunk's frame could not
-/// hold (``ProcessPool/taskFrame(callID:chunkID:first:inputs:limit:sizeHint:)`` sends the
+/// hold (``ProcessPool/taskFrame(callID:chunkID:first:inputs:raw:limit:sizeHint:)`` sends the
 /// first ones when they do not fit together) go first in the next chunk, in order: an item
 /// read from the program's sequence is sent once, never lost, never read twice. Used only
 /// by the loop's owner, one chunk at a time.
@@ -158,6 +158,7 @@ final class StreamChunker<Input: Encodable>: @unchecked Sendable {
     private let chunkSize: Int?
     private let limit: Int
     private let sizeHint = FrameSizeHint()
+    private let raw = ItemizedValues.isRaw(Input.self)
     private var leftOver: [Input] = []
 
     init(chunkSize: Int?, limit: Int) {
@@ -181,7 +182,8 @@ final class StreamChunker<Input: Encodable>: @unchecked Sendable {
         }
         if items.isEmpty { return nil }
         let produced = ProcessPool.taskFrame(
-            callID: callID, chunkID: chunkID, first: first, inputs: items[...], limit: limit, sizeHint: sizeHint)
+            callID: callID, chunkID: chunkID, first: first, inputs: items[...], raw: raw, limit: limit,
+            sizeHint: sizeHint)
         if case .frame(let sent, _) = produced, sent < items.count {
             leftOver.insert(contentsOf: items[sent...], at: 0)
         }

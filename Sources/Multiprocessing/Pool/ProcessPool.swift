@@ -348,6 +348,7 @@ public final class ProcessPool: Sendable {
     ) async throws -> [F.Output] {
         let onDeliver: (@Sendable ([CallEvent]) -> Void)? = tap.map { tap in { @Sendable events in tap.deliver(events) } }
         let frameLimit = options.maximumFrameBytes
+        let raw = ItemizedValues.isRaw(F.Input.self)
         let (callID, events) = try startCall(
             function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
             progress: progress, admitted: admitted,
@@ -355,7 +356,7 @@ public final class ProcessPool: Sendable {
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
                 tap?.produced(first: first, items[first..<(first + count)])
                 return Self.taskFrame(
-                    callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)],
+                    callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)], raw: raw,
                     limit: frameLimit, sizeHint: sizeHint)
             }, onDeliver: onDeliver)
         var results = OrderedResults<F.Output>(count: items.count)
