@@ -60,9 +60,16 @@ final class PoolJournal: Sendable {
             if computed - changed > 0 { why.append("\(computed - changed) not in the journal") }
         }
         let name = writer.info.identity.functionType.split(separator: ".").last.map(String.init) ?? ""
+        writer.progress.reused.store(reused, ordering: .relaxed)
+        let counts =
+            reused > 0
+            ? "resumed: \(reused) item\(reused == 1 ? "" : "s") from the journal, \(computed) to go"
+            : "\(computed) item\(computed == 1 ? "" : "s") to compute, none from the journal"
         Platform.writeToStandardError(
-            "swift-multiprocessing: journal \(journal.path): call \(writer.info.ordinal) (\(writer.info.name) of \(name)): \(reused) item\(reused == 1 ? "" : "s") from the journal, \(computed) computed\(why.isEmpty ? "" : " (\(why.joined(separator: "; ")))")\n"
+            "swift-multiprocessing: journal \(journal.path): call \(writer.info.ordinal) (\(writer.info.name) of \(name)): \(counts)\(why.isEmpty ? "" : " (\(why.joined(separator: "; ")))")\n"
         )
+        // SIGUSR1 came while no journaled call was running: requeue now, before computing.
+        if computed > 0 { Requeue.shared.callStarted() }
     }
 }
 

@@ -92,6 +92,7 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
             if let output = lookup.output(at: index, hash: hash) {
                 hits.append(ItemResult(index: index, result: .success(output)))
                 reused += 1
+                writer.progress.reused.add(1, ordering: .relaxed)
                 continue
             }
             if lookup.isRecorded(index) { changed += 1 }

@@ -97,6 +97,12 @@ public final class ProcessPool: Sendable {
         /// Reuse results that another build of the program journaled (default `false`: a
         /// rebuilt function may compute something else). `MP_JOURNAL_ANY_BUILD=1` sets it.
         public var journalReusesOtherBuilds = false
+        /// In a Slurm job with a journal, how many times the job may be restarted
+        /// (`SLURM_RESTART_COUNT`) by a requeue before its time limit; past it, SIGUSR1 is
+        /// noted and the run goes on to its limit. `MP_MAX_RESTARTS` in the environment sets
+        /// it without a code change; a value set here wins. Default: 100. See the README,
+        /// "Jobs that outlive their time limit".
+        public var maximumRestarts: Int?
 
         /// The default options.
         public init() {}
@@ -210,6 +216,7 @@ public final class ProcessPool: Sendable {
         }
         self.options = options
         journal = try await PoolJournal.resolve(options)
+        Requeue.shared.watchIfWanted(journal: journal != nil, maximumRestarts: options.maximumRestarts)
         Platform.ignoreBrokenPipe()
         let supervisor = try Supervisor(
             settings: SupervisorSettings(
