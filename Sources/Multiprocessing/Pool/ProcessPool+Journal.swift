@@ -60,7 +60,6 @@ final class PoolJournal: Sendable {
             if computed - changed > 0 { why.append("\(computed - changed) not in the journal") }
         }
         let name = writer.info.identity.functionType.split(separator: ".").last.map(String.init) ?? ""
-        writer.progress.reused.store(reused, ordering: .relaxed)
         let counts =
             reused > 0
             ? "resumed: \(reused) item\(reused == 1 ? "" : "s") from the journal, \(computed) to go"
@@ -166,6 +165,7 @@ extension ProcessPool {
                 }
             }
         }
+        writer.progress.reused.store(items.count - missing.count, ordering: .relaxed)
         pool.report(
             writer, reused: items.count - missing.count, computed: missing.count, changed: changed,
             mismatch: lookup.mismatch)
