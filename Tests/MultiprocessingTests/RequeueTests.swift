@@ -239,6 +239,36 @@ struct RequeueTests {
             "\(run.text)")
     }
 
+    @Test("durable maps in a job: the program SIGKILLed, the job submitted again with the same journal, the count exact")
+    func killedJobResubmitted() async throws {
+        guard SlurmCluster.require() else { return }
+        let arguments = ["--json", "--chunks", "64", "--samples", "40000000"]
+        let first = try await RequeueJob.submit(piArguments: arguments)
+        defer { first.remove() }
+        try await Task.sleep(for: .seconds(3))
+        // SIGKILL to every process of the step: nothing runs after it, no sync, no handler.
+        try await first.signal("KILL")
+        try await first.waitForState(Self.finalStates, within: .seconds(60))
+        #expect(!first.text.contains("{\"hits\""), "the first run must not have finished: \(first.text)")
+        // The same script again: its journal is the one the first job wrote.
+        let script = ((first.output as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
+            "job.slurm")
+        let output = first.output + ".2"
+        let submitted = try await SlurmCluster.run(
+            "sbatch", ["--parsable", "--wait", "--output=\(output)", script], timeout: .seconds(240),
+            waitingFor: "the resubmitted job")
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(submitted.status == 0, "\(submitted.stderr)\(text)")
+        let results = text.split(separator: "\n").filter { $0.hasPrefix("{\"hits\"") }
+        #expect(results.count == 1, "\(text)")
+        let object = try results.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        // `.build/release/pi --json --chunks 64 --samples 40000000`, uninterrupted.
+        #expect(object?["hits"] as? Int == 2_010_607_862, "\(text)")
+        let fromJournal = object?["from_journal"] as? Int ?? 0
+        #expect(fromJournal > 0 && fromJournal + (object?["computed"] as? Int ?? 0) == 64, "\(text)")
+        #expect(text.contains("resumed: \(fromJournal) items from the journal, \(64 - fromJournal) to go"), "\(text)")
+    }
+
     /// The test: about two minutes of work in a job of one minute, with the
     /// script's defaults (SIGUSR1 10 s before the limit), finishes by itself.
     @Test("a one-minute job with two minutes of work requeues itself until it completes, with the exact count once")
@@ -248,7 +278,7 @@ struct RequeueTests {
         let run = try await RequeueJob.submit(
             piArguments: ["--json", "--chunks", "64", "--samples", "400000000"], time: "00:01:00")
         defer { run.remove() }
-        let (state, restarts) = try await run.waitForState(Self.finalStates, within: .minutes(17))
+        let (state, restarts) = try await run.waitForState(Self.finalStates, within: .seconds(17 * 60))
         let text = run.text
         let elapsed = ContinuousClock.now - started
         print("requeue job \(run.job): \(state) after \(restarts) restart(s) in \(elapsed)")
@@ -266,5 +296,5 @@ struct RequeueTests {
         #expect(text.contains("resumed: "), "\(text)")
     }
 
-    static let uninterruptedHits = 0
+    static let uninterruptedHits = 20_106_106_708
 }
