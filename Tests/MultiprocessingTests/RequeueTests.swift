@@ -84,7 +84,7 @@ struct RequeueJob {
     /// Writes the script with `scriptOptions`, submits it, and waits until its first run
     /// has started.
     static func submit(
-        piArguments: [String], scriptOptions: [String] = [], time: String = "00:05:00"
+        piArguments: [String], scriptOptions: [String] = [], time: String = "00:05:00", cpus: Int = 2
     ) async throws -> RequeueJob {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-requeue-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -92,7 +92,7 @@ struct RequeueJob {
         let generated = try await SlurmCluster.run(
             SlurmCluster.binary("mp"),
             [
-                "slurm-script", "--requeue", "--time", time, "--cpus", "2", "--mem-per-cpu", "500M", "--journal",
+                "slurm-script", "--requeue", "--time", time, "--cpus", "\(cpus)", "--mem-per-cpu", "500M", "--journal",
                 journal,
             ] + scriptOptions + [SlurmCluster.binary("pi"), "--"] + piArguments,
             waitingFor: "mp slurm-script")
@@ -164,14 +164,20 @@ struct RequeueJob {
 struct RequeueTests {
     static let finalStates: Set<String> = ["COMPLETED", "CANCELLED", "TIMEOUT", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY"]
 
-    @Test("SIGUSR1 after some items: the journal is synced, the job requeued, the program exits with 75; workers ignore it")
-    func requeuesOnUSR1() async throws {
+    @Test(
+        "SIGUSR1 after some items: the journal is synced, the job requeued, the program exits with 75; workers ignore it (one node; two, where the worker hosts pass it on)",
+        arguments: [1, 2])
+    func requeuesOnUSR1(nodes: Int) async throws {
         guard SlurmCluster.require() else { return }
-        let run = try await RequeueJob.submit(piArguments: ["--json", "--chunks", "64", "--samples", "100000000"])
+        let run = try await RequeueJob.submit(
+            piArguments: ["--json", "--chunks", "64", "--samples", "100000000"], scriptOptions: ["--nodes", "\(nodes)"],
+            cpus: nodes == 1 ? 2 : 1)
         defer { run.remove() }
         try await Task.sleep(for: .seconds(5))  // several chunks finish (about 0.9 s each per worker)
         try await run.signal("USR1")
-        try await run.waitForOutput(containing: "Exited with exit code 75", within: .seconds(60))
+        // One node: srun reports the program's status; several: the program is the batch script's.
+        try await run.waitForOutput(containing: "requeued job \(run.job)", within: .seconds(60))
+        if nodes == 1 { try await run.waitForOutput(containing: "Exited with exit code 75", within: .seconds(30)) }
         let (state, restarts) = try await run.waitForState(["PENDING"], within: .seconds(60))
         try await run.cancel()  // do not wait for the requeue delay: the long test does that
         #expect(state == "PENDING" && restarts == 1)
