@@ -72,32 +72,26 @@ final class PoolJournal: Sendable {
     }
 }
 
-/// The journal's side of one `map`, on the supervisor's loop thread: hashes inputs as
-/// chunks are produced (unless already hashed) and appends each chunk's results as it
-/// arrives, before the consumer sees them.
+/// The journal's side of one `map`, on the supervisor's loop thread: appends each chunk's
+/// results as it arrives, before the consumer sees them, with its inputs' hashes (given
+/// when the call took items from the journal, else computed from the chunk's inputs as
+/// its results arrive: no array of hashes for the whole call).
 final class MapJournalTap<F: WorkerFunction>: @unchecked Sendable {
     let writer: JournalCallWriter
     /// The call's item index of each computed item (`nil`: the same).
     let original: [Int]?
-    /// Input hashes by computed item.
-    private var hashes: [UInt64]
-    private let hashed: Bool
+    /// Input hashes by computed item, when known before the call.
+    private let hashes: [UInt64]?
+    /// The computed items' inputs, when their hashes are not known.
+    private let inputs: [F.Input]
     private var hasher = InputHasher<F.Input>()
+    private var chunkHashes: [UInt64] = []
 
-    init(writer: JournalCallWriter, original: [Int]?, hashes: [UInt64]?, count: Int) {
+    init(writer: JournalCallWriter, original: [Int]?, hashes: [UInt64]?, inputs: [F.Input]) {
         self.writer = writer
         self.original = original
-        self.hashes = hashes ?? [UInt64](repeating: 0, count: count)
-        hashed = hashes != nil
-    }
-
-    /// Hashes the inputs of a chunk starting at computed item `first`.
-    func produced(first: Int, _ inputs: ArraySlice<F.Input>) {
-        guard !hashed else { return }
-        var computed: [UInt64] = []
-        computed.reserveCapacity(inputs.count)
-        hasher.hash(inputs, into: &computed)
-        hashes.replaceSubrange(first..<(first + computed.count), with: computed)
+        self.hashes = hashes
+        self.inputs = hashes == nil ? inputs : []
     }
 
     /// Journals the results among `events`.
@@ -106,7 +100,13 @@ final class MapJournalTap<F: WorkerFunction>: @unchecked Sendable {
             guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
             let indices: JournalIndices =
                 original.map { original in .listed(range.map { original[$0] }) } ?? .contiguous(range)
-            record(writer, header, range, payload, offset, worker, indices, hashes[range], F.Output.self)
+            if let hashes {
+                record(writer, header, range, payload, offset, worker, indices, hashes[range], F.Output.self)
+            } else {
+                chunkHashes.removeAll(keepingCapacity: true)
+                hasher.hash(inputs[range], into: &chunkHashes)
+                record(writer, header, range, payload, offset, worker, indices, chunkHashes[...], F.Output.self)
+            }
         }
     }
 }
@@ -143,13 +143,21 @@ extension ProcessPool {
         let single = name == "apply"
         let lookup = pool.journal.held.lookup(identity, anyBuild: pool.anyBuild, as: F.Output.self, byHash: single)
         let writer = JournalCallWriter(journal: pool.journal, name: name, identity: identity, itemCount: items.count)
+        if lookup.outputs.isEmpty {
+            // Nothing to take: the whole call is computed, and journaled as it arrives.
+            writer.progress.reused.store(0, ordering: .relaxed)
+            pool.report(writer, reused: 0, computed: items.count, changed: 0, mismatch: lookup.mismatch)
+            let tap = MapJournalTap<F>(writer: writer, original: nil, hashes: nil, inputs: items)
+            let computed = try await runMap(
+                function, items, typeName: typeName, chunkSize: chunkSize, progress: progress, tap: tap, merge: nil)
+            exportIfAsked(pool, writer, computed)
+            return computed
+        }
         var hits = [F.Output?](repeating: nil, count: items.count)
         var missing: [Int] = []
         var missingHashes: [UInt64] = []
         var changed = 0
-        if lookup.outputs.isEmpty {
-            missing = Array(items.indices)
-        } else {
+        do {
             var hasher = InputHasher<F.Input>()
             var all: [UInt64] = []
             all.reserveCapacity(items.count)
@@ -175,9 +183,7 @@ extension ProcessPool {
             return outputs
         }
         let whole = missing.count == items.count
-        let tap = MapJournalTap<F>(
-            writer: writer, original: whole ? nil : missing, hashes: lookup.outputs.isEmpty ? nil : missingHashes,
-            count: missing.count)
+        let tap = MapJournalTap<F>(writer: writer, original: whole ? nil : missing, hashes: missingHashes, inputs: [])
         let inputs = whole ? items : missing.map { items[$0] }
         let known = hits
         let computed = try await runMap(

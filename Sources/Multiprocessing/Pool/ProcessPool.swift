@@ -361,7 +361,6 @@ public final class ProcessPool: Sendable {
             progress: progress, admitted: admitted,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
-                tap?.produced(first: first, items[first..<(first + count)])
                 return Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)], raw: raw,
                     limit: frameLimit, sizeHint: sizeHint)
