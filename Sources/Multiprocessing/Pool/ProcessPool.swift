@@ -97,6 +97,15 @@ public final class ProcessPool: Sendable {
         /// Reuse results that another build of the program journaled (default `false`: a
         /// rebuilt function may compute something else). `MP_JOURNAL_ANY_BUILD=1` sets it.
         public var journalReusesOtherBuilds = false
+        /// A timeline file: when the pool closes (and when SIGINT or SIGTERM interrupts it,
+        /// with what it has then), it writes there a trace of every chunk on every worker in
+        /// the Chrome trace event format (open it in Perfetto, `chrome://tracing` or
+        /// Speedscope), and beside it a picture, a self-contained HTML file (the same name
+        /// with `.html` for `.json`, or `.html` appended). See the README, "Progress and
+        /// reports". `MP_TIMELINE=path` in the environment turns it on without a code
+        /// change; a path set here wins. A file that cannot be written is a warning on
+        /// stderr. Default: none (then the per-chunk cost is one check).
+        public var timelinePath: String?
 
         /// The default options.
         public init() {}
@@ -219,7 +228,8 @@ public final class ProcessPool: Sendable {
                 maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
                 progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
                 onProgress: options.onProgress, placement: placement,
-                stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
+                stallReportNanos: Self.nanoseconds(options.stallReportAfter),
+                timelinePath: options.timelinePath ?? Platform.environment("MP_TIMELINE").flatMap { $0.isEmpty ? nil : $0 }))
         self.supervisor = supervisor
         Interruption.shared.register(supervisor)
         do {
