@@ -54,9 +54,9 @@ final class TimelineRecorder {
         var end: UInt64
         /// The sum of the chunks' own times (equals `end - start` for a single chunk).
         var busy: UInt64
-        /// The first chunk's first item, and the last chunk's end.
-        var firstItem: Int
-        var lastItemEnd: Int
+        /// The first chunk's items, and the last one's (the same for a single chunk).
+        let firstItems: Range<Int>
+        var lastItems: Range<Int>
         var items: Int
         var chunks: Int
         var failed: Int
@@ -154,7 +154,7 @@ final class TimelineRecorder {
         {
             events[open].end = times.end
             events[open].busy += own
-            events[open].lastItemEnd = range.upperBound
+            events[open].lastItems = range
             events[open].items += range.count
             events[open].chunks += 1
             events[open].failed += header.failedCount
@@ -163,7 +163,7 @@ final class TimelineRecorder {
         events.append(
             ChunkEvent(
                 track: track, callID: callID, start: times.start, end: times.end, busy: own,
-                firstItem: range.lowerBound, lastItemEnd: range.upperBound, items: range.count, chunks: 1,
+                firstItems: range, lastItems: range, items: range.count, chunks: 1,
                 failed: header.failedCount))
         tracks[track].openEvent = own < Self.mergeBelowNanos ? events.count - 1 : -1
     }
@@ -242,6 +242,13 @@ final class TimelineRecorder {
             if end > ends[event.callID] ?? .min { ends[event.callID] = end }
         }
         return ends
+    }
+
+    /// An event's items: `4..<8`, or for a merged run its first and last chunks' (`0..<4 … 16..<20`).
+    static func itemsText(_ event: ChunkEvent) -> String {
+        let first = "\(event.firstItems.lowerBound)..<\(event.firstItems.upperBound)"
+        guard event.chunks > 1 else { return first }
+        return first + " … \(event.lastItems.lowerBound)..<\(event.lastItems.upperBound)"
     }
 
     /// Nanoseconds since the pool started.

@@ -105,7 +105,7 @@ struct TimelinePicture {
             // White edges keep chunks that follow each other apart; failed ones are outlined in red.
             let stroke =
                 event.failed > 0 ? " stroke=\"#d62728\" stroke-width=\"2\"" : " stroke=\"#fff\" stroke-width=\"0.6\""
-            var title = "\(recorder.callLabel(event.callID)): items \(event.firstItem)..<\(event.lastItemEnd)"
+            var title = "\(recorder.callLabel(event.callID)): items \(TimelineRecorder.itemsText(event))"
             title += " (\(event.items)), \(Self.timeLabel(Double(place.end - place.start)))"
             if event.chunks > 1 { title += ", \(event.chunks) chunks, busy \(Self.timeLabel(Double(event.busy)))" }
             if event.failed > 0 { title += ", \(event.failed) failed" }

@@ -9,7 +9,7 @@
 struct TimelineTrace {
     let recorder: TimelineRecorder
     let report: PoolReport
-    /// Written at close (`true`) or at an interruption, with what the pool had then.
+    /// The pool closed normally (`true`), or a signal interrupted it: its trace ends there.
     let final: Bool
 
     init(_ recorder: TimelineRecorder, report: PoolReport, final: Bool) {
@@ -52,7 +52,7 @@ struct TimelineTrace {
             let (start, end) = recorder.placed(event)
             let label = labels[event.callID] ?? Self.quoted(recorder.callLabel(event.callID))
             var args =
-                "\"call\":\(label),\"items\":\"\(event.firstItem)..<\(event.lastItemEnd)\",\"count\":\(event.items)"
+                "\"call\":\(label),\"items\":\"\(TimelineRecorder.itemsText(event))\",\"count\":\(event.items)"
             if event.failed > 0 { args += ",\"failed\":\(event.failed)" }
             if event.chunks > 1 { args += ",\"chunks\":\(event.chunks),\"busy_us\":\(Self.micros(Int64(event.busy)))" }
             add(

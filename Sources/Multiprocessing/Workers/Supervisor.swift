@@ -1570,7 +1570,9 @@ final class Supervisor: @unchecked Sendable {
     }
 
     /// Writes the timeline's files, when the pool keeps a timeline: at close, and when a
-    /// signal interrupts the pool (with what it has then). A failure is a warning on stderr.
+    /// signal interrupts the pool (with what it has then, in case the program exits before
+    /// the pool has closed; `final` is false for an interrupted pool, both times). A failure
+    /// is a warning on stderr.
     private func writeTimeline(final: Bool) {
         guard let timeline else { return }
         do {
@@ -1586,7 +1588,7 @@ final class Supervisor: @unchecked Sendable {
         else { return }
         state = .closed
         if let killTimer { loop.cancelTimer(killTimer) }
-        writeTimeline(final: true)
+        writeTimeline(final: interruption == nil)
         let waiters = closeWaiters
         closeWaiters.removeAll()
         let keptAlive = keptAliveUntilClosed
