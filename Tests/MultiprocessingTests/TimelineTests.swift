@@ -33,7 +33,9 @@ struct TimelineTests {
         var object: [String: Any]
         var events: [[String: Any]] { object["traceEvents"] as? [[String: Any]] ?? [] }
         var other: [String: Any] { object["otherData"] as? [String: Any] ?? [:] }
-        var complete: [Complete] {
+        /// Complete events of chunks (not of `lost` ones).
+        var complete: [Complete] { allComplete.filter { $0.args["lost"] == nil } }
+        var allComplete: [Complete] {
             events.filter { $0["ph"] as? String == "X" }.map {
                 Complete(
                     tid: $0["tid"] as? Int ?? -1, ts: $0["ts"] as? Double ?? .nan, dur: $0["dur"] as? Double ?? .nan,
@@ -63,7 +65,7 @@ struct TimelineTests {
         /// Pairs of events of one track that overlap (there must be none).
         func overlaps() -> [String] {
             var found: [String] = []
-            for (tid, events) in Dictionary(grouping: complete, by: \.tid) {
+            for (tid, events) in Dictionary(grouping: allComplete, by: \.tid) {
                 let sorted = events.sorted { $0.ts < $1.ts }
                 for (a, b) in zip(sorted, sorted.dropFirst()) where a.ts + a.dur > b.ts + 0.0005 {
                     found.append("track \(tid): \(a.ts)+\(a.dur) overlaps \(b.ts)")
@@ -140,6 +142,12 @@ struct TimelineTests {
         // no event: its items went elsewhere); the timed-out item has none.
         #expect(trace.complete.filter { $0.call == "map #1" }.reduce(0) { $0 + $1.count } == 20)
         #expect(trace.complete.filter { $0.call == "imap #2" }.isEmpty)
+        // The chunks lost with their workers: the one the dead worker was on, and the
+        // timed-out item twice, each at least as long as the timeout.
+        let lost = trace.allComplete.filter { $0.args["lost"] != nil }
+        #expect(lost.map(\.call).sorted() == ["imap #2", "imap #2", "map #1"], "\(lost.map(\.args))")
+        #expect(lost.filter { $0.call == "map #1" }.map(\.items) == [4..<8])
+        #expect(lost.filter { $0.call == "imap #2" }.allSatisfy { $0.items == 0..<1 && $0.dur >= 400_000 })
         #expect(trace.complete.filter { $0.call == "map #3" }.map(\.count) == [1])
         let html = try String(contentsOf: dir.appendingPathComponent("faults.html"), encoding: .utf8)
         #expect(html.contains("<title>died ") && html.contains("<title>timed out "))

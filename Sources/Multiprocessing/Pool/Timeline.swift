@@ -73,6 +73,18 @@ final class TimelineRecorder {
         let detail: String
     }
 
+    /// The chunk a worker was on when it died or timed out: from when the pool saw the worker
+    /// could start it (sent to an idle worker, or the previous result read) to its end, on
+    /// the pool's clock (the worker never reported its own times for it).
+    struct LostChunk {
+        let track: Int
+        let callID: UInt64
+        let items: Range<Int>
+        let start: UInt64
+        let end: UInt64
+        let kind: Instant.Kind
+    }
+
     /// The bounds on one node's clock offset (pool clock minus node clock).
     struct ClockBounds {
         var low = Int64.min
@@ -89,6 +101,7 @@ final class TimelineRecorder {
     private(set) var tracks: [Track] = []
     private(set) var events: [ChunkEvent] = []
     private(set) var instants: [Instant] = []
+    private(set) var lost: [LostChunk] = []
     /// Calls in the order they were submitted: id, name, and when.
     private(set) var calls: [(id: UInt64, name: String, startNanos: UInt64)] = []
     /// Per remote node.
@@ -206,8 +219,14 @@ final class TimelineRecorder {
             kind = .exited
         }
         let description = worker.endDescription(termination)
-        noteIdentity(worker)
         let now = Platform.monotonicNanos()
+        if kind != .exited, let oldest = worker.inFlight.first, worker.clockStartNanos > 0 {
+            lost.append(
+                LostChunk(
+                    track: track, callID: oldest.callID, items: oldest.chunk.payload.task.itemRange,
+                    start: min(worker.clockStartNanos, now), end: now, kind: kind))
+        }
+        noteIdentity(worker)
         tracks[track].endNanos = now
         tracks[track].openEvent = -1
         instants.append(Instant(track: track, nanos: now, kind: kind, detail: description))
@@ -232,6 +251,18 @@ final class TimelineRecorder {
         return (
             Int64(bitPattern: event.start) &+ offset &- origin, Int64(bitPattern: event.end) &+ offset &- origin
         )
+    }
+
+    /// The lost chunks, placed after the last event of their track (so that none overlaps it).
+    func placedLost() -> [(chunk: LostChunk, start: Int64, end: Int64)] {
+        guard !lost.isEmpty else { return [] }
+        var lastEnd: [Int: Int64] = [:]
+        for event in events { lastEnd[event.track] = max(lastEnd[event.track] ?? .min, placed(event).end) }
+        return lost.map { chunk in
+            let end = sinceOrigin(chunk.end)
+            let start = min(end, max(sinceOrigin(chunk.start), lastEnd[chunk.track] ?? .min))
+            return (chunk, start, end)
+        }
     }
 
     /// When each call's last chunk ended (nanoseconds since the pool started).

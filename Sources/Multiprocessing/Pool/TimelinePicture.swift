@@ -2,7 +2,8 @@
 /// A pool's timeline as one self-contained HTML file (inline SVG and CSS, nothing fetched,
 /// no script): the report's figures on top, then one row per worker slot with its chunks
 /// as bars coloured by call (a merged run of short chunks is paler the more idle time it
-/// holds), failed chunks outlined in red, worker deaths, timeouts, retries and respawns
+/// holds), failed chunks outlined in red, the chunk a worker was on when it died or timed
+/// out hatched in red, worker deaths, timeouts, retries and respawns
 /// marked, and, for each call, the idle time of every worker between its last chunk and
 /// the call's last result hatched, with the share of worker time it cost.
 struct TimelinePicture {
@@ -19,7 +20,7 @@ struct TimelinePicture {
     /// Colours of calls, in order (cycled): distinguishable, and readable on white.
     static let palette = ["#4e79a7", "#59a14f", "#9c755f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#bab0ac"]
     static let width = 1200.0
-    static let labelWidth = 210.0
+    static let labelWidth = 260.0
     static let rowHeight = 22.0
     static let barHeight = 16.0
 
@@ -59,6 +60,8 @@ struct TimelinePicture {
             viewBox="0 0 \(Int(Self.width)) \(Int(height))" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">
             <defs><pattern id="idle" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">\
             <rect width="6" height="6" fill="#f3f3f3"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c0c0c0" stroke-width="2"/>\
+            </pattern><pattern id="lost" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)">\
+            <rect width="6" height="6" fill="#fbe3e3"/><line x1="0" y1="0" x2="0" y2="6" stroke="#d62728" stroke-width="2"/>\
             </pattern></defs>
             <rect width="100%" height="100%" fill="#ffffff"/>
 
@@ -81,8 +84,8 @@ struct TimelinePicture {
             }
             let processes = recorder.tracks.filter { $0.slot == slot }
             let host = processes.last?.host ?? ""
-            let pids = processes.map { "\($0.pid)" }
-            let pidText = pids.count <= 2 ? "pid " + pids.joined(separator: ", ") : "\(pids.count) processes"
+            let last = processes.last.map { "pid \($0.pid)" } ?? ""
+            let pidText = processes.count > 1 ? "\(last) +\(processes.count - 1) before" : last
             svg +=
                 "<text x=\"6\" y=\"\(f(y + 15))\" fill=\"#222\">worker \(slot) · \(escape(host)) · \(escape(pidText))</text>\n"
         }
@@ -111,6 +114,14 @@ struct TimelinePicture {
             if event.failed > 0 { title += ", \(event.failed) failed" }
             svg +=
                 "<rect x=\"\(f(x(place.start)))\" y=\"\(f(y))\" width=\"\(f(max(0.5, Double(span) * scale)))\" height=\"\(f(Self.barHeight))\" fill=\"\(colour)\" fill-opacity=\"\(f(opacity))\"\(stroke)><title>\(escape(title))</title></rect>\n"
+        }
+        // Chunks lost with their worker: red hatching.
+        for (chunk, start, end) in recorder.placedLost() {
+            guard let index = row[recorder.tracks[chunk.track].slot] else { continue }
+            let y = top + Double(index) * Self.rowHeight + (Self.rowHeight - Self.barHeight) / 2
+            let what = chunk.kind == .timedOut ? "timed out" : "died"
+            svg +=
+                "<rect x=\"\(f(x(start)))\" y=\"\(f(y))\" width=\"\(f(max(1, Double(end - start) * scale)))\" height=\"\(f(Self.barHeight))\" fill=\"url(#lost)\" stroke=\"#d62728\" stroke-width=\"1\"><title>\(escape("\(recorder.callLabel(chunk.callID)): items \(chunk.items.lowerBound)..<\(chunk.items.upperBound), lost: the worker \(what)"))</title></rect>\n"
         }
         // Worker events.
         for instant in recorder.instants {
@@ -152,13 +163,13 @@ struct TimelinePicture {
             "<rect x=\"\(f(lx))\" y=\"\(f(ly - 10))\" width=\"24\" height=\"12\" fill=\"url(#idle)\"/><text x=\"\(f(lx + 28))\" y=\"\(f(ly))\">idle before the call's last result</text>"
         lx += 260
         svg +=
-            "<g stroke=\"#d62728\" stroke-width=\"2.5\"><line x1=\"\(f(lx))\" y1=\"\(f(ly - 9))\" x2=\"\(f(lx + 10))\" y2=\"\(f(ly + 1))\"/><line x1=\"\(f(lx))\" y1=\"\(f(ly + 1))\" x2=\"\(f(lx + 10))\" y2=\"\(f(ly - 9))\"/></g><text x=\"\(f(lx + 16))\" y=\"\(f(ly))\">worker died / timed out</text>"
+            "<g stroke=\"#d62728\" stroke-width=\"2.5\"><line x1=\"\(f(lx))\" y1=\"\(f(ly - 9))\" x2=\"\(f(lx + 10))\" y2=\"\(f(ly + 1))\"/><line x1=\"\(f(lx))\" y1=\"\(f(ly + 1))\" x2=\"\(f(lx + 10))\" y2=\"\(f(ly - 9))\"/></g><text x=\"\(f(lx + 16))\" y=\"\(f(ly))\">worker died / timed out (its chunk hatched red)</text>"
         svg += "\n</svg>"
 
         var figures = report.description
         for tail in tails {
             figures +=
-                "\n  \(recorder.callLabel(tail.callID)): \(Self.timeLabel(Double(tail.end - tail.start))) to its last result; \(Int((tail.idleShare * 100).rounded()))% of the workers' time in it idle at its end"
+                "\n  \(recorder.callLabel(tail.callID)): \(Self.timeLabel(Double(tail.end - tail.start))) to its last result; \(Self.trimmed(tail.idleShare * 100))% of the workers' time in it idle at its end"
         }
         if !recorder.clocks.isEmpty {
             for (node, bounds) in recorder.clocks.sorted(by: { $0.key < $1.key }) {
@@ -222,7 +233,8 @@ struct TimelinePicture {
         return "\(trimmed(nanos / 1e9)) s"
     }
 
-    private static func trimmed(_ value: Double) -> String {
+    /// `value` with at most two decimals.
+    static func trimmed(_ value: Double) -> String {
         let rounded = (value * 100).rounded() / 100
         return rounded == rounded.rounded() ? "\(Int(rounded))" : "\(rounded)"
     }

@@ -4,7 +4,9 @@
 /// pid and node; one complete event (`"ph":"X"`) per chunk, or per merged run of short
 /// chunks (see ``TimelineRecorder``), from the worker's start of decoding its inputs to
 /// its end of encoding its results; instant events for worker starts, respawns, exits,
-/// deaths, timeouts, retries and failed items; the calls' starts and ends on the pool's
+/// deaths, timeouts, retries and failed items; the chunk a worker was on when it died or
+/// timed out as a complete event of category `lost`, timed by the pool (from when the worker
+/// could start it to its death); the calls' starts and ends on the pool's
 /// own track (tid 0). Times are microseconds since the pool started.
 struct TimelineTrace {
     let recorder: TimelineRecorder
@@ -57,6 +59,12 @@ struct TimelineTrace {
             if event.chunks > 1 { args += ",\"chunks\":\(event.chunks),\"busy_us\":\(Self.micros(Int64(event.busy)))" }
             add(
                 "{\"name\":\(label),\"cat\":\"\(event.chunks > 1 ? "chunks" : "chunk")\",\"ph\":\"X\",\"pid\":1,\"tid\":\(event.track + 1),\"ts\":\(Self.micros(start)),\"dur\":\(Self.micros(end - start)),\"args\":{\(args)}}"
+            )
+        }
+        for (chunk, start, end) in recorder.placedLost() {
+            let label = recorder.callLabel(chunk.callID)
+            add(
+                "{\"name\":\(Self.quoted(label + " (lost: worker \(chunk.kind == .timedOut ? "timed out" : "died"))")),\"cat\":\"lost\",\"ph\":\"X\",\"pid\":1,\"tid\":\(chunk.track + 1),\"ts\":\(Self.micros(start)),\"dur\":\(Self.micros(end - start)),\"args\":{\"call\":\(Self.quoted(label)),\"items\":\"\(chunk.items.lowerBound)..<\(chunk.items.upperBound)\",\"count\":\(chunk.items.count),\"lost\":true}}"
             )
         }
         for instant in recorder.instants {
