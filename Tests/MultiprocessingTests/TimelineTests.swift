@@ -325,3 +325,43 @@ struct TimelineTests {
         print(width, height, len(colours), matches)
         """
 }
+
+/// A pool across both emulated nodes of the local Slurm: every worker is remote (started by
+/// its node's worker host), so each node's clock offset is estimated from the chunks.
+@Suite("Timeline across nodes", .serialized, .enabled(if: SlurmCluster.enabled), .timeLimit(.minutes(4)))
+struct TimelineNodesTests {
+    @Test("workers on two nodes: tracks name their node; each node's clock is placed within its error bound")
+    func acrossNodes() async throws {
+        guard SlurmCluster.require() else { return }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mp-timeline-\(UUID().uuidString).json")
+        defer {
+            try? FileManager.default.removeItem(at: path)
+            try? FileManager.default.removeItem(atPath: TimelineRecorder.picturePath(for: path.path))
+        }
+        let script = try SlurmCluster.script(
+            "MP_TIMELINE=\(path.path) \(SlurmCluster.binary("mp-fixture")) nodes-map 40 20 0\necho \"job-status=$?\"")
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        let (result, output) = try await SlurmCluster.batch(
+            script,
+            options: [
+                "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=2", "--mem-per-cpu=256M", "--time=00:02:00",
+            ], waitingFor: "the multi-node timeline job")
+        #expect(result.status == 0 && output.contains("job-status=0"), "\(result.stderr)\(output)")
+        let trace = try TimelineTests.Trace(path)
+        let events = trace.complete
+        #expect(events.reduce(0) { $0 + $1.count } == 40, "\(output)")
+        #expect(trace.overlaps().isEmpty, "\(trace.overlaps())")
+        let nodes = Set(trace.trackNames.values.compactMap { $0.components(separatedBy: " · ").last })
+        #expect(nodes.isSuperset(of: ["node1", "node2"]), "\(trace.trackNames)")
+        // The emulated nodes share this machine's clock: the true offset is 0, and the
+        // estimate must lie within its stated error of it.
+        let clocks = trace.other["remote_clocks"] as? [String: [String: Any]] ?? [:]
+        #expect(Set(clocks.keys) == ["node1", "node2"], "\(clocks)")
+        for (node, clock) in clocks {
+            let offset = clock["offset_us"] as? Double ?? .nan
+            let error = clock["error_us"] as? Double ?? .nan
+            #expect(abs(offset) <= error + 0.002, "\(node): offset \(offset) µs, error \(error) µs")
+            #expect(error < 20_000, "\(node): the bound is tight (\(error) µs)")
+        }
+    }
+}

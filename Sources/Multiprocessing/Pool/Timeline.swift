@@ -32,6 +32,8 @@ final class TimelineRecorder {
     struct Track {
         let slot: Int
         var pid: Int32
+        /// Its node: for a remote worker, the node name its worker host gave (one clock per
+        /// host), else the host name it said in its hello.
         var host: String
         /// It runs on another node (its times need the node's clock offset).
         let remote: Bool
@@ -133,7 +135,8 @@ final class TimelineRecorder {
         worker.timelineTrack = tracks.count
         tracks.append(
             Track(
-                slot: worker.slot, pid: worker.pid, host: worker.host, remote: worker.remoteHost != nil,
+                slot: worker.slot, pid: worker.pid, host: worker.remoteHost?.hello.node ?? worker.host,
+                remote: worker.remoteHost != nil,
                 startNanos: now))
         let respawn = respawning.remove(worker.slot) != nil
         instants.append(Instant(track: worker.timelineTrack, nanos: now, kind: respawn ? .respawned : .started, detail: ""))
@@ -202,7 +205,7 @@ final class TimelineRecorder {
 
     private func noteIdentity(_ worker: WorkerConnection) {
         tracks[worker.timelineTrack].pid = worker.pid
-        tracks[worker.timelineTrack].host = worker.host
+        if worker.remoteHost == nil { tracks[worker.timelineTrack].host = worker.host }
     }
 
     /// A worker process ended: it timed out, died (`running`: while the pool needed it, and
