@@ -66,10 +66,7 @@ struct Pi: AsyncParsableCommand {
     @Flag(help: "Show progress on stderr: a bar on a terminal, timestamped lines in a Slurm output file.")
     var progress = false
 
-    @Option(
-        help:
-            "Write a timeline of every chunk on every worker: a Chrome trace at this path, and an HTML picture beside it (.html)."
-    )
+    @Option(help: "Write a timeline of every chunk on every worker: a Chrome trace here, its .html picture beside it.")
     var timeline: String?
 
     func validate() throws {

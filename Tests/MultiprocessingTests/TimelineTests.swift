@@ -45,7 +45,9 @@ struct TimelineTests {
         /// Instant events' names, with how often each occurs.
         var instants: [String: Int] {
             var counts: [String: Int] = [:]
-            for event in events where event["ph"] as? String == "i" { counts[event["name"] as? String ?? "", default: 0] += 1 }
+            for event in events where event["ph"] as? String == "i" {
+                counts[event["name"] as? String ?? "", default: 0] += 1
+            }
             return counts
         }
         /// Track names by tid.
@@ -92,7 +94,9 @@ struct TimelineTests {
         #expect(tracks.count == 2, "two worker tracks: \(tracks)")
         for tid in tracks {
             let name = trace.trackNames[tid] ?? ""
-            #expect(name.range(of: #"^worker [01] · pid [1-9][0-9]* · \S+$"#, options: .regularExpression) != nil, "\(name)")
+            #expect(
+                name.range(of: #"^worker [01] · pid [1-9][0-9]* · \S+$"#, options: .regularExpression) != nil, "\(name)"
+            )
         }
         #expect(events.allSatisfy { $0.call == "mapReduce #1" && $0.chunks == 1 && $0.dur > 0 })
         // One event per chunk: the chunks' item ranges cover the 24 items once each.
@@ -120,7 +124,9 @@ struct TimelineTests {
         try await expectRenders(dir.appendingPathComponent("t.html"), minimumBarPixels: 2_000)
     }
 
-    @Test("a worker's death, its respawn, retries, a timeout and a failed item are marked; chunks are on their own worker's track")
+    @Test(
+        "a worker's death, its respawn, retries, a timeout and a failed item are marked; chunks are on their own worker's track"
+    )
     func faults() async throws {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -171,7 +177,10 @@ struct TimelineTests {
         #expect(events.reduce(0) { $0 + $1.count } == 20_000)
         #expect(events.reduce(0) { $0 + $1.chunks } == 20_000)
         #expect(events.contains { $0.chunks > 1 })
-        #expect(events.filter { $0.chunks > 1 }.allSatisfy { $0.dur < 1000 && ($0.args["busy_us"] as? Double ?? 1e9) <= $0.dur + 0.001 })
+        #expect(
+            events.filter { $0.chunks > 1 }.allSatisfy {
+                $0.dur < 1000 && ($0.args["busy_us"] as? Double ?? 1e9) <= $0.dur + 0.001
+            })
         #expect(trace.overlaps().isEmpty, "\(trace.overlaps())")
         // Two consecutive events of a track span at least 1 ms (else they would have merged).
         let elapsedMilliseconds = (trace.other["elapsed_s"] as? Double ?? 0) * 1000
@@ -272,7 +281,9 @@ struct TimelineTests {
         let check = try await FixtureProcess.runProcess(
             ["/usr/bin/python3", "-c", Self.pngCheck, png.path, "4e79a7"], waitingFor: "the PNG check")
         #expect(check.status == 0, "\(check.stderr)")
-        let figures = check.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let figures = check.stdout.split(separator: " ").compactMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         #expect(figures.count == 4, "\(check.stdout)")
         if figures.count == 4 {
             #expect(figures[0] == 1240, "width")
@@ -333,7 +344,8 @@ struct TimelineNodesTests {
     @Test("workers on two nodes: tracks name their node; each node's clock is placed within its error bound")
     func acrossNodes() async throws {
         guard SlurmCluster.require() else { return }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mp-timeline-\(UUID().uuidString).json")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mp-timeline-\(UUID().uuidString).json")
         defer {
             try? FileManager.default.removeItem(at: path)
             try? FileManager.default.removeItem(atPath: TimelineRecorder.picturePath(for: path.path))

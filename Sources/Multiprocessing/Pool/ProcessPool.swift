@@ -218,6 +218,7 @@ public final class ProcessPool: Sendable {
             )
         }
         self.options = options
+        let timelinePath = options.timelinePath ?? Platform.environment("MP_TIMELINE").flatMap { $0.isEmpty ? nil : $0 }
         journal = try await PoolJournal.resolve(options)
         Platform.ignoreBrokenPipe()
         let supervisor = try Supervisor(
@@ -228,8 +229,7 @@ public final class ProcessPool: Sendable {
                 maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
                 progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
                 onProgress: options.onProgress, placement: placement,
-                stallReportNanos: Self.nanoseconds(options.stallReportAfter),
-                timelinePath: options.timelinePath ?? Platform.environment("MP_TIMELINE").flatMap { $0.isEmpty ? nil : $0 }))
+                stallReportNanos: Self.nanoseconds(options.stallReportAfter), timelinePath: timelinePath))
         self.supervisor = supervisor
         Interruption.shared.register(supervisor)
         do {

@@ -139,7 +139,8 @@ final class TimelineRecorder {
                 remote: worker.remoteHost != nil,
                 startNanos: now))
         let respawn = respawning.remove(worker.slot) != nil
-        instants.append(Instant(track: worker.timelineTrack, nanos: now, kind: respawn ? .respawned : .started, detail: ""))
+        instants.append(
+            Instant(track: worker.timelineTrack, nanos: now, kind: respawn ? .respawned : .started, detail: ""))
     }
 
     /// The slot's next worker replaces one that ended (``workerStarted(_:)`` marks it).

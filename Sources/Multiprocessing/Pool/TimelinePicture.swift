@@ -71,7 +71,8 @@ struct TimelinePicture {
         var tick = 0.0
         while tick <= Double(elapsedNanos) {
             let tx = x(Int64(tick))
-            svg += "<line x1=\"\(f(tx))\" y1=\"\(f(top - 4))\" x2=\"\(f(tx))\" y2=\"\(f(height - 50))\" stroke=\"#e4e4e4\"/>"
+            svg +=
+                "<line x1=\"\(f(tx))\" y1=\"\(f(top - 4))\" x2=\"\(f(tx))\" y2=\"\(f(height - 50))\" stroke=\"#e4e4e4\"/>"
             svg +=
                 "<text x=\"\(f(tx))\" y=\"\(f(top - 8))\" text-anchor=\"middle\" fill=\"#555\">\(Self.timeLabel(tick))</text>\n"
             tick += step
@@ -80,7 +81,8 @@ struct TimelinePicture {
         for (index, slot) in slots.enumerated() {
             let y = top + Double(index) * Self.rowHeight
             if index % 2 == 1 {
-                svg += "<rect x=\"0\" y=\"\(f(y))\" width=\"\(Int(Self.width))\" height=\"\(f(Self.rowHeight))\" fill=\"#fafafa\"/>"
+                svg +=
+                    "<rect x=\"0\" y=\"\(f(y))\" width=\"\(Int(Self.width))\" height=\"\(f(Self.rowHeight))\" fill=\"#fafafa\"/>"
             }
             let processes = recorder.tracks.filter { $0.slot == slot }
             let host = processes.last?.host ?? ""
@@ -200,7 +202,8 @@ struct TimelinePicture {
         for (event, place) in zip(recorder.events, placed) {
             let slot = recorder.tracks[event.track].slot
             let start = starts[event.callID] ?? place.start
-            var tail = tails[event.callID] ?? Tail(callID: event.callID, start: start, end: 0, lastEnd: [:], idleShare: 0)
+            var tail =
+                tails[event.callID] ?? Tail(callID: event.callID, start: start, end: 0, lastEnd: [:], idleShare: 0)
             tail.end = max(tail.end, place.end)
             tail.lastEnd[slot] = max(tail.lastEnd[slot] ?? .min, place.end)
             tails[event.callID] = tail

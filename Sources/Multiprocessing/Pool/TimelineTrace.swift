@@ -68,7 +68,8 @@ struct TimelineTrace {
             )
         }
         for instant in recorder.instants {
-            let name = instant.kind == .started || instant.kind == .respawned || instant.kind == .exited
+            let name =
+                instant.kind == .started || instant.kind == .respawned || instant.kind == .exited
                 ? "worker \(instant.kind.rawValue)" : instant.kind == .died ? "worker died" : instant.kind.rawValue
             add(
                 "{\"name\":\(Self.quoted(name)),\"cat\":\"worker\",\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":\(instant.track + 1),\"ts\":\(Self.micros(recorder.sinceOrigin(instant.nanos))),\"args\":{\"detail\":\(Self.quoted(instant.detail))}}"

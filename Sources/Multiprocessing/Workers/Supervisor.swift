@@ -794,14 +794,14 @@ final class Supervisor: @unchecked Sendable {
             pieces.append(failing)
             call.retried += 1
             statistics.retries += 1
-            timeline?.settled(items: (task.firstIndex + failing.lowerBound)..<(task.firstIndex + failing.upperBound), retried: true)
+            timeline?.settled(items: firstFailed..<(firstFailed + failing.count), retried: true)
         } else {
             call.attempts[firstFailed] = nil
             call.done += failing.count
             call.failed += failing.count
             statistics.failures += failing.count
             statistics.items += failing.count
-            timeline?.settled(items: (task.firstIndex + failing.lowerBound)..<(task.firstIndex + failing.upperBound), retried: false)
+            timeline?.settled(items: firstFailed..<(firstFailed + failing.count), retried: false)
         }
         var requeue: [CallSchedule<TaskFrame>.Chunk] = []
         for piece in pieces {
