@@ -191,6 +191,22 @@ struct TimelineTests {
         #expect(size < 20_000 * 50, "the trace of 20,000 chunks is \(size) bytes")
     }
 
+    @Test("a timeline path that cannot be written is a warning when the pool starts and when it closes; the map works")
+    func unwritable() async throws {
+        let path = "/nonexistent-\(UUID().uuidString)/t.json"
+        let outcome = try await FixtureProcess.run(
+            ["timeline-tiny", "100"], environment: ["FIXTURE_TIMELINE": path], waitingFor: "timeline-tiny")
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout == "map ok true\n")
+        #expect(
+            outcome.stderr.contains(
+                "swift-multiprocessing: warning: the timeline \(path) cannot be written (open: No such file or directory); the pool starts anyway"
+            ), "\(outcome.stderr)")
+        #expect(
+            outcome.stderr.contains("swift-multiprocessing: warning: could not write the timeline \(path): "),
+            "\(outcome.stderr)")
+    }
+
     @Test("SIGTERM: the timeline holds what the pool had, marked incomplete, while the program still runs")
     func interrupted() async throws {
         let dir = try directory()

@@ -219,6 +219,12 @@ public final class ProcessPool: Sendable {
         }
         self.options = options
         let timelinePath = options.timelinePath ?? Platform.environment("MP_TIMELINE").flatMap { $0.isEmpty ? nil : $0 }
+        if let path = timelinePath, let problem = ResultsFile.problem(appendingTo: path) {
+            // Found now rather than when a long job ends.
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: the timeline \(path) cannot be written (\(problem)); the pool starts anyway and tries again when it closes. Fix the path (its directory must exist and be writable)\n"
+            )
+        }
         journal = try await PoolJournal.resolve(options)
         Platform.ignoreBrokenPipe()
         let supervisor = try Supervisor(
