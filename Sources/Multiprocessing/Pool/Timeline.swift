@@ -92,9 +92,11 @@ final class TimelineRecorder {
         var low = Int64.min
         var high = Int64.max
         var samples = 0
-        /// The offset used (the midpoint), and its error bound.
-        var offset: Int64 { samples == 0 || low > high ? 0 : low / 2 + high / 2 }
-        var error: Int64 { samples == 0 ? 0 : max(0, high / 2 - low / 2) }
+        /// The offset used (the midpoint), and its error bound: half the gap between the
+        /// bounds. Crossed bounds (`low > high`: the node's clock drifted during the run)
+        /// still give their midpoint, with half their overlap as the error.
+        var offset: Int64 { samples == 0 ? 0 : low / 2 + high / 2 }
+        var error: Int64 { samples == 0 ? 0 : abs(high / 2 - low / 2) }
     }
 
     let path: String
