@@ -20,7 +20,8 @@ extension ProcessPool {
     ) throws -> (UInt64, AsyncStream<[CallEvent]>) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let installFrame = try Frame.encode(.install) { w throws in
-            Message.Install(callID: callID, typeName: typeName).write(to: &w)
+            let timesChunks = self.supervisor.timeline != nil  // the pool writes a timeline
+            Message.Install(callID: callID, typeName: typeName, timesChunks: timesChunks).write(to: &w)
             try BinaryCodec.encode(function, into: &w)
         }
         // Counted until the supervisor forgets the call (closeAndJoin waits for that).

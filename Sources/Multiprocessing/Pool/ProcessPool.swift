@@ -84,6 +84,15 @@ public final class ProcessPool: Sendable {
         /// once when a call ends (`finished`), for programs that draw their own display.
         /// Keep it short: it runs on the thread that serves the workers.
         public var onProgress: (@Sendable (CallProgress) -> Void)?
+        /// A timeline file: when the pool closes (and when SIGINT or SIGTERM interrupts it,
+        /// with what it has then), it writes there a trace of every chunk on every worker in
+        /// the Chrome trace event format (open it in Perfetto, `chrome://tracing` or
+        /// Speedscope), and beside it a picture, a self-contained HTML file (the same name
+        /// with `.html` for `.json`, or `.html` appended). See the README, "Progress and
+        /// reports". `MP_TIMELINE=path` in the environment turns it on without a code
+        /// change; a path set here wins. A file that cannot be written is a warning on
+        /// stderr. Default: none (then the per-chunk cost is one check).
+        public var timelinePath: String?
         /// A journal file: each finished item's result is appended to it as it arrives, and a
         /// rerun of the program with the same journal takes the items it holds instead of
         /// computing them again (see the README, "Durable maps"). `MP_JOURNAL=path` in the
@@ -214,6 +223,13 @@ public final class ProcessPool: Sendable {
                 "swift-multiprocessing: warning: interruptResultsPath \(path) cannot be written (\(problem)); the pool starts anyway, but if the program is interrupted its results will be only in the error's partialResults. Fix the path (its directory must exist and be writable)\n"
             )
         }
+        let timelinePath = options.timelinePath ?? Platform.environment("MP_TIMELINE").flatMap { $0.isEmpty ? nil : $0 }
+        if let path = timelinePath, let problem = ResultsFile.problem(appendingTo: path) {
+            // Found now rather than when a long job ends.
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: the timeline \(path) cannot be written (\(problem)); the pool starts anyway and tries again when it closes. Fix the path (its directory must exist and be writable)\n"
+            )
+        }
         self.options = options
         journal = try await PoolJournal.resolve(options)
         Requeue.shared.watchIfWanted(journal: journal != nil, maximumRestarts: options.maximumRestarts)
@@ -226,7 +242,7 @@ public final class ProcessPool: Sendable {
                 maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
                 progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
                 onProgress: options.onProgress, placement: placement,
-                stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
+                stallReportNanos: Self.nanoseconds(options.stallReportAfter), timelinePath: timelinePath))
         self.supervisor = supervisor
         Interruption.shared.register(supervisor)
         do {
