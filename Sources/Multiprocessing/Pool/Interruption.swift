@@ -42,6 +42,9 @@ final class Interruption: Sendable {
         }
     }
 
+    /// The supervisors of the pools open now.
+    var openPools: [Supervisor] { state.withLock { Array($0.pools.values) } }
+
     /// Hands SIGUSR1 to ``Requeue`` from now on, for the rest of the process's life.
     /// Returns `false` when it cannot be watched (no thread or pipe).
     func watchUSR1() -> Bool {

@@ -22,7 +22,7 @@ import Darwin
 /// - a run that journaled no item yet, or a job restarted ``ProcessPool/Options/maximumRestarts``
 ///   times (`SLURM_RESTART_COUNT`), does not requeue: one line says why, and the run goes
 ///   on (the time limit's SIGTERM then stops it in order);
-/// - else every journal is synced, one line says "requeued job J before its time limit:
+/// - else every journal is synced (and a pool's timeline written, when it keeps one), one line says "requeued job J before its time limit:
 ///   K of N items done", `scontrol requeue J` runs, and the process exits with status 75
 ///   (`EX_TEMPFAIL`) without returning to the program. Items in flight are abandoned: the
 ///   next run computes them again.
@@ -123,6 +123,7 @@ final class Requeue: Sendable {
             return
         }
         JournalRegistry.syncAllNow()
+        for pool in Interruption.shared.openPools { pool.writeTimelineBeforeExit() }
         Platform.writeToStandardError(
             "swift-multiprocessing: requeued job \(job) before its time limit: \(counted); the next run resumes from the journal\n"
         )

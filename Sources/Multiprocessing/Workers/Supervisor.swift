@@ -359,6 +359,30 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// Writes the timeline as it stands, for a program about to exit without closing the
+    /// pool (a requeue before the time limit). Blocks the calling thread, which must be one
+    /// of the library's own, until it is written or 5 s have passed.
+    func writeTimelineBeforeExit() {
+        guard timeline != nil else { return }
+        let done = ConditionLock()
+        let written = Atomic<Bool>(false)
+        loop.execute { [self] in
+            writeTimeline(final: false)
+            done.lock()
+            written.store(true, ordering: .releasing)
+            done.signal()
+            done.unlock()
+        }
+        let deadline = Platform.monotonicNanos() + 5_000_000_000
+        done.lock()
+        while !written.load(ordering: .acquiring) {
+            let now = Platform.monotonicNanos()
+            guard now < deadline else { break }
+            done.wait(nanoseconds: deadline - now)
+        }
+        done.unlock()
+    }
+
     /// Stops the pool because the program received a signal: calls fail with `error`
     /// (code ``MultiprocessingError/Code/interrupted``), no new work is sent, and the
     /// workers are stopped.
