@@ -131,13 +131,15 @@ struct RequeueJob {
 
     /// Waits until the job is in one of `states`; returns the last state seen.
     @discardableResult
-    func waitForState(_ states: Set<String>, within limit: Duration) async throws -> (state: String, restarts: Int) {
+    func waitForState(
+        _ states: Set<String>, within limit: Duration, every interval: Duration = .milliseconds(500)
+    ) async throws -> (state: String, restarts: Int) {
         let deadline = ContinuousClock.now + limit
         var last = (state: "", restarts: -1)
         while ContinuousClock.now < deadline {
             last = try await state()
             if states.contains(last.state) { return last }
-            try await Task.sleep(for: .milliseconds(500))
+            try await Task.sleep(for: interval)
         }
         Issue.record("job \(job) is \(last.state), not one of \(states.sorted()), after \(limit); its output:\n\(text)")
         return last
@@ -284,7 +286,9 @@ struct RequeueTests {
         let run = try await RequeueJob.submit(
             piArguments: ["--json", "--chunks", "64", "--samples", "400000000"], time: "00:01:00")
         defer { run.remove() }
-        let (state, restarts) = try await run.waitForState(Self.finalStates, within: .seconds(17 * 60))
+        // Polled every 5 s: launching scontrol every 0.5 s for minutes once crashed the test
+        // process inside Foundation's Process.run (a bad pointer in memcpy), not the job.
+        let (state, restarts) = try await run.waitForState(Self.finalStates, within: .seconds(17 * 60), every: .seconds(5))
         let text = run.text
         let elapsed = ContinuousClock.now - started
         print("requeue job \(run.job): \(state) after \(restarts) restart(s) in \(elapsed)")
