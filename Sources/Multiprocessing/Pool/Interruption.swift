@@ -20,7 +20,7 @@ final class Interruption: Sendable {
     static let shared = Interruption()
 
     private struct State {
-        var pools: [ObjectIdentifier: Supervisor] = [:]
+        var pools: [ObjectIdentifier: any PoolEngine] = [:]
         var pipe: (read: Int32, write: Int32)?
         var interruptedBySIGINT = false
         var interruptedBySIGTERM = false
@@ -29,7 +29,7 @@ final class Interruption: Sendable {
     private let state = Mutex(State())
 
     /// Starts handling SIGINT and SIGTERM for `supervisor`'s pool.
-    func register(_ supervisor: Supervisor) {
+    func register(_ supervisor: any PoolEngine) {
         state.withLock { state in
             if state.pipe == nil {
                 guard let (read, write) = try? Platform.socketPair() else { return }
@@ -55,7 +55,7 @@ final class Interruption: Sendable {
     }
 
     /// Stops handling them for this pool; the last one restores the previous dispositions.
-    func unregister(_ supervisor: Supervisor) {
+    func unregister(_ supervisor: any PoolEngine) {
         state.withLock { state in
             state.pools[ObjectIdentifier(supervisor)] = nil
             if state.pools.isEmpty { mp_restore_termination_handlers() }
@@ -80,7 +80,7 @@ final class Interruption: Sendable {
     }
 
     private func handle(_ signal: Int32, origin: String = "the program") {
-        let (pools, forceExit) = state.withLock { state -> ([Supervisor], Bool) in
+        let (pools, forceExit) = state.withLock { state -> ([any PoolEngine], Bool) in
             if signal == SIGINT {
                 if state.interruptedBySIGINT { return ([], true) }
                 state.interruptedBySIGINT = true

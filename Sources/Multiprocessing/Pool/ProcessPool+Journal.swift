@@ -97,6 +97,13 @@ final class MapJournalTap<F: WorkerFunction>: @unchecked Sendable {
     /// Journals the results among `events`.
     func deliver(_ events: [CallEvent]) {
         for event in events {
+            if case .computed(let computed) = event {
+                let range = computed.range
+                let indices: JournalIndices =
+                    original.map { original in .listed(range.map { original[$0] }) } ?? .contiguous(range)
+                record(writer, computed.chunk(as: F.Output.self), indices, hashes[range])
+                continue
+            }
             guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
             let indices: JournalIndices =
                 original.map { original in .listed(range.map { original[$0] }) } ?? .contiguous(range)

@@ -97,6 +97,11 @@ public final class ProcessPool: Sendable {
         /// Reuse results that another build of the program journaled (default `false`: a
         /// rebuilt function may compute something else). `MP_JOURNAL_ANY_BUILD=1` sets it.
         public var journalReusesOtherBuilds = false
+        /// Where the workers run: worker processes (``Engine/processes``) or threads of this
+        /// process (``Engine/threads``). `nil` (the default) takes `MP_ENGINE=processes|threads`
+        /// from the environment, else processes; an engine set here wins over the variable.
+        /// See ``Engine`` for what threads cannot do.
+        public var engine: Engine?
 
         /// The default options.
         public init() {}
@@ -119,7 +124,9 @@ public final class ProcessPool: Sendable {
     public let workerCountDecision: WorkerCount
     /// The options the pool was created with.
     public let options: Options
-    let supervisor: Supervisor
+    /// Where the pool's workers run (``Options/engine``, else `MP_ENGINE`, else processes).
+    public let engine: Engine
+    let supervisor: any PoolEngine
     /// The journal, when one is on.
     let journal: PoolJournal?
     let nextCallID = Atomic<UInt64>(1)
@@ -180,6 +187,7 @@ public final class ProcessPool: Sendable {
                 .invalidArgument,
                 "startTimeoutSeconds must be a positive number; \(options.startTimeoutSeconds) was given")
         }
+        let engine = try Engine.resolve(options, environment: Platform.environment("MP_ENGINE"))
         var timeoutNanos: UInt64?
         if let timeout = options.itemTimeout {
             guard timeout > .zero else {
@@ -195,7 +203,10 @@ public final class ProcessPool: Sendable {
         let decision = WorkerCount.resolve(
             explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
         #if os(Linux)
-        let (placement, advice) = Placement.decide(
+        let (placement, advice) =
+            engine == .threads
+            ? (Placement.local, nil)
+            : Placement.decide(
             explicitWorkers: workers, environment: Placement.relevantEnvironment())
         if let advice { Placement.report(advice) }
         #else
@@ -211,7 +222,15 @@ public final class ProcessPool: Sendable {
         self.options = options
         journal = try await PoolJournal.resolve(options)
         Platform.ignoreBrokenPipe()
-        let supervisor = try Supervisor(
+        self.engine = engine
+        let supervisor: any PoolEngine =
+            engine == .threads
+            ? ThreadEngine(
+                settings: ThreadEngine.Settings(
+                    workerCount: decision.count, initializer: options.initializer, progress: progress,
+                    progressLineIntervalNanos: max(intervalNanos, 10_000_000), onProgress: options.onProgress,
+                    logger: options.logger, stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
+            : try Supervisor(
             settings: SupervisorSettings(
                 workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
                 handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
@@ -349,12 +368,14 @@ public final class ProcessPool: Sendable {
         let onDeliver: (@Sendable ([CallEvent]) -> Void)? = tap.map { tap in { @Sendable events in tap.deliver(events) } }
         let frameLimit = options.maximumFrameBytes
         let raw = ItemizedValues.isRaw(F.Input.self)
+        let inProcess = inProcessChunks(function)
         let (callID, events) = try startCall(
             function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
             progress: progress, admitted: admitted,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
                 tap?.produced(first: first, items[first..<(first + count)])
+                if let inProcess { return inProcess(first, items[first..<(first + count)]) }
                 return Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)], raw: raw,
                     limit: frameLimit, sizeHint: sizeHint)
@@ -370,6 +391,8 @@ public final class ProcessPool: Sendable {
                         case .results(let header, let range, let payload, let offset, let worker):
                             try Self.decodeResults(
                                 F.Output.self, header, range, payload, offset, worker, into: &results)
+                        case .computed(let computed):
+                            try Self.add(computed.chunk(as: F.Output.self), into: &results)
                         case .chunkFailed(let range, let error):
                             throw range.count == 1 ? error.forItem(range.lowerBound) : error
                         case .failed(let error):
@@ -482,7 +505,15 @@ public final class ProcessPool: Sendable {
         _ type: Output.Type, _ header: Message.Result, _ range: Range<Int>, _ payload: [UInt8], _ offset: Int,
         _ worker: MultiprocessingError.WorkerIdentity, into results: inout OrderedResults<Output>
     ) throws {
-        switch ResultsCore<Output>.decode(header, range, payload, offset, worker) {
+        try add(ResultsCore<Output>.decode(header, range, payload, offset, worker), into: &results)
+    }
+
+    /// Adds a chunk's outcome (decoded, or computed on a thread) to `results`; throws the
+    /// first failed item's error, after keeping the successes of the same chunk.
+    static func add<Output: Decodable & Sendable>(
+        _ chunk: ResultsCore<Output>.Chunk, into results: inout OrderedResults<Output>
+    ) throws {
+        switch chunk {
         case .values(let start, let outputs):
             results.add(chunkStartingAt: start, outputs)
         case .mixed(let start, let outcomes):
