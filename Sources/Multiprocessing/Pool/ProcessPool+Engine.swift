@@ -69,12 +69,15 @@ extension ProcessPool {
 
     /// How the chunks of a call of `function` are made for the threads engine: its inputs
     /// as they are, and the code that runs them; `nil` with processes (chunks are task frames).
-    func inProcessChunks<F: WorkerFunction>(_ function: F) -> ((_ first: Int, _ inputs: ArraySlice<F.Input>) ->
-        ProducedChunk)?
-    {
+    /// The inputs' size in memory goes to `sizeHint`, so that automatic chunks stay near
+    /// ``FrameSizeHint/automaticChunkBytes`` as they do on processes (cache-sized chunks).
+    func inProcessChunks<F: WorkerFunction>(_ function: F) -> ((
+        _ first: Int, _ inputs: ArraySlice<F.Input>, _ sizeHint: FrameSizeHint
+    ) -> ProducedChunk)? {
         guard engine == .threads else { return nil }
-        return { first, inputs in
-            .inProcess(
+        return { first, inputs, sizeHint in
+            sizeHint.record(bytes: inputs.count * MemoryLayout<F.Input>.stride, items: inputs.count)
+            return .inProcess(
                 count: inputs.count,
                 InProcessChunk { worker in Self.runInProcess(function, first: first, inputs, worker: worker) })
         }

@@ -162,9 +162,11 @@ final class StreamChunker<Input: Encodable>: @unchecked Sendable {
     private let raw = ItemizedValues.isRaw(Input.self)
     private var leftOver: [Input] = []
     /// Makes the chunks for the threads engine (no frame, no limit); `nil` for processes.
-    private let inProcess: ((_ first: Int, _ inputs: ArraySlice<Input>) -> ProducedChunk)?
+    private let inProcess: ((_ first: Int, _ inputs: ArraySlice<Input>, _ sizeHint: FrameSizeHint) -> ProducedChunk)?
 
-    init(chunkSize: Int?, limit: Int, inProcess: ((Int, ArraySlice<Input>) -> ProducedChunk)? = nil) {
+    init(
+        chunkSize: Int?, limit: Int, inProcess: ((Int, ArraySlice<Input>, FrameSizeHint) -> ProducedChunk)? = nil
+    ) {
         self.chunkSize = chunkSize
         self.limit = limit
         self.inProcess = inProcess
@@ -185,7 +187,7 @@ final class StreamChunker<Input: Encodable>: @unchecked Sendable {
             if items.count < count { items += read(count - items.count) }
         }
         if items.isEmpty { return nil }
-        if let inProcess { return inProcess(first, items[...]) }
+        if let inProcess { return inProcess(first, items[...], sizeHint) }
         let produced = ProcessPool.taskFrame(
             callID: callID, chunkID: chunkID, first: first, inputs: items[...], raw: raw, limit: limit,
             sizeHint: sizeHint)

@@ -23,7 +23,9 @@ import Darwin
 /// Workers are processes of this same executable, started when the pool is created
 /// (each a direct child of this process) and stopped when it closes. When a worker dies,
 /// the items it was running fail with ``MultiprocessingError/Code/workerDied`` and a
-/// fresh worker takes its place; the pool stays usable.
+/// fresh worker takes its place; the pool stays usable. With ``Options/engine`` set to
+/// ``Engine/threads`` (or `MP_ENGINE=threads`), the workers are threads of this process
+/// instead, with the same calls; ``Engine`` says what differs.
 ///
 /// In a Slurm job of several nodes, a pool created without a worker count by a program
 /// running in the batch script itself (not under `srun`) spans every node: it starts one
@@ -206,8 +208,7 @@ public final class ProcessPool: Sendable {
         let (placement, advice) =
             engine == .threads
             ? (Placement.local, nil)
-            : Placement.decide(
-            explicitWorkers: workers, environment: Placement.relevantEnvironment())
+            : Placement.decide(explicitWorkers: workers, environment: Placement.relevantEnvironment())
         if let advice { Placement.report(advice) }
         #else
         let placement = Placement.local
@@ -223,14 +224,15 @@ public final class ProcessPool: Sendable {
         journal = try await PoolJournal.resolve(options)
         Platform.ignoreBrokenPipe()
         self.engine = engine
-        let supervisor: any PoolEngine =
+        let threads: (any PoolEngine)? =
             engine == .threads
             ? ThreadEngine(
                 settings: ThreadEngine.Settings(
                     workerCount: decision.count, initializer: options.initializer, progress: progress,
                     progressLineIntervalNanos: max(intervalNanos, 10_000_000), onProgress: options.onProgress,
                     logger: options.logger, stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
-            : try Supervisor(
+            : nil
+        let supervisor = try threads ?? Supervisor(
             settings: SupervisorSettings(
                 workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
                 handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
@@ -375,7 +377,7 @@ public final class ProcessPool: Sendable {
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
                 tap?.produced(first: first, items[first..<(first + count)])
-                if let inProcess { return inProcess(first, items[first..<(first + count)]) }
+                if let inProcess { return inProcess(first, items[first..<(first + count)], sizeHint) }
                 return Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)], raw: raw,
                     limit: frameLimit, sizeHint: sizeHint)

@@ -244,29 +244,43 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
 
     // MARK: - The threads
 
-    /// One worker thread: takes chunks until the pool closes.
+    /// One worker thread: takes chunks until the pool closes. Tiny chunks are taken several
+    /// at once, as the process engine sends them (see ``batchSize(after:)``): their results
+    /// then wake the waiting task once, not once each.
     private func work(slot: Int) {
         lock.lock()
+        var batch: [(call: CallRecord, job: InProcessChunk, range: Range<Int>)] = []
+        var computed: [ComputedChunk] = []
         while state == .starting || state == .running {
-            guard state == .running, let (call, job, range) = nextChunk() else {
+            guard state == .running, let first = nextChunk() else {
                 deliver(takeDeliveries())
                 lock.wait()
                 continue
             }
-            held[slot] = (call.id, range, Platform.monotonicNanos())
+            batch.append(first)
+            let size = batchSize(after: first.call)
+            while batch.count < size, let next = nextChunk() { batch.append(next) }
+            let last = batch[batch.count - 1]
+            let items = last.call === first.call ? first.range.lowerBound..<last.range.upperBound : first.range
+            held[slot] = (first.call.id, items, Platform.monotonicNanos())
             deliver(takeDeliveries())
             lock.unlock()
-            let computed = job.run(identities[slot])
+            for chunk in batch { computed.append(chunk.job.run(identities[slot])) }
             lock.lock()
             held[slot] = nil
-            statistics.recordChunk(
-                slot: slot, items: range, computeNanos: computed.computeNanos, failed: computed.failed)
-            if calls[call.id] === call {
-                call.done += range.count
-                call.failed += computed.failed
-                call.schedule.completed(range, computeNanos: computed.computeNanos)
-                post(call, .computed(computed))
+            for (chunk, result) in zip(batch, computed) {
+                let range = chunk.range
+                statistics.recordChunk(slot: slot, items: range, computeNanos: result.computeNanos, failed: result.failed)
+                let call = chunk.call
+                if calls[call.id] === call {
+                    call.done += range.count
+                    call.failed += result.failed
+                    call.schedule.completed(range, computeNanos: result.computeNanos)
+                    post(call, .computed(result))
+                }
             }
+            batch.removeAll(keepingCapacity: true)
+            computed.removeAll(keepingCapacity: true)
             deliver(takeDeliveries())
         }
         liveThreads -= 1
@@ -280,10 +294,22 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// How many chunks a thread takes at once after taking one of `call`: one, unless the
+    /// call's chunks take under ``Supervisor/shortChunkNanos``; then as many as make about
+    /// ``Supervisor/shortChunksQueuedNanos`` of work, at most
+    /// ``Supervisor/chunksPerWorkerForShortChunks`` (the process engine's limits for a
+    /// worker's batch of tiny chunks, for the same reason: a round trip per tiny chunk
+    /// costs more than the chunk).
+    private func batchSize(after call: CallRecord) -> Int {
+        guard let nanos = call.schedule.lastChunkNanos, nanos < Supervisor.shortChunkNanos else { return 1 }
+        let fitting = Int(Supervisor.shortChunksQueuedNanos / max(nanos, 1))
+        return max(1, min(Supervisor.chunksPerWorkerForShortChunks, fitting))
+    }
+
     /// The next chunk to run: new items from the oldest call that has some and room in its
     /// window (the same order as the process engine's). Called with the lock held; a
     /// stream's items are read from the program's sequence here, one thread at a time.
-    private func nextChunk() -> (CallRecord, InProcessChunk, Range<Int>)? {
+    private func nextChunk() -> (call: CallRecord, job: InProcessChunk, range: Range<Int>)? {
         var index = 0
         while index < callOrder.count {
             guard let call = calls[callOrder[index]] else {
