@@ -135,7 +135,7 @@ def main():
             for lang, engine in [("swift", "process"), ("swift", "threads"), ("swift", "taskgroup"), ("python", "pool"),
                                  ("python", "executor")]:
                 value = median((lang, engine, workers, workload), figure)
-                if workload == "startup" and lang == "swift" and value is not None:
+                if workload == "startup" and (lang, engine) == ("swift", "process") and value is not None:
                     static = median(("swift-static", "process", workers, workload), figure)
                     cells.append(f"{value:.3g} ({static:.3g} static)" if static else f"{value:.3g}")
                 else:

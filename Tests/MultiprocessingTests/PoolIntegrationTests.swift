@@ -5,7 +5,9 @@ import Testing
 /// `mp-fixture` executable) under a deadline, and is checked from its output.
 @Suite("Process pool (real workers)", .timeLimit(.minutes(3)))
 struct PoolIntegrationTests {
-    @Test("map equals a sequential map for 0, 1, fewer than the workers, and thousands of items", arguments: Engine.allCases)
+    @Test(
+        "map equals a sequential map for 0, 1, fewer than the workers, and thousands of items",
+        arguments: Engine.allCases)
     func mapMatchesSequential(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["map-random", "0", "1", "2", "3", "5000", "20000", "4"], environment: engine.environment,

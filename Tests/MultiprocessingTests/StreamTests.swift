@@ -18,7 +18,8 @@ struct StreamTests {
         #expect(peak < 48 * 1024, "peak RSS \(peak) KiB: the stream should hold only a bounded window of chunks")
     }
 
-    @Test("a slow consumer holds the input back: it is read only as far as the window allows", arguments: Engine.allCases)
+    @Test(
+        "a slow consumer holds the input back: it is read only as far as the window allows", arguments: Engine.allCases)
     func backpressure(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["imap-backpressure"], environment: engine.environment, waitingFor: "a slow consumer")
@@ -27,7 +28,9 @@ struct StreamTests {
         #expect(outcome.line("after") == "after [49]")
     }
 
-    @Test("a failed item is yielded at its index and the stream goes on (ordered and unordered)", arguments: Engine.allCases)
+    @Test(
+        "a failed item is yielded at its index and the stream goes on (ordered and unordered)",
+        arguments: Engine.allCases)
     func failedItemsInStreams(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["imap-failures"], environment: engine.environment, waitingFor: "streams with a failing item")

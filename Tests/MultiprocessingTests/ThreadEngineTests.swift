@@ -21,7 +21,8 @@ enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
 /// engines by the suites of the process pool (their tests take an ``Engine``).
 @Suite("Threads engine", .timeLimit(.minutes(3)))
 struct ThreadEngineTests {
-    @Test("MP_ENGINE=threads: items run on threads of this process, no child process, inputs neither encoded nor copied")
+    @Test(
+        "MP_ENGINE=threads: items run on threads of this process, no child process, inputs neither encoded nor copied")
     func threadsRunInProcess() async throws {
         let outcome = try await FixtureProcess.run(
             ["engine-where", "3"], environment: Engine.threads.environment, waitingFor: "a map on threads")
@@ -98,7 +99,9 @@ struct ThreadEngineTests {
         #expect(failing.line("runs") == "runs 1")
     }
 
-    @Test("stopping a stream ends the call at once and starts none of its items after; the pool goes on", arguments: Engine.allCases)
+    @Test(
+        "stopping a stream ends the call at once and starts none of its items after; the pool goes on",
+        arguments: Engine.allCases)
     func cancellationStopsNewWork(engine: Engine) async throws {
         let starts = FileManager.default.temporaryDirectory.appendingPathComponent("mp-starts-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: starts) }

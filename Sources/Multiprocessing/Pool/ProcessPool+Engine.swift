@@ -71,9 +71,7 @@ extension ProcessPool {
     /// as they are, and the code that runs them; `nil` with processes (chunks are task frames).
     /// The inputs' size in memory goes to `sizeHint`, so that automatic chunks stay near
     /// ``FrameSizeHint/automaticChunkBytes`` as they do on processes (cache-sized chunks).
-    func inProcessChunks<F: WorkerFunction>(_ function: F) -> ((
-        _ first: Int, _ inputs: ArraySlice<F.Input>, _ sizeHint: FrameSizeHint
-    ) -> ProducedChunk)? {
+    func inProcessChunks<F: WorkerFunction>(_ function: F) -> InProcessChunker<F.Input>? {
         guard engine == .threads else { return nil }
         return { first, inputs, sizeHint in
             sizeHint.record(bytes: inputs.count * MemoryLayout<F.Input>.stride, items: inputs.count)
@@ -129,6 +127,10 @@ extension ProcessPool {
             failed: outcome.failures.count)
     }
 }
+
+/// Makes the chunk of `inputs` (items from `first` on) for the threads engine.
+typealias InProcessChunker<Input> = (_ first: Int, _ inputs: ArraySlice<Input>, _ sizeHint: FrameSizeHint) ->
+    ProducedChunk
 
 extension ComputedChunk {
     /// The outcome, as the call's output type (the pool made it so).

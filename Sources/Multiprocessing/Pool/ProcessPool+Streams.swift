@@ -162,11 +162,9 @@ final class StreamChunker<Input: Encodable>: @unchecked Sendable {
     private let raw = ItemizedValues.isRaw(Input.self)
     private var leftOver: [Input] = []
     /// Makes the chunks for the threads engine (no frame, no limit); `nil` for processes.
-    private let inProcess: ((_ first: Int, _ inputs: ArraySlice<Input>, _ sizeHint: FrameSizeHint) -> ProducedChunk)?
+    private let inProcess: InProcessChunker<Input>?
 
-    init(
-        chunkSize: Int?, limit: Int, inProcess: ((Int, ArraySlice<Input>, FrameSizeHint) -> ProducedChunk)? = nil
-    ) {
+    init(chunkSize: Int?, limit: Int, inProcess: InProcessChunker<Input>? = nil) {
         self.chunkSize = chunkSize
         self.limit = limit
         self.inProcess = inProcess

@@ -232,15 +232,17 @@ public final class ProcessPool: Sendable {
                     progressLineIntervalNanos: max(intervalNanos, 10_000_000), onProgress: options.onProgress,
                     logger: options.logger, stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
             : nil
-        let supervisor = try threads ?? Supervisor(
-            settings: SupervisorSettings(
-                workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
-                handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
-                retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
-                maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
-                progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
-                onProgress: options.onProgress, placement: placement,
-                stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
+        let supervisor =
+            try threads
+            ?? Supervisor(
+                settings: SupervisorSettings(
+                    workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
+                    handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
+                    retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
+                    maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
+                    progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
+                    onProgress: options.onProgress, placement: placement,
+                    stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
         self.supervisor = supervisor
         Interruption.shared.register(supervisor)
         do {

@@ -270,7 +270,8 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
             held[slot] = nil
             for (chunk, result) in zip(batch, computed) {
                 let range = chunk.range
-                statistics.recordChunk(slot: slot, items: range, computeNanos: result.computeNanos, failed: result.failed)
+                statistics.recordChunk(
+                    slot: slot, items: range, computeNanos: result.computeNanos, failed: result.failed)
                 let call = chunk.call
                 if calls[call.id] === call {
                     call.done += range.count

@@ -145,9 +145,13 @@ extension Fixture {
                 let startsAtStop = (readFile(path) ?? "").split(separator: "\n").count
                 try await Task.sleep(for: .milliseconds(1500))
                 let starts = (readFile(path) ?? "").split(separator: "\n").count
-                print("consumer got \(got) new starts after stop \(starts - startsAtStop) at stop at most 6 \(startsAtStop <= 6)")
+                print(
+                    "consumer got \(got) new starts after stop \(starts - startsAtStop) at stop at most 6 \(startsAtStop <= 6)"
+                )
                 let before = now()
-                print("after \(try await pool.map(Square(), [1, 2, 3])) soon \(now() - before < 1) \(now() - stoppedAt > 1)")
+                print(
+                    "after \(try await pool.map(Square(), [1, 2, 3])) soon \(now() - before < 1) \(now() - stoppedAt > 1)"
+                )
                 let cancelled = pool.applyAsync(NoteStart(milliseconds: 300), 100)
                 try await Task.sleep(for: .milliseconds(50))
                 cancelled.cancel()
