@@ -81,11 +81,16 @@ def main():
     parser.add_argument("--journal", action="store_true",
                         help="journal mode: tiny-map, cpu-bound and large-args with the journal off and on "
                              "(interleaved), the journal's bytes per item, and the time to resume a finished map")
+    parser.add_argument("--timeline", action="store_true",
+                        help="timeline mode: tiny-map and tiny-map-c1 with the timeline off and on (interleaved), "
+                             "the trace's and the picture's sizes, and the time to write them at close")
     args = parser.parse_args()
     if args.nodes:
         return nodes_mode(args)
     if args.journal:
         return journal_mode(args)
+    if args.timeline:
+        return timeline_mode(args)
 
     if not args.no_build:
         subprocess.run(["swift", "build", "-c", "release", "--product", "mp-bench"], cwd=ROOT, check=True,
@@ -232,6 +237,39 @@ def journal_mode(args):
           f"({sizes['tiny-map'] / items:.1f} bytes per item, warm-up calls included)")
     print(f"resume of a finished 1,000,000-item tiny-map: {median_of(results, ('resume', 'on'), 'seconds') * 1e3:.1f} ms "
           f"(the map call, from the journal)")
+
+
+def timeline_mode(args):
+    """Timeline off against on, 2 workers, medians of interleaved runs: the per-chunk cost of
+    recording (inside the timed region) and, apart, the files' sizes and the pool's close time
+    (when they are written)."""
+    if not args.no_build:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "mp-bench"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    path = os.path.join(ROOT, ".build/bench-timeline.json")
+    picture = path[:-len(".json")] + ".html"
+    cases = {"tiny-map": ["--items", "20000000"], "tiny-map-c1": ["--items", "100000"]}
+    results = {}
+    sizes = {}
+    for rep in range(args.reps):
+        for workload, flags in cases.items():
+            base = [SWIFT, "--workload", workload, "--workers", "2"] + flags
+            results.setdefault((workload, "off"), []).append(run(base))
+            results.setdefault((workload, "on"), []).append(run(base + ["--timeline", path]))
+            sizes[workload] = (os.path.getsize(path), os.path.getsize(picture),
+                               sum(1 for line in open(path) if '"ph":"X"' in line))
+        print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
+    print(f"\nTimeline off vs on, 2 workers, medians of {args.reps} interleaved runs "
+          f"({len(os.sched_getaffinity(0))} CPUs, shared machine: noisy)")
+    for workload, flags in cases.items():
+        off = median_of(results, (workload, "off"), "us_per_item")
+        on = median_of(results, (workload, "on"), "us_per_item")
+        close_off = median_of(results, (workload, "off"), "close_seconds")
+        close_on = median_of(results, (workload, "on"), "close_seconds")
+        trace, html, events = sizes[workload]
+        print(f"{workload:12} {' '.join(flags):16} us/item off {off:.4g}  on {on:.4g}  on/off {on / off:.3f}; "
+              f"close off {close_off * 1e3:.1f} ms, on {close_on * 1e3:.1f} ms; "
+              f"trace {trace} bytes ({events} events), picture {html} bytes")
 
 
 def nodes_mode(args):

@@ -116,6 +116,9 @@ struct Bench: AsyncParsableCommand {
     @Flag(name: .customLong("journal-keep"), help: "With --journal, keep the file: measures a resume from it.")
     var journalKeep = false
 
+    @Option(help: "Write the pool's timeline to this file (and its picture beside it) when the pool closes.")
+    var timeline: String?
+
     @Flag(help: "Use the default pool (no count in code): in a multi-node Slurm job it spans every node.")
     var nodes = false
 
@@ -236,12 +239,15 @@ struct Bench: AsyncParsableCommand {
             "items": items, "seconds": seconds, "items_per_s": Double(items) / seconds, "checksum": String(checksum),
         ]
         if let rss = Self.idleWorkerRSS.withLock({ $0 }) { result["worker_rss_kib"] = rss }
+        if let close = Self.closeSeconds.withLock({ $0 }) { result["close_seconds"] = close }
         return result
     }
 
     static let idleWorkerRSS = Mutex<Int?>(nil)
     /// The pool's real size (with --nodes, the sum over the nodes).
     static let poolWorkers = Mutex<Int?>(nil)
+    /// How long the pool took to close after the timed region (it writes the timeline then).
+    static let closeSeconds = Mutex<Double?>(nil)
 
     func efficiency(_ sequential: Double, _ parallel: Double) -> Double {
         let count = Self.poolWorkers.withLock { $0 } ?? workers
@@ -274,14 +280,20 @@ struct Bench: AsyncParsableCommand {
             if !journalKeep { unlink(journal) }
             options.journalPath = journal
         }
-        return try await withProcessPool(workers: nodes ? nil : workers, options: options) { pool in
+        options.timelinePath = timeline
+        var bodyEnd = ContinuousClock.now
+        let timed = try await withProcessPool(workers: nodes ? nil : workers, options: options) { pool in
             Self.poolWorkers.withLock { $0 = pool.workerCount }
             for _ in 0..<3 { _ = try await pool.map(Nothing(), [1, 2, 3, 4]) }  // warm
             Self.idleWorkerRSS.withLock { $0 = Self.workerRSS() }
             let start = ContinuousClock.now
             let sum = try await body(pool)
+            bodyEnd = ContinuousClock.now
             return (seconds(since: start), sum)
         }
+        let close = seconds(since: bodyEnd)
+        Self.closeSeconds.withLock { $0 = close }
+        return timed
     }
 
     /// The pool (map or the unordered stream, on either engine), the task-group baseline

@@ -25,6 +25,19 @@ struct JournalFormatTests {
         #expect(JournalHash.hash([]) == 0xEF46_DB37_51D8_E999)
     }
 
+    @Test("the 8-byte fast path hashes as the general XXH64 does (journals written before it still match)")
+    func hash8() {
+        var generator = SystemRandomNumberGenerator()
+        for value in [0, 1, UInt64.max, 0x0123_4567_89AB_CDEF] + (0..<1000).map({ _ in generator.next() as UInt64 }) {
+            let general = withUnsafeBytes(of: value.littleEndian) { JournalHash.hash($0) }
+            #expect(JournalHash.hash8(value) == general, "\(value)")
+        }
+        var hasher = InputHasher<Int>()
+        var hashes: [UInt64] = []
+        hasher.hash([5, -7, 1 << 40][...], into: &hashes)
+        #expect(hashes == [5, -7, 1 << 40].map { try! hasher.hash($0) }, "the chunk path and the one-item path agree")
+    }
+
     @Test("a whole journal scans to its records, and a lookup finds every item")
     func wholeJournal() throws {
         let bytes = journalBytes()

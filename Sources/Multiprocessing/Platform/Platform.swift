@@ -120,7 +120,8 @@ enum Platform {
     }
 
     /// Flushes every C output stream, then ends the process without running exit handlers or
-    /// static destructors. Only workers and worker hosts use it: they ran the program's
+    /// static destructors. Workers and worker hosts use it (and a program that requeued its
+    /// Slurm job, which must not run the rest of its `main`): they ran the program's
     /// `main` only up to `bootstrap()`, so its exit work (an `atexit` handler that removes
     /// a temporary file, say) belongs to the parent and must not run once per worker.
     /// CPython's workers end with `os._exit` for the same reason.

@@ -24,7 +24,8 @@ extension ProcessPool {
             engine == .threads
             ? []
             : try Frame.encode(.install) { w throws in
-                Message.Install(callID: callID, typeName: typeName).write(to: &w)
+                let timesChunks = (self.supervisor as? Supervisor)?.timeline != nil  // the pool writes a timeline
+                Message.Install(callID: callID, typeName: typeName, timesChunks: timesChunks).write(to: &w)
                 try BinaryCodec.encode(function, into: &w)
             }
         // Counted until the supervisor forgets the call (closeAndJoin waits for that).

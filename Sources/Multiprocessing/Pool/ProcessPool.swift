@@ -86,6 +86,15 @@ public final class ProcessPool: Sendable {
         /// once when a call ends (`finished`), for programs that draw their own display.
         /// Keep it short: it runs on the thread that serves the workers.
         public var onProgress: (@Sendable (CallProgress) -> Void)?
+        /// A timeline file: when the pool closes (and when SIGINT or SIGTERM interrupts it,
+        /// with what it has then), it writes there a trace of every chunk on every worker in
+        /// the Chrome trace event format (open it in Perfetto, `chrome://tracing` or
+        /// Speedscope), and beside it a picture, a self-contained HTML file (the same name
+        /// with `.html` for `.json`, or `.html` appended). See the README, "Progress and
+        /// reports". `MP_TIMELINE=path` in the environment turns it on without a code
+        /// change; a path set here wins. A file that cannot be written is a warning on
+        /// stderr. Default: none (then the per-chunk cost is one check).
+        public var timelinePath: String?
         /// A journal file: each finished item's result is appended to it as it arrives, and a
         /// rerun of the program with the same journal takes the items it holds instead of
         /// computing them again (see the README, "Durable maps"). `MP_JOURNAL=path` in the
@@ -99,6 +108,12 @@ public final class ProcessPool: Sendable {
         /// Reuse results that another build of the program journaled (default `false`: a
         /// rebuilt function may compute something else). `MP_JOURNAL_ANY_BUILD=1` sets it.
         public var journalReusesOtherBuilds = false
+        /// In a Slurm job with a journal, how many times the job may be restarted
+        /// (`SLURM_RESTART_COUNT`) by a requeue before its time limit; past it, SIGUSR1 is
+        /// noted and the run goes on to its limit. `MP_MAX_RESTARTS` in the environment sets
+        /// it without a code change; a value set here wins. Default: 100. See the README,
+        /// "Jobs that outlive their time limit".
+        public var maximumRestarts: Int?
         /// Where the workers run: worker processes (``Engine/processes``) or threads of this
         /// process (``Engine/threads``). `nil` (the default) takes `MP_ENGINE=processes|threads`
         /// from the environment, else processes; an engine set here wins over the variable.
@@ -220,8 +235,21 @@ public final class ProcessPool: Sendable {
                 "swift-multiprocessing: warning: interruptResultsPath \(path) cannot be written (\(problem)); the pool starts anyway, but if the program is interrupted its results will be only in the error's partialResults. Fix the path (its directory must exist and be writable)\n"
             )
         }
+        let timelinePath = options.timelinePath ?? Platform.environment("MP_TIMELINE").flatMap { $0.isEmpty ? nil : $0 }
+        if engine == .threads, let path = timelinePath {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: the timeline \(path) is not written with the threads engine (it traces worker processes); use the processes engine for one\n"
+            )
+        }
+        if engine != .threads, let path = timelinePath, let problem = ResultsFile.problem(appendingTo: path) {
+            // Found now rather than when a long job ends.
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: the timeline \(path) cannot be written (\(problem)); the pool starts anyway and tries again when it closes. Fix the path (its directory must exist and be writable)\n"
+            )
+        }
         self.options = options
         journal = try await PoolJournal.resolve(options)
+        Requeue.shared.watchIfWanted(journal: journal != nil, maximumRestarts: options.maximumRestarts)
         Platform.ignoreBrokenPipe()
         self.engine = engine
         let threads: (any PoolEngine)? =
@@ -242,7 +270,7 @@ public final class ProcessPool: Sendable {
                     maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
                     progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
                     onProgress: options.onProgress, placement: placement,
-                    stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
+                    stallReportNanos: Self.nanoseconds(options.stallReportAfter), timelinePath: timelinePath))
         self.supervisor = supervisor
         Interruption.shared.register(supervisor)
         do {
@@ -378,7 +406,6 @@ public final class ProcessPool: Sendable {
             progress: progress, admitted: admitted,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
-                tap?.produced(first: first, items[first..<(first + count)])
                 if let inProcess { return inProcess(first, items[first..<(first + count)], sizeHint) }
                 return Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)], raw: raw,

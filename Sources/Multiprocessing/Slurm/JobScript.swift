@@ -23,6 +23,19 @@ public struct SlurmJobScript: Sendable, Equatable {
     public var account: String?
     /// `--mail-user` (with `--mail-type=END,FAIL`), when given.
     public var mailUser: String?
+    /// Requeue the job before its time limit and resume from the journal: `--requeue`,
+    /// `--open-mode=append`, `--signal=USR1@LEAD` and `MP_JOURNAL` (see the README, "Jobs
+    /// that outlive their time limit").
+    public var requeue = false
+    /// With ``requeue``: seconds before the limit at which Slurm sends SIGUSR1 (default:
+    /// a sixth of ``time``, at least 10 s; Slurm may send it up to a minute early).
+    public var requeueLead: Int?
+    /// `MP_JOURNAL` for the program. Default with ``requeue``:
+    /// `$SLURM_SUBMIT_DIR/<job name>-$SLURM_JOB_ID.journal` (the same for every run of the
+    /// job); without it, no journal unless given.
+    public var journal: String?
+    /// With ``requeue``: `MP_MAX_RESTARTS`, the most restarts (default: the library's, 100).
+    public var maximumRestarts: Int?
 
     /// A script for `executable` with the defaults (4 CPUs, 4G per CPU, 10 minutes).
     public init(executable: String) {
@@ -44,6 +57,24 @@ public struct SlurmJobScript: Sendable, Equatable {
             problems.append(
                 "--time '\(time)' is not a time Slurm accepts: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 30, 01:30:00, 2-00)"
             )
+        }
+        if requeue, Self.isValidTime(time), let limit = Self.seconds(ofTime: time) {
+            if let lead = requeueLead, lead < 1 || lead >= limit {
+                problems.append(
+                    "--requeue-lead \(lead) must be at least 1 second and less than the time limit (\(limit) s)")
+            } else if requeueLead == nil && limit <= Self.minimumLead {
+                problems.append(
+                    "--time \(time) is too short to requeue before it: the warning comes at least \(Self.minimumLead) s before the limit; ask for more time"
+                )
+            }
+        }
+        if requeueLead != nil && !requeue { problems.append("--requeue-lead needs --requeue") }
+        if let maximumRestarts, maximumRestarts < 0 {
+            problems.append("--max-restarts must be 0 or more; \(maximumRestarts) was given")
+        }
+        if maximumRestarts != nil && !requeue { problems.append("--max-restarts needs --requeue") }
+        if let journal, journal.isEmpty || journal.contains("\n") {
+            problems.append("--journal must be a path on one line")
         }
         for (option, value) in [
             ("--job-name", jobName), ("--partition", partition), ("--account", account), ("--mail-user", mailUser),
@@ -92,6 +123,37 @@ public struct SlurmJobScript: Sendable, Equatable {
         }
     }
 
+    /// The least lead of the warning before the limit (`--signal=USR1@LEAD`): Slurm checks
+    /// time limits about every 30 s, so a shorter lead may come too late.
+    static let minimumLead = 10
+
+    /// The seconds of a `--time` value (`nil` when it is not one); `MM` alone is minutes.
+    public static func seconds(ofTime text: String) -> Int? {
+        guard isValidTime(text) else { return nil }
+        let dash = text.split(separator: "-")
+        let days = dash.count == 2 ? Int(dash[0])! : 0
+        let parts = dash.last!.split(separator: ":").map { Int($0)! }
+        let clock: Int
+        if dash.count == 2 {
+            // D-HH, D-HH:MM, D-HH:MM:SS
+            clock = parts[0] * 3600 + (parts.count > 1 ? parts[1] * 60 : 0) + (parts.count > 2 ? parts[2] : 0)
+        } else {
+            switch parts.count {
+            case 1: clock = parts[0] * 60  // MM
+            case 2: clock = parts[0] * 60 + parts[1]  // MM:SS
+            default: clock = parts[0] * 3600 + parts[1] * 60 + parts[2]  // HH:MM:SS
+            }
+        }
+        return days * 86_400 + clock
+    }
+
+    /// The lead of SIGUSR1 before the limit: ``requeueLead``, else a sixth of the limit
+    /// and at least ``minimumLead`` s.
+    public var effectiveRequeueLead: Int {
+        if let requeueLead { return requeueLead }
+        return max(Self.minimumLead, (Self.seconds(ofTime: time) ?? 0) / 6)
+    }
+
     /// The script's text.
     public var text: String {
         let name = jobName ?? String(executable.split(separator: "/").last ?? "job")
@@ -129,7 +191,36 @@ public struct SlurmJobScript: Sendable, Equatable {
             lines.append("#SBATCH --mail-user=\(mailUser)")
             lines.append("#SBATCH --mail-type=END,FAIL")
         }
+        if requeue {
+            lines += [
+                "#SBATCH --requeue",
+                "#SBATCH --open-mode=append",
+                "#SBATCH --signal=USR1@\(effectiveRequeueLead)",
+            ]
+        }
         lines.append("")
+        if requeue {
+            lines += [
+                "# Requeue before the time limit: Slurm sends SIGUSR1 about \(effectiveRequeueLead) s before it (up to a",
+                "# minute early). The pool then makes its journal durable, says so in this file, runs",
+                "# `scontrol requeue` and exits; the next run (same job id, after Slurm's requeue delay)",
+                "# takes every finished item from the journal. This file keeps every run's lines. A run",
+                "# that finished no item, or a job past MP_MAX_RESTARTS restarts, is not requeued.",
+                "# scancel and the limit itself (SIGTERM) stop the program in order, never requeue.",
+            ]
+        }
+        if let journal {
+            lines.append("export MP_JOURNAL=\(Self.shellQuoted(journal))")
+        } else if requeue {
+            lines.append("export MP_JOURNAL=\"${MP_JOURNAL:-$SLURM_SUBMIT_DIR/\(name)-$SLURM_JOB_ID.journal}\"")
+        }
+        if let maximumRestarts, requeue { lines.append("export MP_MAX_RESTARTS=\(maximumRestarts)") }
+        if requeue {
+            lines.append(
+                "echo \"job $SLURM_JOB_ID: run $(( ${SLURM_RESTART_COUNT:-0} + 1 )) started on $(hostname) at $(date -u +%FT%TZ)\""
+            )
+            lines.append("")
+        }
         let quoted = ([executable] + arguments).map(Self.shellQuoted).joined(separator: " ")
         if nodes > 1 {
             lines.append("# No srun in front: the program runs once; its pool starts the step on every node.")
