@@ -85,6 +85,36 @@ struct ThreadEngineTests {
         #expect(processes.lines == ["engine processes started"], "\(processes.stderr)")
     }
 
+    @Test("a thread that holds its work past stallReportAfter is named in the report, with what threads cannot do")
+    func stalledThreadIsNamed() async throws {
+        let outcome = try await FixtureProcess.run(
+            ["engine-stall"], environment: Engine.threads.environment, waitingFor: "a stalled thread")
+        let stalled = outcome.line("stalled: ")
+        #expect(stalled.hasPrefix("stalled: worker "), "\(outcome.stdout)\(outcome.stderr)")
+        #expect(stalled.contains(" (a thread) has held items 0..<1 for "))
+        #expect(
+            stalled.hasSuffix(
+                "; it may be stuck (a thread cannot be stopped: the processes engine with ProcessPool.Options.itemTimeout can stop such items)"
+            ))
+        #expect(outcome.line("map") == "map [7]")
+    }
+
+    @Test("a timeline asked for on threads is not written, and a warning says so")
+    func timelineOnThreads() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mp-timeline-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var environment = Engine.threads.environment
+        environment["MP_TIMELINE"] = path
+        let outcome = try await FixtureProcess.run(
+            ["engine-where", "2"], environment: environment, waitingFor: "a timeline on threads")
+        #expect(outcome.line("engine") == "engine threads workers 2 children 0", "\(outcome.stderr)")
+        #expect(
+            outcome.stderr.contains(
+                "swift-multiprocessing: warning: the timeline \(path) is not written with the threads engine (it traces worker processes); use the processes engine for one"
+            ), "\(outcome.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
     @Test("the initializer runs once on threads, before the pool starts; its failure is initializerFailed")
     func initializerOnce() async throws {
         let outcome = try await FixtureProcess.run(

@@ -162,6 +162,16 @@ extension Fixture {
                     print("cancelled: \(describe(error).prefix(14))")
                 }
             }
+        case "engine-stall":
+            // One item of 1.5 s with stallReportAfter 300 ms: the report names its worker.
+            var options = ProcessPool.Options()
+            options.stallReportAfter = .milliseconds(300)
+            try await withProcessPool(workers: 2, options: options) { pool in
+                let map = Task { try await pool.map(Sleep(milliseconds: 1500), [7]) }
+                try await Task.sleep(for: .milliseconds(900))
+                print("stalled: \(await pool.report().stalled.first ?? "none")")
+                print("map \(try await map.value)")
+            }
         default:
             return false
         }
