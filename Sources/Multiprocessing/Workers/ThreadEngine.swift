@@ -60,6 +60,11 @@ struct ComputedChunk: @unchecked Sendable {
 /// cannot be stopped, so cancelling a call drops its results and hands out no more of
 /// its chunks, while a chunk already running finishes first (``close()`` waits for that
 /// at most ``exitGraceNanos``, then leaves the thread to end on its own).
+///
+/// The pool's entry points (from any task) take the engine's lock only for bookkeeping:
+/// it is never held while a function runs. It is held while a stream's items are read
+/// from the program's sequence and while a journal appends a chunk's results, the work
+/// the process engine does on its loop thread, so a caller may wait that long for it.
 final class ThreadEngine: PoolEngine, @unchecked Sendable {
     /// What the engine takes from ``ProcessPool/Options``.
     struct Settings {
@@ -137,6 +142,8 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
         state = .running
         if settings.progress != .off || settings.onProgress != nil { startProgressTimer() }
         let count = settings.workerCount
+        settings.logger.debug(
+            "worker threads started", metadata: ["workers": "\(count)", "pid": "\(Platform.processID)"])
         return (count, "\(count) thread\(count == 1 ? "" : "s") of this process")
     }
 
