@@ -56,8 +56,10 @@ def configurations(workers_list, quick):
         for workers in workers_list:
             w = ["--workload", workload, "--workers", str(workers)]
             configs.append(("swift", "process", workers, workload, [SWIFT] + w + swift_flags))
+            configs.append(("swift", "threads", workers, workload, [SWIFT] + w + ["--engine", "threads"] + swift_flags))
             if workload in ("cpu-bound", "imbalanced"):
-                configs.append(("swift", "threads", workers, workload, [SWIFT] + w + ["--engine", "threads"] + swift_flags))
+                configs.append(("swift", "taskgroup", workers, workload,
+                                [SWIFT] + w + ["--engine", "taskgroup"] + swift_flags))
             if workload == "startup" or (workload == "tiny-map-c1" and workers == 2):
                 # startup and an idle worker's memory for a --static-swift-stdlib build too
                 configs.append(("swift-static", "process", workers, workload, [SWIFT_STATIC] + w + swift_flags))
@@ -129,14 +131,16 @@ def main():
 
     print(f"\nMedians of {args.reps} interleaved runs; machine: {cpus} CPUs, {os.uname().machine}, "
           f"{subprocess.run(['uname', '-r'], capture_output=True, text=True).stdout.strip()}\n")
-    print(f"| workload | workers | figure | swift process | swift threads | python Pool | python executor |")
-    print(f"|---|---|---|---|---|---|---|")
+    print(f"| workload | workers | figure | swift processes | swift threads | swift task group | python Pool "
+          f"| python executor |")
+    print(f"|---|---|---|---|---|---|---|---|")
     for workload, (_, _, figure, _) in WORKLOADS.items():
         for workers in workers_list:
             cells = []
-            for lang, engine in [("swift", "process"), ("swift", "threads"), ("python", "pool"), ("python", "executor")]:
+            for lang, engine in [("swift", "process"), ("swift", "threads"), ("swift", "taskgroup"), ("python", "pool"),
+                                 ("python", "executor")]:
                 value = median((lang, engine, workers, workload), figure)
-                if workload == "startup" and lang == "swift" and value is not None:
+                if workload == "startup" and (lang, engine) == ("swift", "process") and value is not None:
                     static = median(("swift-static", "process", workers, workload), figure)
                     cells.append(f"{value:.3g} ({static:.3g} static)" if static else f"{value:.3g}")
                 else:
@@ -162,11 +166,11 @@ def main():
         ("latency vs socket-pair floor (Swift / floor)",
          (median(("swift", "process", 2, "latency"), "us_per_roundtrip") or 0) / floor if floor else None, "<= 1.5x"),
         ("cpu-bound efficiency vs sequential", median(("swift", "process", 2, "cpu-bound"), "efficiency_vs_seq"), ">= 0.95"),
-        ("cpu-bound process / threads", (median(("swift", "process", 2, "cpu-bound"), "efficiency_vs_seq") or 0)
-         / (median(("swift", "threads", 2, "cpu-bound"), "efficiency_vs_seq") or 1), ">= 0.98"),
+        ("cpu-bound process / task group", (median(("swift", "process", 2, "cpu-bound"), "efficiency_vs_seq") or 0)
+         / (median(("swift", "taskgroup", 2, "cpu-bound"), "efficiency_vs_seq") or 1), ">= 0.98"),
         ("imbalanced efficiency vs sequential", median(("swift", "process", 2, "imbalanced"), "efficiency_vs_seq"), ">= 0.93"),
-        ("imbalanced process / threads", (median(("swift", "process", 2, "imbalanced"), "efficiency_vs_seq") or 0)
-         / (median(("swift", "threads", 2, "imbalanced"), "efficiency_vs_seq") or 1), ">= 0.97"),
+        ("imbalanced process / task group", (median(("swift", "process", 2, "imbalanced"), "efficiency_vs_seq") or 0)
+         / (median(("swift", "taskgroup", 2, "imbalanced"), "efficiency_vs_seq") or 1), ">= 0.97"),
         ("startup ms, Python / Swift", ratio("startup", "ms_per_startup", invert=True), ">= 1x"),
         ("large-args MB/s vs Python", ratio("large-args", "mb_per_s"), ">= 4x"),
         ("mapreduce-pi samples/s vs Python", ratio("mapreduce-pi", "samples_per_s"), "(no target)"),
@@ -178,6 +182,14 @@ def main():
     print("|---|---|---|")
     for name, value, wanted in rows:
         print(f"| {name} | {'n/a' if value is None else f'{value:.3g}'} | {wanted} |")
+    print("\nThreads engine against processes (2 workers; above 1: threads better):\n")
+    print("| workload | figure | threads / processes |")
+    print("|---|---|---|")
+    for workload, (_, _, figure, higher) in WORKLOADS.items():
+        p = median(("swift", "process", 2, workload), figure)
+        t = median(("swift", "threads", 2, workload), figure)
+        if p and t:
+            print(f"| {workload} | {figure} | {(t / p if higher else p / t):.3g} |")
     print(f"\nsocket-pair ping-pong floor: {floor:.1f} us per round trip; idle worker RSS: Swift {rss_swift} KiB "
           f"({rss_static} KiB static), Python {rss_python} KiB")
 

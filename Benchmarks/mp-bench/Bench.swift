@@ -70,7 +70,7 @@ struct PiChunk: ParallelFunction {
     }
 }
 
-/// A shared next-item counter for the thread engine.
+/// A shared next-item counter for the task-group baseline.
 final class Counter: Sendable {
     let value = Atomic<Int>(0)
 }
@@ -88,8 +88,18 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Workers; 0 runs sequentially in this process (engine seq).")
     var workers = 2
 
-    @Option(help: "process (default) or threads.")
+    @Option(
+        help:
+            "process (default): the pool's worker processes; threads: the pool's threads engine; taskgroup (cpu-bound, imbalanced): a hand-written task group, the baseline with no pool at all."
+    )
     var engine = "process"
+
+    /// The pool's options for `--engine`.
+    var poolOptions: ProcessPool.Options {
+        var options = ProcessPool.Options()
+        options.engine = engine == "threads" ? .threads : .processes
+        return options
+    }
 
     @Option var items: Int?
     @Option var chunksize: Int?
@@ -180,7 +190,9 @@ struct Bench: AsyncParsableCommand {
             var trials: [Double] = []
             for _ in 0..<20 {
                 let start = ContinuousClock.now
-                try await withProcessPool(workers: max(workers, 1)) { pool in _ = try await pool.apply(Nothing(), 1) }
+                try await withProcessPool(workers: max(workers, 1), options: poolOptions) { pool in
+                    _ = try await pool.apply(Nothing(), 1)
+                }
                 trials.append(seconds(since: start))
             }
             trials.sort()
@@ -262,7 +274,7 @@ struct Bench: AsyncParsableCommand {
             let sum = try await body(nil)
             return (seconds(since: start), sum)
         }
-        var options = ProcessPool.Options()
+        var options = poolOptions
         options.progress = ProgressMode(rawValue: progress) ?? .off
         if let journal {
             if !journalKeep { unlink(journal) }
@@ -284,13 +296,13 @@ struct Bench: AsyncParsableCommand {
         return timed
     }
 
-    /// The process engine (map or the unordered stream), the thread engine (a task group
-    /// taking items one by one from a shared counter), or sequential.
+    /// The pool (map or the unordered stream, on either engine), the task-group baseline
+    /// (a task group taking items one by one from a shared counter), or sequential.
     func timedParallel<F: ParallelFunction, Input: Sendable>(
         _ inputs: [Input], chunkSize: Int?, ordered: Bool, function: F,
         threadsBody: @escaping @Sendable (Input) -> UInt64
     ) async throws -> (Double, UInt64) where F.Input == Input, F.Output == UInt64 {
-        if engine == "threads" && workers > 0 {
+        if engine == "taskgroup" && workers > 0 {
             let start = ContinuousClock.now
             let next = Counter()
             let sum = await withTaskGroup(of: UInt64.self) { group in

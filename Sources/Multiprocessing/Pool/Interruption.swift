@@ -21,7 +21,7 @@ final class Interruption: Sendable {
     static let shared = Interruption()
 
     private struct State {
-        var pools: [ObjectIdentifier: Supervisor] = [:]
+        var pools: [ObjectIdentifier: any PoolEngine] = [:]
         var pipe: (read: Int32, write: Int32)?
         var interruptedBySIGINT = false
         var interruptedBySIGTERM = false
@@ -30,7 +30,7 @@ final class Interruption: Sendable {
     private let state = Mutex(State())
 
     /// Starts handling SIGINT and SIGTERM for `supervisor`'s pool.
-    func register(_ supervisor: Supervisor) {
+    func register(_ supervisor: any PoolEngine) {
         state.withLock { state in
             guard let pipe = Self.watching(&state) else { return }
             if state.pools.isEmpty {
@@ -42,8 +42,8 @@ final class Interruption: Sendable {
         }
     }
 
-    /// The supervisors of the pools open now.
-    var openPools: [Supervisor] { state.withLock { Array($0.pools.values) } }
+    /// The supervisors of the pools open now (pools on the threads engine have none).
+    var openPools: [Supervisor] { state.withLock { $0.pools.values.compactMap { $0 as? Supervisor } } }
 
     /// Hands SIGUSR1 to ``Requeue`` from now on, for the rest of the process's life.
     /// Returns `false` when it cannot be watched (no thread or pipe).
@@ -74,7 +74,7 @@ final class Interruption: Sendable {
     }
 
     /// Stops handling them for this pool; the last one restores the previous dispositions.
-    func unregister(_ supervisor: Supervisor) {
+    func unregister(_ supervisor: any PoolEngine) {
         state.withLock { state in
             state.pools[ObjectIdentifier(supervisor)] = nil
             if state.pools.isEmpty { mp_restore_termination_handlers() }
@@ -105,7 +105,7 @@ final class Interruption: Sendable {
         }
         // `scontrol requeue` ends the job's processes with SIGTERM: this one exits by itself.
         if signal == SIGTERM && Requeue.shared.isRequeueing { return }
-        let (pools, forceExit) = state.withLock { state -> ([Supervisor], Bool) in
+        let (pools, forceExit) = state.withLock { state -> ([any PoolEngine], Bool) in
             if signal == SIGINT {
                 if state.interruptedBySIGINT { return ([], true) }
                 state.interruptedBySIGINT = true

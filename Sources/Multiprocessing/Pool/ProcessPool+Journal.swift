@@ -97,17 +97,26 @@ final class MapJournalTap<F: WorkerFunction>: @unchecked Sendable {
     /// Journals the results among `events`.
     func deliver(_ events: [CallEvent]) {
         for event in events {
-            guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
-            let indices: JournalIndices =
-                original.map { original in .listed(range.map { original[$0] }) } ?? .contiguous(range)
-            if let hashes {
-                record(writer, header, range, payload, offset, worker, indices, hashes[range], F.Output.self)
-            } else {
-                chunkHashes.removeAll(keepingCapacity: true)
-                hasher.hash(inputs[range], into: &chunkHashes)
-                record(writer, header, range, payload, offset, worker, indices, chunkHashes[...], F.Output.self)
+            if case .computed(let computed) = event {
+                let range = computed.range
+                record(writer, computed.chunk(as: F.Output.self), indices(range), inputHashes(range))
+                continue
             }
+            guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
+            record(writer, header, range, payload, offset, worker, indices(range), inputHashes(range), F.Output.self)
         }
+    }
+
+    private func indices(_ range: Range<Int>) -> JournalIndices {
+        original.map { original in .listed(range.map { original[$0] }) } ?? .contiguous(range)
+    }
+
+    /// The hashes of the inputs of computed items `range`: given, or computed now.
+    private func inputHashes(_ range: Range<Int>) -> ArraySlice<UInt64> {
+        if let hashes { return hashes[range] }
+        chunkHashes.removeAll(keepingCapacity: true)
+        hasher.hash(inputs[range], into: &chunkHashes)
+        return chunkHashes[...]
     }
 }
 

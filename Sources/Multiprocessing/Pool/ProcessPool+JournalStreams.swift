@@ -139,6 +139,11 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
 
     func deliver(_ events: [CallEvent]) {
         for event in events {
+            if case .computed(let computed) = event {
+                record(
+                    writer, computed.chunk(as: F.Output.self), shared.originals(computed.range), hashes[computed.range])
+                continue
+            }
             guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
             record(writer, header, range, payload, offset, worker, shared.originals(range), hashes[range], F.Output.self)
         }
@@ -240,7 +245,8 @@ extension ProcessPool {
         let journal = StreamJournal<F>(writer: writer, lookup: lookup, pool: pool, knownCount: knownCount)
         journal.reportUpFront(inputs)
         let source = IteratorBox(inputs.makeIterator())
-        let chunks = StreamChunker<F.Input>(chunkSize: chunkSize, limit: options.maximumFrameBytes)
+        let chunks = StreamChunker<F.Input>(
+            chunkSize: chunkSize, limit: options.maximumFrameBytes, inProcess: inProcessChunks(function))
         // With items from the journal, how many are computed is learnt at the end.
         let total = lookup.outputs.isEmpty ? knownCount : nil
         let (callID, events) = try startCall(

@@ -19,6 +19,8 @@ enum CallEvent: Sendable {
     /// The whole call failed (its function could not be installed, the pool closed or
     /// was interrupted).
     case failed(MultiprocessingError)
+    /// A chunk ran on a thread of this process (``ThreadEngine``): its outcome, not encoded.
+    case computed(ComputedChunk)
 }
 
 /// What a call's input produced for one chunk.
@@ -27,6 +29,8 @@ enum ProducedChunk {
     case frame(count: Int, TaskFrame)
     /// `count` items that could not be encoded.
     case failed(count: Int, MultiprocessingError)
+    /// `count` items for the threads engine (``ThreadEngine``), not encoded.
+    case inProcess(count: Int, InProcessChunk)
 }
 
 /// One call (a `map`, a stream, an `apply`) as the supervisor sees it: type-erased, touched
@@ -1174,6 +1178,8 @@ final class Supervisor: @unchecked Sendable {
                     call.schedule.abandoned(first..<(first + count))
                     post(call, .chunkFailed(range: first..<(first + count), error))
                     continue
+                case .inProcess?:
+                    preconditionFailure("a chunk made for the threads engine reached the process engine")
                 case nil:
                     call.schedule.endOfSource()
                     post(call, .ended(total: call.schedule.nextIndex))
