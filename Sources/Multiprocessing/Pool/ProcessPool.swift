@@ -16,7 +16,7 @@ import Darwin
 /// }
 /// ```
 ///
-/// Prefer ``withProcessPool(workers:options:_:)``, which closes the pool on every exit
+/// Prefer ``withProcessPool(workers:options:isolation:_:)``, which closes the pool on every exit
 /// path. A pool made with ``init(workers:options:)`` must be closed with ``close()``; one
 /// that is dropped unclosed stops and reaps its workers in the background.
 ///

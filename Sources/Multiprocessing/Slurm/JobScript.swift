@@ -148,7 +148,7 @@ public struct SlurmJobScript: Sendable, Equatable {
     }
 
     /// The lead of SIGUSR1 before the limit: ``requeueLead``, else a sixth of the limit
-    /// and at least ``minimumLead`` s.
+    /// and at least `minimumLead` (10) s.
     public var effectiveRequeueLead: Int {
         if let requeueLead { return requeueLead }
         return max(Self.minimumLead, (Self.seconds(ofTime: time) ?? 0) / 6)
