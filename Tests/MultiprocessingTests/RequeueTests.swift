@@ -291,7 +291,7 @@ struct RequeueTests {
         let (state, restarts) = try await run.waitForState(Self.finalStates, within: .seconds(17 * 60), every: .seconds(5))
         let text = run.text
         let elapsed = ContinuousClock.now - started
-        print("requeue job \(run.job): \(state) after \(restarts) restart(s) in \(elapsed)")
+        print("requeue job \(run.job): \(state) after \(restarts) restart(s) in \(elapsed); its output:\n\(text)")
         #expect(state == "COMPLETED", "\(text)")
         #expect(restarts >= 1, "\(text)")
         let results = text.split(separator: "\n").filter { $0.hasPrefix("{\"hits\"") }
