@@ -102,6 +102,17 @@ struct SlurmScript: ParsableCommand {
     @Option(name: .customLong("mail-user"), help: "Address for mail when the job ends or fails.")
     var mailUser: String?
 
+    @Option(
+        help:
+            "A job array of N tasks (N%K: at most K at once) that share the program's first pool call and reduce it in the last task to finish."
+    )
+    var array: String?
+
+    @Option(
+        name: .customLong("array-key"),
+        help: "The array run's name (MP_ARRAY_KEY; its files go in mp-array-<key>); default: the job name and a random suffix.")
+    var arrayKey: String?
+
     @Argument(help: "The built executable, as the job will find it (e.g. .build/release/pi).")
     var executable: String
 
@@ -119,10 +130,25 @@ struct SlurmScript: ParsableCommand {
         script.partition = partition
         script.account = account
         script.mailUser = mailUser
+        if let array {
+            let parsed = SlurmJobScript.parseArray(array)
+            script.arrayTasks = parsed?.tasks ?? 0
+            script.arrayLimit = parsed?.limit
+            script.arrayKey = arrayKey ?? generatedArrayKey
+        }
         return script
     }
 
+    /// A fresh run name per script written: resubmitting the same script continues its run.
+    var generatedArrayKey: String {
+        let name = jobName ?? String(executable.split(separator: "/").last ?? "job")
+        return name + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    }
+
     func validate() throws {
+        if let array, SlurmJobScript.parseArray(array) == nil {
+            throw ValidationError("--array '\(array)' must be N or N%K (N tasks, at most K at once), e.g. 4 or 4%2")
+        }
         let problems = makeScript().problems()
         if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
     }

@@ -24,6 +24,15 @@ public struct SlurmJobScript: Sendable, Equatable {
     /// `--mail-user` (with `--mail-type=END,FAIL`), when given.
     public var mailUser: String?
 
+    /// `--array=0-(N-1)`: above 0, a job array of N tasks; the program's first pool call is
+    /// shared among them and reduced in the task that completes it (README "Job arrays").
+    public var arrayTasks: Int?
+    /// `%K` after the array range: at most K tasks run at once.
+    public var arrayLimit: Int?
+    /// `MP_ARRAY_KEY`, the run's name (the run's files are in `mp-array-<key>` in the
+    /// submit folder); default: the job name.
+    public var arrayKey: String?
+
     /// A script for `executable` with the defaults (4 CPUs, 4G per CPU, 10 minutes).
     public init(executable: String) {
         self.executable = executable
@@ -45,6 +54,7 @@ public struct SlurmJobScript: Sendable, Equatable {
                 "--time '\(time)' is not a time Slurm accepts: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 30, 01:30:00, 2-00)"
             )
         }
+        problems += arrayProblems()
         for (option, value) in [
             ("--job-name", jobName), ("--partition", partition), ("--account", account), ("--mail-user", mailUser),
         ] {
@@ -121,7 +131,7 @@ public struct SlurmJobScript: Sendable, Equatable {
             "#SBATCH --cpus-per-task=\(cpus)",
             "#SBATCH --mem-per-cpu=\(memoryPerCPU)",
             "#SBATCH --time=\(time)",
-            "#SBATCH --output=\(name)-%j.out",
+            "#SBATCH --output=\(name)-\(arrayTasks == nil ? "%j" : "%A_%a").out",
         ]
         if let partition { lines.append("#SBATCH --partition=\(partition)") }
         if let account { lines.append("#SBATCH --account=\(account)") }
@@ -129,6 +139,7 @@ public struct SlurmJobScript: Sendable, Equatable {
             lines.append("#SBATCH --mail-user=\(mailUser)")
             lines.append("#SBATCH --mail-type=END,FAIL")
         }
+        lines += arrayLines(name: name)
         lines.append("")
         let quoted = ([executable] + arguments).map(Self.shellQuoted).joined(separator: " ")
         if nodes > 1 {
@@ -139,6 +150,47 @@ public struct SlurmJobScript: Sendable, Equatable {
             lines.append("srun --cpus-per-task=\(cpus) \(quoted)")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The job array's lines (none without ``arrayTasks``).
+    func arrayLines(name: String) -> [String] {
+        guard let tasks = arrayTasks else { return [] }
+        return [
+            "#SBATCH --array=0-\(tasks - 1)\(arrayLimit.map { "%\($0)" } ?? "")",
+            "",
+            "# Job array: each of the \(tasks) tasks computes one share of the program's first pool call,",
+            "# journaled in mp-array-<key> in the submit folder; the task that completes the last",
+            "# share reduces and runs the rest of the program (the others end with status 0).",
+            "# A failed task: resubmit it alone (sbatch --array=<id> job.slurm); the run resumes.",
+            "export MP_ARRAY_SHARES=\(tasks)",
+            "export MP_ARRAY_KEY=\(Self.shellQuoted(arrayKey ?? name))",
+        ]
+    }
+
+    func arrayProblems() -> [String] {
+        var problems: [String] = []
+        if let tasks = arrayTasks, tasks < 1 { problems.append("--array must be at least 1 task; \(tasks) was given") }
+        if let limit = arrayLimit, limit < 1 { problems.append("--array's %K must be at least 1; \(limit) was given") }
+        if arrayTasks != nil && nodes > 1 {
+            problems.append(
+                "--array and --nodes above 1 do not go together: an array shares the work among one-node tasks (choose one)"
+            )
+        }
+        if let key = arrayKey, key.isEmpty || key.contains(where: { !($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+            problems.append("--array-key '\(key)' must be a plain name: letters, digits, '-', '_' and '.'")
+        }
+        return problems
+    }
+
+    /// `N` or `N%K` (the form of `mp slurm-script --array`); `nil` when it is neither.
+    public static func parseArray(_ text: String) -> (tasks: Int, limit: Int?)? {
+        let parts = text.split(separator: "%", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let tasks = Int(parts[0]) else { return nil }
+        if parts.count == 2 {
+            guard let limit = Int(parts[1]) else { return nil }
+            return (tasks, limit)
+        }
+        return (tasks, nil)
     }
 
     static func shellQuoted(_ word: String) -> String {

@@ -1,0 +1,58 @@
+import CMultiprocessingShim
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The file operations of a job array's run folder, which every task of the array reads
+/// and writes on a shared file system. They block (a network file system may take long):
+/// call them only from the library's own threads.
+extension Platform {
+    /// Creates a folder (mode 0755) unless it exists.
+    static func makeDirectory(_ path: String) throws {
+        _ = try call("mkdir(\(path))", allowing: EEXIST) { mkdir(path, 0o755) }
+    }
+
+    /// Like ``call(_:_:)`` but returns `nil` instead of throwing when errno is `allowed`.
+    static func call<T: BinaryInteger>(_ name: @autoclosure () -> String, allowing allowed: Int32, _ body: () -> T)
+        throws -> T?
+    {
+        while true {
+            let result = body()
+            if result != -1 { return result }
+            let code = mp_errno()
+            if code == EINTR { continue }
+            if code == allowed { return nil }
+            throw systemError(name(), code)
+        }
+    }
+
+    /// Creates `path` with `contents` only if no file of that name exists, in one atomic
+    /// step (`open` with `O_CREAT | O_EXCL`, atomic on local file systems and on NFS v3
+    /// and later): of several processes trying at once, exactly one gets `true`. The
+    /// file's contents and its folder entry are made durable before it returns.
+    static func createExclusively(_ path: String, contents: String) throws -> Bool {
+        guard
+            let fd = try call("open(\(path))", allowing: EEXIST, { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) })
+        else { return false }
+        defer { close(fd) }
+        try Array(contents.utf8).withUnsafeBytes { try writeAll(fd, $0) }
+        try sync(fd)
+        syncDirectory(of: path)
+        return true
+    }
+
+    /// Whether a file of that name exists.
+    static func fileExists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// The whole content of a file, or `nil` when it does not exist.
+    static func readFile(_ path: String) throws -> [UInt8]? {
+        guard let fd = try call("open(\(path))", allowing: ENOENT, { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
+        defer { close(fd) }
+        return try readWholeFile(fd)
+    }
+}
