@@ -30,16 +30,28 @@ extension Platform {
     }
 
     /// Creates `path` with `contents` only if no file of that name exists, in one atomic
-    /// step (`open` with `O_CREAT | O_EXCL`, atomic on local file systems and on NFS v3
-    /// and later): of several processes trying at once, exactly one gets `true`. The
-    /// file's contents and its folder entry are made durable before it returns.
+    /// step: of several processes trying at once, exactly one gets `true`, and the name
+    /// never appears without its whole contents. The contents go to a file of a unique
+    /// name first (written and `fsync`ed), which is then `link`ed to `path` (atomic on
+    /// local file systems and on NFS, where `O_EXCL` is not before NFSv3; a `link` whose
+    /// reply was lost is recognised by the link count, as `open(2)` advises).
     static func createExclusively(_ path: String, contents: String) throws -> Bool {
-        guard
-            let fd = try call("open(\(path))", allowing: EEXIST, { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) })
-        else { return false }
-        defer { close(fd) }
-        try Array(contents.utf8).withUnsafeBytes { try writeAll(fd, $0) }
-        try sync(fd)
+        let temporary = "\(path).\(shortHostName()).\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
+        let fd = try call("open(\(temporary))") { open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        defer { unlink(temporary) }
+        do {
+            defer { close(fd) }
+            try Array(contents.utf8).withUnsafeBytes { try writeAll(fd, $0) }
+            try sync(fd)
+        }
+        while link(temporary, path) != 0 {
+            let code = mp_errno()
+            if code == EINTR { continue }
+            if code == EEXIST { return false }
+            var info = stat()
+            if stat(temporary, &info) == 0 && info.st_nlink == 2 { break }
+            throw systemError("link(\(temporary), \(path))", code)
+        }
         syncDirectory(of: path)
         return true
     }

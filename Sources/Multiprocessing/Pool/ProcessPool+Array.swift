@@ -48,7 +48,7 @@ struct ArrayRun: Sendable {
     }
 
     /// Claims the reduction: the first task to create `reduce.claim` reduces. The step is
-    /// one `open(O_CREAT | O_EXCL)`, so of tasks that find every share done at the same
+    /// one `link` (``Platform/createExclusively(_:contents:)``), so of tasks that find every share done at the same
     /// moment exactly one wins; and since each task marks its share done before it looks
     /// at the others', the last two to finish cannot both miss each other's mark: at
     /// least one of them sees every share done.
