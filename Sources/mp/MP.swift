@@ -75,6 +75,8 @@ struct SlurmScript: ParsableCommand {
               sbatch job.slurm
             The script asks for one task with --cpus CPUs and runs the executable with srun; a \
             default pool then starts one worker per CPU.
+            With --array N, the script is a job array of N such tasks: the program's first pool call \
+            is shared among them and reduced in the task that completes it (README "Job arrays").
             """
     )
 
@@ -110,7 +112,9 @@ struct SlurmScript: ParsableCommand {
 
     @Option(
         name: .customLong("array-key"),
-        help: "The array run's name (MP_ARRAY_KEY; its files go in mp-array-<key>); default: the job name and a random suffix.")
+        help:
+            "The array run's name (MP_ARRAY_KEY; its files go in mp-array-<key>); default: the job name and a random suffix."
+    )
     var arrayKey: String?
 
     @Argument(help: "The built executable, as the job will find it (e.g. .build/release/pi).")

@@ -225,7 +225,8 @@ struct ArrayProcessTests {
         if mode == 1 { #expect(last.line("in order ") == "in order true") }
         #expect(last.line("from_journal ") == "from_journal 8", "shares 0-2 hold 3+3+2 items")
         #expect(last.line("second ") == "second 1000001,1002002", "a later call runs whole in the reducing task")
-        #expect(last.stderr.contains("this task reduces, with 8 items from the other shares' journals"), "\(last.stderr)")
+        #expect(
+            last.stderr.contains("this task reduces, with 8 items from the other shares' journals"), "\(last.stderr)")
         #expect(computed().sorted() == Array(0..<count) + [1000, 1001], "each item once: \(computed().sorted())")
     }
 
@@ -244,7 +245,9 @@ struct ArrayProcessTests {
         #expect(reducers.count == 1, "\(outcomes.map(\.stdout))")
         #expect(results(reducers.first ?? outcomes[0]) == (0..<20).map { $0 * $0 + 1 })
         let other = outcomes.first { $0.line("results ") == "" }
-        #expect(other?.stderr.contains("every share is done and another task reduces (share ") == true, "\(other?.stderr ?? "")")
+        #expect(
+            other?.stderr.contains("every share is done and another task reduces (share ") == true,
+            "\(other?.stderr ?? "")")
         #expect(computed().sorted() == Array(0..<20) + [1000, 1001])
     }
 
@@ -284,7 +287,184 @@ struct ArrayProcessTests {
     func outsideShares() async throws {
         let outcome = try await task(4, of: 4, count: 8)
         #expect(outcome.status == 3)
-        #expect(outcome.line("ERROR ").hasPrefix("ERROR code=invalid argument item=none this array task has SLURM_ARRAY_TASK_ID=4"))
+        #expect(
+            outcome.line("ERROR ").hasPrefix(
+                "ERROR code=invalid argument item=none this array task has SLURM_ARRAY_TASK_ID=4"))
         #expect(computed().isEmpty)
+    }
+}
+
+/// `pi` as a job array on the real local Slurm (two emulated nodes, 4 CPUs in all, shared
+/// with other tests: waits are generous). The submit folder is a fresh temporary folder,
+/// so the run's files and the tasks' outputs are the test's own.
+@Suite("Job arrays under real Slurm", .serialized, .enabled(if: SlurmCluster.enabled), .timeLimit(.minutes(10)))
+struct SlurmArrayTests {
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-slurm-array-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    /// Writes `job.slurm` with `mp slurm-script --array <array> --cpus 1` for `pi <arguments>`.
+    func writeScript(array: String, _ arguments: [String]) async throws -> String {
+        let made = try await FixtureProcess.runProcess(
+            [
+                SlurmCluster.binary("mp"), "slurm-script", "--array", array, "--cpus", "1", "--mem-per-cpu", "512M",
+                "--time", "5", "--job-name", "piarr", SlurmCluster.binary("pi"), "--",
+            ] + arguments, waitingFor: "mp slurm-script")
+        #expect(made.status == 0, "\(made.stderr)")
+        let path = directory.appendingPathComponent("job.slurm").path
+        try made.stdout.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// `sbatch` run in the submit folder, outside any job; `--wait` waits for every task.
+    func sbatch(_ arguments: [String], environment: [String: String] = [:]) async throws -> FixtureProcess.Outcome {
+        try await FixtureProcess.runProcess(
+            ["/usr/bin/env", "sbatch", "--parsable"] + arguments, environment: environment, removingPrefix: "SLURM_",
+            directory: directory, timeout: .seconds(420), waitingFor: "sbatch \(arguments.joined(separator: " "))")
+    }
+
+    /// The tasks' output files of array job `job`, by task id.
+    func outputs(_ job: String) -> [Int: String] {
+        var found: [Int: String] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        where name.hasPrefix("piarr-\(job)_") && name.hasSuffix(".out") {
+            let task = Int(name.dropFirst("piarr-\(job)_".count).dropLast(4)) ?? -1
+            found[task] = (try? String(contentsOfFile: directory.appendingPathComponent(name).path, encoding: .utf8))
+        }
+        return found
+    }
+
+    /// The JSON lines among all the outputs.
+    func jsonLines(_ outputs: [Int: String]) -> [[String: Any]] {
+        outputs.values.flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("{") }.compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    /// `pi`'s hits for these arguments in one run on this machine, without Slurm.
+    func oneNodeHits(_ arguments: [String]) async throws -> Int {
+        let run = try await FixtureProcess.runProcess(
+            [SlurmCluster.binary("pi"), "--workers", "2"] + arguments, removingPrefix: "SLURM_",
+            timeout: .seconds(120), waitingFor: "pi on one node")
+        let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        return object?["hits"] as? Int ?? -1
+    }
+
+    func jobID(_ outcome: FixtureProcess.Outcome) -> String {
+        String(outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first ?? "")
+    }
+
+    /// Runs a whole array with `sbatch --wait`; checks one JSON line in all, equal to a one-node run.
+    func wholeArray(array: String, tasks: Int, extraEnvironment: [String: String] = [:]) async throws -> [Int: String] {
+        let arguments = ["--chunks", "64", "--samples", "100000", "--json"]
+        let script = try await writeScript(array: array, arguments)
+        let submitted = try await sbatch(["--wait", script], environment: extraEnvironment)
+        #expect(submitted.status == 0, "every task ends with status 0: \(submitted.stderr)")
+        let outputs = outputs(jobID(submitted))
+        #expect(outputs.count == tasks, "one output file per task: \(outputs.keys.sorted())")
+        let lines = jsonLines(outputs)
+        #expect(lines.count == 1, "exactly one JSON line across the tasks: \(outputs)")
+        let expected = try await oneNodeHits(arguments)
+        #expect(lines.first?["hits"] as? Int == expected, "\(lines)")
+        #expect(lines.first?["workers"] as? Int == 1)
+        // The reducing task computed its own share (64 / tasks chunks) and took the rest from the journals.
+        #expect(lines.first?["computed"] as? Int == 64 / tasks, "\(lines)")
+        #expect(lines.first?["from_journal"] as? Int == 64 - 64 / tasks, "\(lines)")
+        let ended = outputs.values.filter { $0.contains("this task ends here with status 0") }
+        #expect(ended.count == tasks - 1, "\(outputs)")
+        return outputs
+    }
+
+    @Test("mp slurm-script --array 4 --cpus 1 of pi: one JSON line across the tasks, the hits of a one-node run")
+    func piArray() async throws {
+        guard SlurmCluster.require() else { return }
+        let outputs = try await wholeArray(array: "4", tasks: 4)
+        #expect(
+            outputs.values.contains { $0.contains("this task reduces, with 48 items from the other shares' journals") })
+    }
+
+    @Test("a throttled array (--array 4%2): the script says %2, and the run reduces once, right")
+    func throttled() async throws {
+        guard SlurmCluster.require() else { return }
+        _ = try await wholeArray(array: "4%2", tasks: 4)
+        let script = try String(contentsOfFile: directory.appendingPathComponent("job.slurm").path, encoding: .utf8)
+        #expect(script.contains("#SBATCH --array=0-3%2\n"))
+    }
+
+    @Test("two tasks finishing at the same moment under Slurm: exactly one reduces")
+    func race() async throws {
+        guard SlurmCluster.require() else { return }
+        let rendezvous = directory.appendingPathComponent("rendezvous")
+        try FileManager.default.createDirectory(at: rendezvous, withIntermediateDirectories: true)
+        let outputs = try await wholeArray(
+            array: "2", tasks: 2, extraEnvironment: ["MP_ARRAY_TEST_RENDEZVOUS": rendezvous.path])
+        #expect(!outputs.values.contains { $0.contains("rendezvous timed out") }, "the two tasks did not run together")
+        #expect(outputs.values.contains { $0.contains("every share is done and another task reduces (share ") })
+    }
+
+    @Test("a task killed mid-share, then resubmitted alone: it resumes its share and reduces, the hits exact")
+    func killedAndResubmitted() async throws {
+        guard SlurmCluster.require() else { return }
+        // About 3 s a chunk here: a share of 4 chunks outlives the kill.
+        let arguments = ["--chunks", "16", "--samples", "400000000", "--json"]
+        let script = try await writeScript(array: "4", arguments)
+        let submitted = try await sbatch([script])
+        let job = jobID(submitted)
+        #expect(!job.isEmpty, "\(submitted.stderr)")
+        // Kill task 2 once it runs and has journaled a chunk (or after 20 s running).
+        let run = try String(contentsOfFile: script, encoding: .utf8).split(separator: "\n")
+            .first { $0.hasPrefix("export MP_ARRAY_KEY=") }.map { String($0.dropFirst("export MP_ARRAY_KEY=".count)) }
+        let journal = directory.appendingPathComponent("mp-array-\(run ?? "")/share-2.journal").path
+        var deadline = ContinuousClock.now + .seconds(300)
+        var runningSince: ContinuousClock.Instant?
+        var emptySize: Int?  // the journal's size before its first results
+        while ContinuousClock.now < deadline {
+            let state = try await SlurmCluster.run(
+                "squeue", ["-h", "-j", "\(job)_2", "-o", "%T"], waitingFor: "squeue")
+            if state.stdout.contains("RUNNING") {
+                runningSince = runningSince ?? .now
+                let size = (try? FileManager.default.attributesOfItem(atPath: journal)[.size] as? Int) ?? 0
+                if size > 0 { emptySize = emptySize ?? size }
+                if let emptySize, size > emptySize { break }
+                if ContinuousClock.now - runningSince! > .seconds(20) { break }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let killed = try await SlurmCluster.run(
+            "scancel", ["--signal=KILL", "--full", "\(job)_2"], waitingFor: "scancel task 2")
+        #expect(killed.status == 0, "\(killed.stderr)")
+        // Wait for the whole array to end.
+        deadline = ContinuousClock.now + .seconds(300)
+        while ContinuousClock.now < deadline {
+            let left = try await SlurmCluster.run("squeue", ["-h", "-j", job], waitingFor: "squeue")
+            if left.status == 0 && left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        let first = outputs(job)
+        #expect(jsonLines(first).isEmpty, "no task reduced while share 2 was missing: \(first)")
+        for task in [0, 1, 3] {
+            #expect(
+                first[task]?.contains("this task ends here with status 0") == true, "task \(task): \(first[task] ?? "")"
+            )
+        }
+        #expect(first.values.contains { $0.contains("shares 2 still missing") }, "\(first)")
+        // Resubmit task 2 alone: a new array job of one task.
+        let again = try await sbatch(["--wait", "--array=2", script])
+        #expect(again.status == 0, "\(again.stderr)")
+        let second = outputs(jobID(again))
+        let lines = jsonLines(second)
+        #expect(lines.count == 1, "\(second)")
+        let expected = try await oneNodeHits(arguments)
+        #expect(lines.first?["hits"] as? Int == expected, "\(lines)")
+        let computed = lines.first?["computed"] as? Int ?? -1
+        #expect(computed >= 0 && computed <= 4, "at most share 2's 4 chunks computed again: \(lines)")
+        #expect(lines.first?["from_journal"] as? Int == 16 - computed)
+        #expect(
+            second[2]?.contains("items 8..<12 of 16 done (\(computed) computed, \(4 - computed) from its journal)")
+                == true,
+            "\(second)")
     }
 }

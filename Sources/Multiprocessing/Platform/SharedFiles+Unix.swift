@@ -63,7 +63,9 @@ extension Platform {
 
     /// The whole content of a file, or `nil` when it does not exist.
     static func readFile(_ path: String) throws -> [UInt8]? {
-        guard let fd = try call("open(\(path))", allowing: ENOENT, { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
+        guard let fd = try call("open(\(path))", allowing: ENOENT, { open(path, O_RDONLY | O_CLOEXEC) }) else {
+            return nil
+        }
         defer { close(fd) }
         return try readWholeFile(fd)
     }

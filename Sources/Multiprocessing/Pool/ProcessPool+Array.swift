@@ -100,15 +100,17 @@ enum ArrayTask {
 
     /// The share for this call when it is the program's first call and the program runs
     /// as a shared array task; `nil` otherwise.
-    /// - Throws: the errors of ``ArrayShare/resolve(_:)`` (the first call only).
+    /// - Throws: the errors of ``ArrayShare/resolve(_:)``, at every call.
     static func takeShare() throws(MultiprocessingError) -> ArrayShare? {
         var environment: [String: String] = [:]
         for name in ArrayShare.variableNames {
             if let value = Platform.environment(name) { environment[name] = value }
         }
         guard environment["MP_ARRAY_SHARES"] != nil, environment["SLURM_ARRAY_TASK_ID"] != nil else { return nil }
+        // A bad setup fails every call, not only the first (none runs whole by mistake).
+        let share = try ArrayShare.resolve(environment)
         guard !taken.exchange(true, ordering: .acquiringAndReleasing) else { return nil }
-        return try ArrayShare.resolve(environment)
+        return share
     }
 
     /// Ends an array task whose share is done while the reduction is another task's: says
@@ -231,7 +233,9 @@ extension ProcessPool {
             tap: tap,
             merge: { partial in
                 var merged = known
-                for (position, output) in partial.enumerated() where output != nil { merged[indices[position]] = output }
+                for (position, output) in partial.enumerated() where output != nil {
+                    merged[indices[position]] = output
+                }
                 return merged
             })
         for (position, index) in indices.enumerated() { outputs[index] = computed[position] }

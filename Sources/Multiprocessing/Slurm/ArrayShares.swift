@@ -55,7 +55,8 @@ struct ArrayShare: Sendable, Equatable {
         else { return nil }
         guard let id = Int(idText.trimmingWhitespace) else {
             throw MultiprocessingError(
-                .invalidArgument, "SLURM_ARRAY_TASK_ID='\(idText)' is not a whole number: this is not a Slurm array task")
+                .invalidArgument,
+                "SLURM_ARRAY_TASK_ID='\(idText)' is not a whole number: this is not a Slurm array task")
         }
         func number(_ name: String) throws(MultiprocessingError) -> Int? {
             guard let text = environment[name] else { return nil }
@@ -119,7 +120,9 @@ struct ArrayShare: Sendable, Equatable {
         while index < shares.count {
             var end = index
             while end + 1 < shares.count && shares[end + 1] == shares[end] + 1 { end += 1 }
-            parts.append(end > index + 1 ? "\(shares[index])-\(shares[end])" : (index...end).map { "\(shares[$0])" }.joined(separator: ", "))
+            parts.append(
+                end > index + 1
+                    ? "\(shares[index])-\(shares[end])" : (index...end).map { "\(shares[$0])" }.joined(separator: ", "))
             index = end + 1
         }
         return parts.joined(separator: ", ")

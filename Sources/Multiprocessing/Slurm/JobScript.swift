@@ -176,7 +176,8 @@ public struct SlurmJobScript: Sendable, Equatable {
                 "--array and --nodes above 1 do not go together: an array shares the work among one-node tasks (choose one)"
             )
         }
-        if let key = arrayKey, key.isEmpty || key.contains(where: { !($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+        let plain: (Character) -> Bool = { $0.isLetter || $0.isNumber || "-_.".contains($0) }
+        if let key = arrayKey, key.isEmpty || !key.allSatisfy(plain) {
             problems.append("--array-key '\(key)' must be a plain name: letters, digits, '-', '_' and '.'")
         }
         return problems

@@ -55,7 +55,9 @@ extension Fixture {
                         var byIndex = [Int](repeating: -1, count: count)
                         var inOrder = true
                         var last = -1
-                        for try await item in mode == 1 ? pool.imap(function, inputs) : pool.imapUnordered(function, inputs) {
+                        for try await item in mode == 1
+                            ? pool.imap(function, inputs) : pool.imapUnordered(function, inputs)
+                        {
                             byIndex[item.index] = try item.get()
                             if item.index < last { inOrder = false }
                             last = item.index
