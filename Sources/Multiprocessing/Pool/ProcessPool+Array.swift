@@ -182,7 +182,7 @@ extension ProcessPool {
         if !stillMissing.isEmpty {
             await close()
             ArrayTask.endTask(
-                "\(done); shares \(ArrayShare.describe(stillMissing)) still missing: this task ends here with status 0, and the task that completes the last missing share reduces and runs the rest of the program\n"
+                "\(done); share\(stillMissing.count == 1 ? "" : "s") \(ArrayShare.describe(stillMissing)) still missing: this task ends here with status 0, and the task that completes the last missing share reduces and runs the rest of the program\n"
             )
         }
         let claim = try await ArrayRun.offPool("mp-array") { try run.claimReduction() }
