@@ -172,13 +172,15 @@ struct ArrayShareTests {
 /// Array tasks as real processes on this machine: the fixture run with the variables
 /// Slurm and the job script would set, one task after another or several at once.
 @Suite("Job arrays (real processes)", .timeLimit(.minutes(5)))
-struct ArrayProcessTests {
+final class ArrayProcessTests: Sendable {
     let directory: URL
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-array-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
 
     var counts: String { directory.appendingPathComponent("counts").path }
 
@@ -298,13 +300,15 @@ struct ArrayProcessTests {
 /// with other tests: waits are generous). The submit folder is a fresh temporary folder,
 /// so the run's files and the tasks' outputs are the test's own.
 @Suite("Job arrays under real Slurm", .serialized, .enabled(if: SlurmCluster.enabled), .timeLimit(.minutes(10)))
-struct SlurmArrayTests {
+final class SlurmArrayTests: Sendable {
     let directory: URL
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mp-slurm-array-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
 
     /// Writes `job.slurm` with `mp slurm-script --array <array> --cpus 1` for `pi <arguments>`.
     func writeScript(array: String, _ arguments: [String]) async throws -> String {
@@ -421,6 +425,7 @@ struct SlurmArrayTests {
         var deadline = ContinuousClock.now + .seconds(300)
         var runningSince: ContinuousClock.Instant?
         var emptySize: Int?  // the journal's size before its first results
+        var journaledBeforeKill = false
         while ContinuousClock.now < deadline {
             let state = try await SlurmCluster.run(
                 "squeue", ["-h", "-j", "\(job)_2", "-o", "%T"], waitingFor: "squeue")
@@ -428,7 +433,10 @@ struct SlurmArrayTests {
                 runningSince = runningSince ?? .now
                 let size = (try? FileManager.default.attributesOfItem(atPath: journal)[.size] as? Int) ?? 0
                 if size > 0 { emptySize = emptySize ?? size }
-                if let emptySize, size > emptySize { break }
+                if let emptySize, size > emptySize {
+                    journaledBeforeKill = true
+                    break
+                }
                 if ContinuousClock.now - runningSince! > .seconds(20) { break }
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -462,6 +470,9 @@ struct SlurmArrayTests {
         let computed = lines.first?["computed"] as? Int ?? -1
         #expect(computed >= 0 && computed <= 4, "at most share 2's 4 chunks computed again: \(lines)")
         #expect(lines.first?["from_journal"] as? Int == 16 - computed)
+        if journaledBeforeKill {
+            #expect(computed < 4, "the killed task had journaled a chunk: it is taken, not computed again")
+        }
         #expect(
             second[2]?.contains("items 8..<12 of 16 done (\(computed) computed, \(4 - computed) from its journal)")
                 == true,
