@@ -361,17 +361,24 @@ final class SlurmArrayTests: Sendable {
         String(outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first ?? "")
     }
 
+    static let piArguments = ["--chunks", "64", "--samples", "100000", "--json"]
+
     /// Runs a whole array with `sbatch --wait`; checks one JSON line in all, equal to a one-node run.
     func wholeArray(array: String, tasks: Int, extraEnvironment: [String: String] = [:]) async throws -> [Int: String] {
-        let arguments = ["--chunks", "64", "--samples", "100000", "--json"]
-        let script = try await writeScript(array: array, arguments)
+        let script = try await writeScript(array: array, Self.piArguments)
         let submitted = try await sbatch(["--wait", script], environment: extraEnvironment)
         #expect(submitted.status == 0, "every task ends with status 0: \(submitted.stderr)")
         let outputs = outputs(jobID(submitted))
+        try await checkReduced(outputs, tasks: tasks)
+        return outputs
+    }
+
+    /// One JSON line across the tasks' outputs, with a one-node run's hits; the others ended with status 0.
+    func checkReduced(_ outputs: [Int: String], tasks: Int) async throws {
         #expect(outputs.count == tasks, "one output file per task: \(outputs.keys.sorted())")
         let lines = jsonLines(outputs)
         #expect(lines.count == 1, "exactly one JSON line across the tasks: \(outputs)")
-        let expected = try await oneNodeHits(arguments)
+        let expected = try await oneNodeHits(Self.piArguments)
         #expect(lines.first?["hits"] as? Int == expected, "\(lines)")
         #expect(lines.first?["workers"] as? Int == 1)
         // The reducing task computed its own share (64 / tasks chunks) and took the rest from the journals.
@@ -379,7 +386,20 @@ final class SlurmArrayTests: Sendable {
         #expect(lines.first?["from_journal"] as? Int == 64 - 64 / tasks, "\(lines)")
         let ended = outputs.values.filter { $0.contains("this task ends here with status 0") }
         #expect(ended.count == tasks - 1, "\(outputs)")
-        return outputs
+    }
+
+    /// Waits (up to five minutes) until no task of `job` is left in the queue; calls
+    /// `sample` with the number of its tasks running, at each look.
+    func waitUntilGone(_ job: String, sample: (Int) -> Void = { _ in }) async throws {
+        let deadline = ContinuousClock.now + .seconds(300)
+        while ContinuousClock.now < deadline {
+            let left = try await SlurmCluster.run("squeue", ["-h", "-j", job, "-o", "%T"], waitingFor: "squeue")
+            let states = left.stdout.split(separator: "\n")
+            if left.status == 0 && states.isEmpty { return }
+            sample(states.filter { $0 == "RUNNING" }.count)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("array job \(job) did not end within five minutes")
     }
 
     @Test("mp slurm-script --array 4 --cpus 1 of pi: one JSON line across the tasks, the hits of a one-node run")
@@ -390,12 +410,22 @@ final class SlurmArrayTests: Sendable {
             outputs.values.contains { $0.contains("this task reduces, with 48 items from the other shares' journals") })
     }
 
-    @Test("a throttled array (--array 4%2): the script says %2, and the run reduces once, right")
+    @Test("a throttled array (--array 4%2): Slurm runs at most 2 at once, and the run reduces once, right")
     func throttled() async throws {
         guard SlurmCluster.require() else { return }
-        _ = try await wholeArray(array: "4%2", tasks: 4)
-        let script = try String(contentsOfFile: directory.appendingPathComponent("job.slurm").path, encoding: .utf8)
-        #expect(script.contains("#SBATCH --array=0-3%2\n"))
+        let script = try await writeScript(array: "4%2", Self.piArguments)
+        #expect(try String(contentsOfFile: script, encoding: .utf8).contains("#SBATCH --array=0-3%2\n"))
+        let submitted = try await sbatch([script])
+        let job = jobID(submitted)
+        let shown = try await SlurmCluster.run("scontrol", ["show", "job", job], waitingFor: "scontrol show job")
+        #expect(shown.stdout.contains("ArrayTaskThrottle=2"), "\(shown.stdout)")
+        var mostRunning = 0
+        try await waitUntilGone(job) { mostRunning = max(mostRunning, $0) }
+        #expect(mostRunning <= 2)
+        let states = try await SlurmCluster.run("scontrol", ["show", "job", job], waitingFor: "scontrol show job")
+        let completed = states.stdout.components(separatedBy: "JobState=COMPLETED").count - 1
+        #expect(completed == 4, "every task ends with status 0: \(states.stdout)")
+        try await checkReduced(outputs(job), tasks: 4)
     }
 
     @Test("two tasks finishing at the same moment under Slurm: exactly one reduces")
@@ -422,7 +452,7 @@ final class SlurmArrayTests: Sendable {
         let run = try String(contentsOfFile: script, encoding: .utf8).split(separator: "\n")
             .first { $0.hasPrefix("export MP_ARRAY_KEY=") }.map { String($0.dropFirst("export MP_ARRAY_KEY=".count)) }
         let journal = directory.appendingPathComponent("mp-array-\(run ?? "")/share-2.journal").path
-        var deadline = ContinuousClock.now + .seconds(300)
+        let deadline = ContinuousClock.now + .seconds(300)
         var runningSince: ContinuousClock.Instant?
         var emptySize: Int?  // the journal's size before its first results
         var journaledBeforeKill = false
@@ -444,13 +474,7 @@ final class SlurmArrayTests: Sendable {
         let killed = try await SlurmCluster.run(
             "scancel", ["--signal=KILL", "--full", "\(job)_2"], waitingFor: "scancel task 2")
         #expect(killed.status == 0, "\(killed.stderr)")
-        // Wait for the whole array to end.
-        deadline = ContinuousClock.now + .seconds(300)
-        while ContinuousClock.now < deadline {
-            let left = try await SlurmCluster.run("squeue", ["-h", "-j", job], waitingFor: "squeue")
-            if left.status == 0 && left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { break }
-            try await Task.sleep(for: .milliseconds(500))
-        }
+        try await waitUntilGone(job)
         let first = outputs(job)
         #expect(jsonLines(first).isEmpty, "no task reduced while share 2 was missing: \(first)")
         for task in [0, 1, 3] {

@@ -56,6 +56,9 @@ extension Platform {
         return true
     }
 
+    /// Sleeps the calling thread (one of the library's own) for about `microseconds`.
+    static func pause(microseconds: UInt32) { usleep(microseconds) }
+
     /// Whether a file of that name exists.
     static func fileExists(_ path: String) -> Bool {
         access(path, F_OK) == 0

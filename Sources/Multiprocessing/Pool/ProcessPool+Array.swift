@@ -1,11 +1,5 @@
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The files of one array run, in ``ArrayShare/runDirectory`` on a file system every task
 /// reads: `share-<i>.journal` (share i's journal), `share-<i>.done` (created once share
 /// i's results are durable in its journal) and `reduce.claim` (created by the one task
@@ -55,7 +49,7 @@ struct ArrayRun: Sendable {
     /// - Throws: ``MultiprocessingError/Code/systemCallFailed``.
     func claimReduction() throws -> Claim {
         let job = Platform.environment("SLURM_JOB_ID") ?? "none"
-        let text = "share \(share.index) (job \(job), host \(Platform.shortHostName()), pid \(getpid()))\n"
+        let text = "share \(share.index) (job \(job), host \(Platform.shortHostName()), pid \(Platform.processID))\n"
         if try Platform.createExclusively(claimPath, contents: text) { return .won }
         let existing = String(decoding: try Platform.readFile(claimPath) ?? [], as: UTF8.self)
         if existing.hasPrefix("share \(share.index) ") { return .retaken }
@@ -87,7 +81,7 @@ struct ArrayRun: Sendable {
                 Platform.writeToStandardError("swift-multiprocessing: array test rendezvous timed out\n")
                 return
             }
-            usleep(2_000)
+            Platform.pause(microseconds: 2_000)
         }
     }
 }
@@ -119,8 +113,7 @@ enum ArrayTask {
     /// reduces runs those). The caller closes the pool first.
     static func endTask(_ line: String) -> Never {
         Platform.writeToStandardError(line)
-        fflush(nil)
-        Platform.exitImmediately(0)
+        Platform.exitFlushing(0)
     }
 }
 
