@@ -56,6 +56,24 @@ extension Platform {
         return true
     }
 
+    /// The names in a folder (without `.` and `..`). Read from the folder itself, not looked
+    /// up one by one: on NFS, opening a folder revalidates it with the server, whereas a
+    /// lookup of a name another node has just created may be answered from a cache that
+    /// still says it does not exist.
+    /// - Throws: ``MultiprocessingError/Code/systemCallFailed`` when it cannot be opened.
+    static func listDirectory(_ path: String) throws -> [String] {
+        guard let directory = opendir(path) else { throw systemError("opendir(\(path))", mp_errno()) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// Sleeps the calling thread (one of the library's own) for about `microseconds`.
     static func pause(microseconds: UInt32) { usleep(microseconds) }
 

@@ -25,9 +25,12 @@ struct ArrayRun: Sendable {
             donePath(share.index), contents: "share \(share.index) of \(share.count): \(items) items\n")
     }
 
-    /// The shares whose done mark is missing, in order.
-    func missingShares() -> [Int] {
-        (0..<share.count).filter { !Platform.fileExists(donePath($0)) }
+    /// The shares whose done mark is missing, in order (from the folder's listing, see
+    /// ``Platform/listDirectory(_:)``).
+    /// - Throws: ``MultiprocessingError/Code/systemCallFailed`` when the folder cannot be read.
+    func missingShares() throws -> [Int] {
+        let names = Set(try Platform.listDirectory(share.runDirectory))
+        return (0..<share.count).filter { !names.contains("share-\($0).done") }
     }
 
     /// What claiming the reduction gave.
@@ -169,7 +172,7 @@ extension ProcessPool {
 
         try await ArrayRun.offPool("mp-array") { try run.markDone(items: mine.count) }
         try await ArrayRun.offPool("mp-array") { run.rendezvousForTests() }
-        let stillMissing = try await ArrayRun.offPool("mp-array") { run.missingShares() }
+        let stillMissing = try await ArrayRun.offPool("mp-array") { try run.missingShares() }
         let done =
             "\(prefix): items \(mine.lowerBound)..<\(mine.upperBound) of \(items.count) done (\(missing.count) computed, \(resumed) from its journal)"
         if !stillMissing.isEmpty {
