@@ -56,8 +56,10 @@ def configurations(workers_list, quick):
         for workers in workers_list:
             w = ["--workload", workload, "--workers", str(workers)]
             configs.append(("swift", "process", workers, workload, [SWIFT] + w + swift_flags))
+            configs.append(("swift", "threads", workers, workload, [SWIFT] + w + ["--engine", "threads"] + swift_flags))
             if workload in ("cpu-bound", "imbalanced"):
-                configs.append(("swift", "threads", workers, workload, [SWIFT] + w + ["--engine", "threads"] + swift_flags))
+                configs.append(("swift", "taskgroup", workers, workload,
+                                [SWIFT] + w + ["--engine", "taskgroup"] + swift_flags))
             if workload == "startup" or (workload == "tiny-map-c1" and workers == 2):
                 # startup and an idle worker's memory for a --static-swift-stdlib build too
                 configs.append(("swift-static", "process", workers, workload, [SWIFT_STATIC] + w + swift_flags))
@@ -79,11 +81,16 @@ def main():
     parser.add_argument("--journal", action="store_true",
                         help="journal mode: tiny-map, cpu-bound and large-args with the journal off and on "
                              "(interleaved), the journal's bytes per item, and the time to resume a finished map")
+    parser.add_argument("--timeline", action="store_true",
+                        help="timeline mode: tiny-map and tiny-map-c1 with the timeline off and on (interleaved), "
+                             "the trace's and the picture's sizes, and the time to write them at close")
     args = parser.parse_args()
     if args.nodes:
         return nodes_mode(args)
     if args.journal:
         return journal_mode(args)
+    if args.timeline:
+        return timeline_mode(args)
 
     if not args.no_build:
         subprocess.run(["swift", "build", "-c", "release", "--product", "mp-bench"], cwd=ROOT, check=True,
@@ -124,14 +131,16 @@ def main():
 
     print(f"\nMedians of {args.reps} interleaved runs; machine: {cpus} CPUs, {os.uname().machine}, "
           f"{subprocess.run(['uname', '-r'], capture_output=True, text=True).stdout.strip()}\n")
-    print(f"| workload | workers | figure | swift process | swift threads | python Pool | python executor |")
-    print(f"|---|---|---|---|---|---|---|")
+    print(f"| workload | workers | figure | swift processes | swift threads | swift task group | python Pool "
+          f"| python executor |")
+    print(f"|---|---|---|---|---|---|---|---|")
     for workload, (_, _, figure, _) in WORKLOADS.items():
         for workers in workers_list:
             cells = []
-            for lang, engine in [("swift", "process"), ("swift", "threads"), ("python", "pool"), ("python", "executor")]:
+            for lang, engine in [("swift", "process"), ("swift", "threads"), ("swift", "taskgroup"), ("python", "pool"),
+                                 ("python", "executor")]:
                 value = median((lang, engine, workers, workload), figure)
-                if workload == "startup" and lang == "swift" and value is not None:
+                if workload == "startup" and (lang, engine) == ("swift", "process") and value is not None:
                     static = median(("swift-static", "process", workers, workload), figure)
                     cells.append(f"{value:.3g} ({static:.3g} static)" if static else f"{value:.3g}")
                 else:
@@ -157,11 +166,11 @@ def main():
         ("latency vs socket-pair floor (Swift / floor)",
          (median(("swift", "process", 2, "latency"), "us_per_roundtrip") or 0) / floor if floor else None, "<= 1.5x"),
         ("cpu-bound efficiency vs sequential", median(("swift", "process", 2, "cpu-bound"), "efficiency_vs_seq"), ">= 0.95"),
-        ("cpu-bound process / threads", (median(("swift", "process", 2, "cpu-bound"), "efficiency_vs_seq") or 0)
-         / (median(("swift", "threads", 2, "cpu-bound"), "efficiency_vs_seq") or 1), ">= 0.98"),
+        ("cpu-bound process / task group", (median(("swift", "process", 2, "cpu-bound"), "efficiency_vs_seq") or 0)
+         / (median(("swift", "taskgroup", 2, "cpu-bound"), "efficiency_vs_seq") or 1), ">= 0.98"),
         ("imbalanced efficiency vs sequential", median(("swift", "process", 2, "imbalanced"), "efficiency_vs_seq"), ">= 0.93"),
-        ("imbalanced process / threads", (median(("swift", "process", 2, "imbalanced"), "efficiency_vs_seq") or 0)
-         / (median(("swift", "threads", 2, "imbalanced"), "efficiency_vs_seq") or 1), ">= 0.97"),
+        ("imbalanced process / task group", (median(("swift", "process", 2, "imbalanced"), "efficiency_vs_seq") or 0)
+         / (median(("swift", "taskgroup", 2, "imbalanced"), "efficiency_vs_seq") or 1), ">= 0.97"),
         ("startup ms, Python / Swift", ratio("startup", "ms_per_startup", invert=True), ">= 1x"),
         ("large-args MB/s vs Python", ratio("large-args", "mb_per_s"), ">= 4x"),
         ("mapreduce-pi samples/s vs Python", ratio("mapreduce-pi", "samples_per_s"), "(no target)"),
@@ -173,6 +182,14 @@ def main():
     print("|---|---|---|")
     for name, value, wanted in rows:
         print(f"| {name} | {'n/a' if value is None else f'{value:.3g}'} | {wanted} |")
+    print("\nThreads engine against processes (2 workers; above 1: threads better):\n")
+    print("| workload | figure | threads / processes |")
+    print("|---|---|---|")
+    for workload, (_, _, figure, higher) in WORKLOADS.items():
+        p = median(("swift", "process", 2, workload), figure)
+        t = median(("swift", "threads", 2, workload), figure)
+        if p and t:
+            print(f"| {workload} | {figure} | {(t / p if higher else p / t):.3g} |")
     print(f"\nsocket-pair ping-pong floor: {floor:.1f} us per round trip; idle worker RSS: Swift {rss_swift} KiB "
           f"({rss_static} KiB static), Python {rss_python} KiB")
 
@@ -220,6 +237,39 @@ def journal_mode(args):
           f"({sizes['tiny-map'] / items:.1f} bytes per item, warm-up calls included)")
     print(f"resume of a finished 1,000,000-item tiny-map: {median_of(results, ('resume', 'on'), 'seconds') * 1e3:.1f} ms "
           f"(the map call, from the journal)")
+
+
+def timeline_mode(args):
+    """Timeline off against on, 2 workers, medians of interleaved runs: the per-chunk cost of
+    recording (inside the timed region) and, apart, the files' sizes and the pool's close time
+    (when they are written)."""
+    if not args.no_build:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "mp-bench"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    path = os.path.join(ROOT, ".build/bench-timeline.json")
+    picture = path[:-len(".json")] + ".html"
+    cases = {"tiny-map": ["--items", "20000000"], "tiny-map-c1": ["--items", "100000"]}
+    results = {}
+    sizes = {}
+    for rep in range(args.reps):
+        for workload, flags in cases.items():
+            base = [SWIFT, "--workload", workload, "--workers", "2"] + flags
+            results.setdefault((workload, "off"), []).append(run(base))
+            results.setdefault((workload, "on"), []).append(run(base + ["--timeline", path]))
+            sizes[workload] = (os.path.getsize(path), os.path.getsize(picture),
+                               sum(1 for line in open(path) if '"ph":"X"' in line))
+        print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
+    print(f"\nTimeline off vs on, 2 workers, medians of {args.reps} interleaved runs "
+          f"({len(os.sched_getaffinity(0))} CPUs, shared machine: noisy)")
+    for workload, flags in cases.items():
+        off = median_of(results, (workload, "off"), "us_per_item")
+        on = median_of(results, (workload, "on"), "us_per_item")
+        close_off = median_of(results, (workload, "off"), "close_seconds")
+        close_on = median_of(results, (workload, "on"), "close_seconds")
+        trace, html, events = sizes[workload]
+        print(f"{workload:12} {' '.join(flags):16} us/item off {off:.4g}  on {on:.4g}  on/off {on / off:.3f}; "
+              f"close off {close_off * 1e3:.1f} ms, on {close_on * 1e3:.1f} ms; "
+              f"trace {trace} bytes ({events} events), picture {html} bytes")
 
 
 def nodes_mode(args):

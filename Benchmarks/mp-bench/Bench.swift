@@ -70,7 +70,7 @@ struct PiChunk: ParallelFunction {
     }
 }
 
-/// A shared next-item counter for the thread engine.
+/// A shared next-item counter for the task-group baseline.
 final class Counter: Sendable {
     let value = Atomic<Int>(0)
 }
@@ -88,8 +88,18 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Workers; 0 runs sequentially in this process (engine seq).")
     var workers = 2
 
-    @Option(help: "process (default) or threads.")
+    @Option(
+        help:
+            "process (default): the pool's worker processes; threads: the pool's threads engine; taskgroup (cpu-bound, imbalanced): a hand-written task group, the baseline with no pool at all."
+    )
     var engine = "process"
+
+    /// The pool's options for `--engine`.
+    var poolOptions: ProcessPool.Options {
+        var options = ProcessPool.Options()
+        options.engine = engine == "threads" ? .threads : .processes
+        return options
+    }
 
     @Option var items: Int?
     @Option var chunksize: Int?
@@ -105,6 +115,9 @@ struct Bench: AsyncParsableCommand {
 
     @Flag(name: .customLong("journal-keep"), help: "With --journal, keep the file: measures a resume from it.")
     var journalKeep = false
+
+    @Option(help: "Write the pool's timeline to this file (and its picture beside it) when the pool closes.")
+    var timeline: String?
 
     @Flag(help: "Use the default pool (no count in code): in a multi-node Slurm job it spans every node.")
     var nodes = false
@@ -177,7 +190,9 @@ struct Bench: AsyncParsableCommand {
             var trials: [Double] = []
             for _ in 0..<20 {
                 let start = ContinuousClock.now
-                try await withProcessPool(workers: max(workers, 1)) { pool in _ = try await pool.apply(Nothing(), 1) }
+                try await withProcessPool(workers: max(workers, 1), options: poolOptions) { pool in
+                    _ = try await pool.apply(Nothing(), 1)
+                }
                 trials.append(seconds(since: start))
             }
             trials.sort()
@@ -224,12 +239,15 @@ struct Bench: AsyncParsableCommand {
             "items": items, "seconds": seconds, "items_per_s": Double(items) / seconds, "checksum": String(checksum),
         ]
         if let rss = Self.idleWorkerRSS.withLock({ $0 }) { result["worker_rss_kib"] = rss }
+        if let close = Self.closeSeconds.withLock({ $0 }) { result["close_seconds"] = close }
         return result
     }
 
     static let idleWorkerRSS = Mutex<Int?>(nil)
     /// The pool's real size (with --nodes, the sum over the nodes).
     static let poolWorkers = Mutex<Int?>(nil)
+    /// How long the pool took to close after the timed region (it writes the timeline then).
+    static let closeSeconds = Mutex<Double?>(nil)
 
     func efficiency(_ sequential: Double, _ parallel: Double) -> Double {
         let count = Self.poolWorkers.withLock { $0 } ?? workers
@@ -256,29 +274,35 @@ struct Bench: AsyncParsableCommand {
             let sum = try await body(nil)
             return (seconds(since: start), sum)
         }
-        var options = ProcessPool.Options()
+        var options = poolOptions
         options.progress = ProgressMode(rawValue: progress) ?? .off
         if let journal {
             if !journalKeep { unlink(journal) }
             options.journalPath = journal
         }
-        return try await withProcessPool(workers: nodes ? nil : workers, options: options) { pool in
+        options.timelinePath = timeline
+        var bodyEnd = ContinuousClock.now
+        let timed = try await withProcessPool(workers: nodes ? nil : workers, options: options) { pool in
             Self.poolWorkers.withLock { $0 = pool.workerCount }
             for _ in 0..<3 { _ = try await pool.map(Nothing(), [1, 2, 3, 4]) }  // warm
             Self.idleWorkerRSS.withLock { $0 = Self.workerRSS() }
             let start = ContinuousClock.now
             let sum = try await body(pool)
+            bodyEnd = ContinuousClock.now
             return (seconds(since: start), sum)
         }
+        let close = seconds(since: bodyEnd)
+        Self.closeSeconds.withLock { $0 = close }
+        return timed
     }
 
-    /// The process engine (map or the unordered stream), the thread engine (a task group
-    /// taking items one by one from a shared counter), or sequential.
+    /// The pool (map or the unordered stream, on either engine), the task-group baseline
+    /// (a task group taking items one by one from a shared counter), or sequential.
     func timedParallel<F: ParallelFunction, Input: Sendable>(
         _ inputs: [Input], chunkSize: Int?, ordered: Bool, function: F,
         threadsBody: @escaping @Sendable (Input) -> UInt64
     ) async throws -> (Double, UInt64) where F.Input == Input, F.Output == UInt64 {
-        if engine == "threads" && workers > 0 {
+        if engine == "taskgroup" && workers > 0 {
             let start = ContinuousClock.now
             let next = Counter()
             let sum = await withTaskGroup(of: UInt64.self) { group in

@@ -66,6 +66,9 @@ struct Pi: AsyncParsableCommand {
     @Flag(help: "Show progress on stderr: a bar on a terminal, timestamped lines in a Slurm output file.")
     var progress = false
 
+    @Option(help: "Write a timeline of every chunk on every worker: a Chrome trace here, its .html picture beside it.")
+    var timeline: String?
+
     func validate() throws {
         guard chunks >= 1 else { throw ValidationError("--chunks must be at least 1") }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
@@ -81,6 +84,7 @@ struct Pi: AsyncParsableCommand {
             var options = ProcessPool.Options()
             options.progress = progress ? .automatic : .off
             options.journalPath = journal  // MP_JOURNAL in the environment, when not given
+            options.timelinePath = timeline  // MP_TIMELINE in the environment, when not given
             let (hits, nodes, workerCount, fromJournal) = try await withProcessPool(workers: workers, options: options) { pool in
                 let tally = try await pool.mapReduce(
                     CountHits(samples: samples), 0..<UInt64(chunks), into: (hits: UInt64(0), nodes: Set<String>()),

@@ -219,6 +219,38 @@ int mp_install_termination_handlers(int fd) {
     return 0;
 }
 
+static volatile int mp_usr1_fd = -1;
+
+static void mp_usr1_handler(int signo) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signo;
+    int fd = mp_usr1_fd;
+    if (fd >= 0) (void)write(fd, &byte, 1);
+    errno = saved;
+}
+
+int mp_install_usr1_handler(int fd) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = mp_usr1_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    mp_usr1_fd = fd;
+    return sigaction(SIGUSR1, &action, NULL);
+}
+
+int mp_ignore_usr1(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = SIG_IGN;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGUSR1, &action, NULL) != 0) return -1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    return sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 void mp_restore_termination_handlers(void) {
     if (!mp_handlers_installed) return;
     sigaction(SIGINT, &mp_previous_int, NULL);

@@ -74,7 +74,9 @@ struct SlurmScript: ParsableCommand {
               mp slurm-script --cpus 8 --time 01:00:00 .build/release/pi -- --json > job.slurm
               sbatch job.slurm
             The script asks for one task with --cpus CPUs and runs the executable with srun; a \
-            default pool then starts one worker per CPU.
+            default pool then starts one worker per CPU. With --requeue, a job that reaches its \
+            time limit requeues itself and the next run resumes from the journal:
+              mp slurm-script --requeue --time 04:00:00 --cpus 8 .build/release/pi -- --json > job.slurm
             With --array N, the script is a job array of N such tasks: the program's first pool call \
             is shared among them and reduced in the task that completes it (README "Job arrays").
             """
@@ -103,6 +105,26 @@ struct SlurmScript: ParsableCommand {
 
     @Option(name: .customLong("mail-user"), help: "Address for mail when the job ends or fails.")
     var mailUser: String?
+
+    @Flag(
+        help:
+            "Requeue the job before its time limit and resume from the journal (--requeue, --open-mode=append, --signal=USR1@LEAD, MP_JOURNAL)."
+    )
+    var requeue = false
+
+    @Option(
+        name: .customLong("requeue-lead"),
+        help: "With --requeue: seconds before the limit at which Slurm warns (default: a sixth of --time, at least 10).")
+    var requeueLead: Int?
+
+    @Option(
+        help:
+            "A journal file for the program (MP_JOURNAL); with --requeue the default is <job name>-<job id>.journal in the submit directory."
+    )
+    var journal: String?
+
+    @Option(name: .customLong("max-restarts"), help: "With --requeue: the most restarts (MP_MAX_RESTARTS; default 100).")
+    var maxRestarts: Int?
 
     @Option(
         help:
@@ -134,6 +156,10 @@ struct SlurmScript: ParsableCommand {
         script.partition = partition
         script.account = account
         script.mailUser = mailUser
+        script.requeue = requeue
+        script.requeueLead = requeueLead
+        script.journal = journal
+        script.maximumRestarts = maxRestarts
         if let array {
             let parsed = SlurmJobScript.parseArray(array)
             script.arrayTasks = parsed?.tasks ?? 0

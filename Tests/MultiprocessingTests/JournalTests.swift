@@ -25,6 +25,19 @@ struct JournalFormatTests {
         #expect(JournalHash.hash([]) == 0xEF46_DB37_51D8_E999)
     }
 
+    @Test("the 8-byte fast path hashes as the general XXH64 does (journals written before it still match)")
+    func hash8() {
+        var generator = SystemRandomNumberGenerator()
+        for value in [0, 1, UInt64.max, 0x0123_4567_89AB_CDEF] + (0..<1000).map({ _ in generator.next() as UInt64 }) {
+            let general = withUnsafeBytes(of: value.littleEndian) { JournalHash.hash($0) }
+            #expect(JournalHash.hash8(value) == general, "\(value)")
+        }
+        var hasher = InputHasher<Int>()
+        var hashes: [UInt64] = []
+        hasher.hash([5, -7, 1 << 40][...], into: &hashes)
+        #expect(hashes == [5, -7, 1 << 40].map { try! hasher.hash($0) }, "the chunk path and the one-item path agree")
+    }
+
     @Test("a whole journal scans to its records, and a lookup finds every item")
     func wholeJournal() throws {
         let bytes = journalBytes()
@@ -136,8 +149,10 @@ struct JournalProcessTests {
         }
     }
 
-    @Test("SIGKILL at random moments, then a rerun: the exact result, nothing computed twice but what was in flight")
-    func killAndResume() async throws {
+    @Test(
+        "SIGKILL at random moments, then a rerun: the exact result, nothing computed twice but what was in flight",
+        arguments: Engine.allCases)
+    func killAndResume(engine: Engine) async throws {
         let count = 80
         var allComputed: [Int] = []
         var kills = 0
@@ -145,7 +160,8 @@ struct JournalProcessTests {
             try? FileManager.default.removeItem(atPath: counts)
             let (process, _, _) = try FixtureProcess.start(
                 ["journal-run", "\(count)", "0", "20000", "0", "1", "-1"],
-                environment: ["MP_JOURNAL": journal, "JOURNAL_COUNTS": counts], removing: FixtureProcess.sizingVariables)
+                environment: ["MP_JOURNAL": journal, "JOURNAL_COUNTS": counts, "MP_ENGINE": engine.rawValue],
+                removing: FixtureProcess.sizingVariables)
             try await Task.sleep(for: .milliseconds(Int.random(in: 150...450)))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -153,7 +169,7 @@ struct JournalProcessTests {
             try await Task.sleep(for: .milliseconds(100))  // the workers see their lifeline close
             allComputed += computedInputs()
         }
-        let last = try await run(count: count, sleepMicros: 20000)
+        let last = try await run(count: count, sleepMicros: 20000, environment: engine.environment)
         allComputed += last.computed
         #expect(last.results == expected(count))
         #expect(Set(allComputed) == Set(0..<count), "every item computed at least once")
@@ -165,20 +181,20 @@ struct JournalProcessTests {
         #expect(last.fromJournal > 0)
     }
 
-    @Test("a torn last record: the rerun computes exactly that item")
-    func tornRecord() async throws {
-        let first = try await run(count: 20)
+    @Test("a torn last record: the rerun computes exactly that item", arguments: Engine.allCases)
+    func tornRecord(engine: Engine) async throws {
+        let first = try await run(count: 20, environment: engine.environment)
         #expect(first.results == expected(20) && first.computed.count == 20 && first.fromJournal == 0)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: journal))
         let size = try handle.seekToEnd()
         try handle.truncate(atOffset: size - 3)
         try handle.close()
-        let rerun = try await run(count: 20)
+        let rerun = try await run(count: 20, environment: engine.environment)
         #expect(rerun.results == expected(20))
         #expect(rerun.computed.count == 1)
         #expect(rerun.fromJournal == 19)
         #expect(rerun.stderr.contains("dropped a torn or corrupt tail"))
-        let again = try await run(count: 20)
+        let again = try await run(count: 20, environment: engine.environment)
         #expect(again.computed.isEmpty && again.fromJournal == 20 && again.results == expected(20))
     }
 
@@ -205,15 +221,17 @@ struct JournalProcessTests {
         #expect(anyBuild.results == expected(20) && anyBuild.computed.isEmpty && anyBuild.fromJournal == 20)
     }
 
-    @Test("imap, imapUnordered, mapReduce and applyAsync resume what map journaled", arguments: [1, 2, 3, 4])
-    func streams(mode: Int) async throws {
-        _ = try await run(count: 12)
-        let rerun = try await run(count: 30, mode: mode, chunk: mode == 4 ? 1 : 3)
+    @Test(
+        "imap, imapUnordered, mapReduce and applyAsync resume what map journaled",
+        arguments: Engine.allCases, [1, 2, 3, 4])
+    func streams(engine: Engine, mode: Int) async throws {
+        _ = try await run(count: 12, environment: engine.environment)
+        let rerun = try await run(count: 30, mode: mode, chunk: mode == 4 ? 1 : 3, environment: engine.environment)
         let all = expected(30)
         #expect(rerun.results == (mode == 3 ? [all.reduce(0, +)] : all))
         #expect(rerun.computed.sorted() == Array(12..<30))
         if mode != 4 { #expect(rerun.fromJournal == 12) }
-        let again = try await run(count: 30, mode: mode)
+        let again = try await run(count: 30, mode: mode, environment: engine.environment)
         #expect(again.computed.isEmpty && again.results == (mode == 3 ? [all.reduce(0, +)] : all))
     }
 }

@@ -5,24 +5,31 @@ import Testing
 /// `mp-fixture` executable) under a deadline, and is checked from its output.
 @Suite("Process pool (real workers)", .timeLimit(.minutes(3)))
 struct PoolIntegrationTests {
-    @Test("map equals a sequential map for 0, 1, fewer than the workers, and thousands of items")
-    func mapMatchesSequential() async throws {
+    @Test(
+        "map equals a sequential map for 0, 1, fewer than the workers, and thousands of items",
+        arguments: Engine.allCases)
+    func mapMatchesSequential(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
-            ["map-random", "0", "1", "2", "3", "5000", "20000", "4"], waitingFor: "maps of random inputs")
+            ["map-random", "0", "1", "2", "3", "5000", "20000", "4"], environment: engine.environment,
+            waitingFor: "maps of random inputs")
         #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.lines.prefix(6) == ["ok 0", "ok 1", "ok 2", "ok 3", "ok 5000", "ok 20000"])
-        #expect(outcome.line("workers") == "workers 4 children 4")
+        #expect(outcome.line("workers") == "workers 4 children \(engine.children(4))")
     }
 
-    @Test("fixed chunk sizes, including larger than the input, keep order")
-    func fixedChunks() async throws {
-        let outcome = try await FixtureProcess.run(["chunked"], waitingFor: "maps with fixed chunk sizes")
+    @Test("fixed chunk sizes, including larger than the input, keep order", arguments: Engine.allCases)
+    func fixedChunks(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["chunked"], environment: engine.environment, waitingFor: "maps with fixed chunk sizes")
         #expect(outcome.lines == ["ok chunked"], "\(outcome.stderr)")
     }
 
-    @Test("a throwing function fails the right index with the remote error; partial results kept; the next call works")
-    func throwingFunction() async throws {
-        let outcome = try await FixtureProcess.run(["throwing"], waitingFor: "a map whose item 37 throws")
+    @Test(
+        "a throwing function fails the right index with the remote error; partial results kept; the next call works",
+        arguments: Engine.allCases)
+    func throwingFunction(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["throwing"], environment: engine.environment, waitingFor: "a map whose item 37 throws")
         #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
         #expect(
             outcome.lines.first?.hasPrefix(
@@ -48,17 +55,19 @@ struct PoolIntegrationTests {
             ])
     }
 
-    @Test("nested, generic and async function types work")
-    func nestedAndGenericTypes() async throws {
-        let outcome = try await FixtureProcess.run(["nested-generic"], waitingFor: "nested and generic function types")
+    @Test("nested, generic and async function types work", arguments: Engine.allCases)
+    func nestedAndGenericTypes(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["nested-generic"], environment: engine.environment, waitingFor: "nested and generic function types")
         #expect(
             outcome.lines == ["[\"inner-1\", \"inner-2\", \"inner-3\"]", "[2.5, 5.0, 10.0]", "[4.0, 3.0]", "42"],
             "\(outcome.stderr)")
     }
 
-    @Test("a function type declared inside a function body is a clear error naming the fix")
-    func localTypeError() async throws {
-        let outcome = try await FixtureProcess.run(["local-type"], waitingFor: "a map of a local type")
+    @Test("a function type declared inside a function body is a clear error naming the fix", arguments: Engine.allCases)
+    func localTypeError(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["local-type"], environment: engine.environment, waitingFor: "a map of a local type")
         let first = outcome.lines.first ?? ""
         #expect(first.hasPrefix("code=function type not found index=nil"))
         #expect(first.contains("Local"))
@@ -68,12 +77,15 @@ struct PoolIntegrationTests {
         #expect(outcome.line("after") == "after [9]")
     }
 
-    @Test("one worker", arguments: [(1, 10), (5, 40)])
-    func workerCounts(workers: Int, items: Int) async throws {
+    @Test("one worker", arguments: Engine.allCases, [(1, 10), (5, 40)])
+    func workerCounts(engine: Engine, counts: (workers: Int, items: Int)) async throws {
+        let (workers, items) = counts
         let outcome = try await FixtureProcess.run(
-            ["workers", "\(workers)", "\(items)"], waitingFor: "a pool of \(workers)")
+            ["workers", "\(workers)", "\(items)"], environment: engine.environment, waitingFor: "a pool of \(workers)")
         #expect(
-            outcome.lines == ["workers \(workers) children \(workers) results \(items)", "children after close 0"],
+            outcome.lines == [
+                "workers \(workers) children \(engine.children(workers)) results \(items)", "children after close 0",
+            ],
             "\(outcome.stderr)")
     }
 
@@ -156,19 +168,20 @@ struct PoolIntegrationTests {
             "\(outcome.stdout)\(outcome.stderr)")
     }
 
-    @Test("using a closed pool is a clear error; closing twice is harmless")
-    func closedPool() async throws {
-        let outcome = try await FixtureProcess.run(["closed-pool"], waitingFor: "a closed pool")
+    @Test("using a closed pool is a clear error; closing twice is harmless", arguments: Engine.allCases)
+    func closedPool(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["closed-pool"], environment: engine.environment, waitingFor: "a closed pool")
         #expect(outcome.lines.first == "[1, 4]")
         #expect(outcome.lines.dropFirst().first?.hasPrefix("code=pool closed index=nil") == true)
         #expect(outcome.line("children") == "children 0")
     }
 
-    @Test("apply runs one call; an empty map returns at once")
-    func applyAndEmpty() async throws {
-        let apply = try await FixtureProcess.run(["apply"], waitingFor: "apply")
+    @Test("apply runs one call; an empty map returns at once", arguments: Engine.allCases)
+    func applyAndEmpty(engine: Engine) async throws {
+        let apply = try await FixtureProcess.run(["apply"], environment: engine.environment, waitingFor: "apply")
         #expect(apply.lines == ["apply 144"])
-        let empty = try await FixtureProcess.run(["empty"], waitingFor: "an empty map")
+        let empty = try await FixtureProcess.run(["empty"], environment: engine.environment, waitingFor: "an empty map")
         #expect(empty.lines == ["empty []"])
     }
 

@@ -33,12 +33,15 @@ struct PoolLifecycleTests {
         #expect(MultiprocessingError(.poolClosed, "closed").partialResults(as: Int.self) == nil)
     }
 
-    @Test("interrupted: every result JSON can hold is written to the results file; the others are counted")
-    func resultsFileSkipsWhatJSONCannotHold() async throws {
+    @Test(
+        "interrupted: every result JSON can hold is written to the results file; the others are counted",
+        arguments: Engine.allCases)
+    func resultsFileSkipsWhatJSONCannotHold(engine: Engine) async throws {
         let path = Self.temporaryPath("results")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let outcome = try await FixtureProcess.run(
-            ["interrupt-results", "5"], environment: ["FIXTURE_RESULTS": path], waitingFor: "the interrupted map")
+            ["interrupt-results", "5"], environment: ["FIXTURE_RESULTS": path, "MP_ENGINE": engine.rawValue],
+            waitingFor: "the interrupted map")
         #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("code=").hasPrefix("code=interrupted index=nil"), "\(outcome.stdout)")
         let summary = outcome.line("received ")

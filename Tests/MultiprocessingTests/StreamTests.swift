@@ -18,17 +18,22 @@ struct StreamTests {
         #expect(peak < 48 * 1024, "peak RSS \(peak) KiB: the stream should hold only a bounded window of chunks")
     }
 
-    @Test("a slow consumer holds the input back: it is read only as far as the window allows")
-    func backpressure() async throws {
-        let outcome = try await FixtureProcess.run(["imap-backpressure"], waitingFor: "a slow consumer")
+    @Test(
+        "a slow consumer holds the input back: it is read only as far as the window allows", arguments: Engine.allCases)
+    func backpressure(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["imap-backpressure"], environment: engine.environment, waitingFor: "a slow consumer")
         #expect(
             outcome.line("taken").hasPrefix("taken 100 pulled at most 190: true"), "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("after") == "after [49]")
     }
 
-    @Test("a failed item is yielded at its index and the stream goes on (ordered and unordered)")
-    func failedItemsInStreams() async throws {
-        let outcome = try await FixtureProcess.run(["imap-failures"], waitingFor: "streams with a failing item")
+    @Test(
+        "a failed item is yielded at its index and the stream goes on (ordered and unordered)",
+        arguments: Engine.allCases)
+    func failedItemsInStreams(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["imap-failures"], environment: engine.environment, waitingFor: "streams with a failing item")
         #expect(
             outcome.lines == [
                 "0:1 1:2 2:3 3:4 4:5 5:function threw@5 6:7 7:8 8:9 9:10 10:11 11:12",
@@ -36,16 +41,17 @@ struct StreamTests {
             ], "\(outcome.stderr)")
     }
 
-    @Test("the unordered stream yields every index exactly once, each with its own result")
-    func unorderedEveryIndexOnce() async throws {
+    @Test("the unordered stream yields every index exactly once, each with its own result", arguments: Engine.allCases)
+    func unorderedEveryIndexOnce(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
-            ["unordered", "500"], waitingFor: "an unordered stream of 500 items")
+            ["unordered", "500"], environment: engine.environment, waitingFor: "an unordered stream of 500 items")
         #expect(outcome.lines == ["every index once true count 500"], "\(outcome.stderr)")
     }
 
-    @Test("1,000 submitted calls awaited out of order; a cancelled call stops its work")
-    func submittedCalls() async throws {
-        let outcome = try await FixtureProcess.run(["apply-async", "1000"], waitingFor: "1,000 submitted calls")
+    @Test("1,000 submitted calls awaited out of order; a cancelled call stops its work", arguments: Engine.allCases)
+    func submittedCalls(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["apply-async", "1000"], environment: engine.environment, waitingFor: "1,000 submitted calls")
         #expect(outcome.line("awaited") == "awaited 1000 out of order ok true", "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("cancelled").hasPrefix("cancelled: code=cancelled"))
         #expect(outcome.line("after cancel") == "after cancel 81")
@@ -62,9 +68,12 @@ struct StreamTests {
         #expect(outcome.line("after") == "after [1, 4, 9]")
     }
 
-    @Test("the README's snippets compile on the main actor (where @main code runs) and print what it says")
-    func readmeSnippets() async throws {
-        let outcome = try await FixtureProcess.run(["readme"], waitingFor: "the README snippets")
+    @Test(
+        "the README's snippets compile on the main actor (where @main code runs) and print what it says",
+        arguments: Engine.allCases)
+    func readmeSnippets(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["readme"], environment: engine.environment, waitingFor: "the README snippets")
         #expect(
             outcome.lines == [
                 "[1, 4, 9, 16, 25, 36, 49, 64]", "[1024, 9]", "332833500", "332833500", "332833500", "144",
@@ -72,15 +81,16 @@ struct StreamTests {
             "\(outcome.stderr)")
     }
 
-    @Test("starmap with tuple arguments, map with a struct input")
-    func starmap() async throws {
-        let outcome = try await FixtureProcess.run(["starmap"], waitingFor: "starmap")
+    @Test("starmap with tuple arguments, map with a struct input", arguments: Engine.allCases)
+    func starmap(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(["starmap"], environment: engine.environment, waitingFor: "starmap")
         #expect(outcome.lines == ["[1024, 9, 1]", "[6.0, 2.0]"], "\(outcome.stderr)")
     }
 
-    @Test("map-reduce folds in order or as results arrive, and throws at a failed item")
-    func mapReduce() async throws {
-        let outcome = try await FixtureProcess.run(["map-reduce"], waitingFor: "map-reduce")
+    @Test("map-reduce folds in order or as results arrive, and throws at a failed item", arguments: Engine.allCases)
+    func mapReduce(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["map-reduce"], environment: engine.environment, waitingFor: "map-reduce")
         #expect(outcome.line("ordered") == "ordered true", "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("unordered sum") == "unordered sum 333328333350000")
         #expect(
@@ -92,10 +102,11 @@ struct StreamTests {
 @Suite("Progress and reports", .timeLimit(.minutes(2)))
 struct ProgressTests {
     @Test(
-        "progress as lines (a Slurm output file): start, periodic lines, end; no control characters; the report's figures"
-    )
-    func lines() async throws {
-        let outcome = try await FixtureProcess.run(["progress-lines"], waitingFor: "a call with progress lines")
+        "progress as lines (a Slurm output file): start, periodic lines, end; no control characters; the report's figures",
+        arguments: Engine.allCases)
+    func lines(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["progress-lines"], environment: engine.environment, waitingFor: "a call with progress lines")
         let lines = outcome.stderr.split(separator: "\n").map(String.init).filter {
             $0.contains("swift-multiprocessing: imap")
         }
@@ -117,9 +128,10 @@ struct ProgressTests {
         #expect(outcome.lines.filter { $0.hasPrefix("  worker ") }.count == 2)
     }
 
-    @Test("progress can be asked for by one call, in a pool that shows none")
-    func perCall() async throws {
-        let outcome = try await FixtureProcess.run(["progress-per-call"], waitingFor: "a call with its own progress")
+    @Test("progress can be asked for by one call, in a pool that shows none", arguments: Engine.allCases)
+    func perCall(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["progress-per-call"], environment: engine.environment, waitingFor: "a call with its own progress")
         let lines = outcome.stderr.split(separator: "\n").filter { $0.contains("swift-multiprocessing: map") }
         #expect(lines.count == 2, "\(outcome.stderr)")
         #expect(lines.first?.hasSuffix("swift-multiprocessing: map started: 40 items on 2 workers") == true)
@@ -127,9 +139,10 @@ struct ProgressTests {
         #expect(outcome.lines == ["done"])
     }
 
-    @Test("a progress callback gets updates while a call runs, and a last one when it ends")
-    func callback() async throws {
-        let outcome = try await FixtureProcess.run(["on-progress"], waitingFor: "a call with a progress callback")
+    @Test("a progress callback gets updates while a call runs, and a last one when it ends", arguments: Engine.allCases)
+    func callback(engine: Engine) async throws {
+        let outcome = try await FixtureProcess.run(
+            ["on-progress"], environment: engine.environment, waitingFor: "a call with a progress callback")
         #expect(outcome.lines == ["updates true increasing true", "last map 40/40 finished true"], "\(outcome.stderr)")
     }
 

@@ -79,6 +79,14 @@ void mp_set_thread_name(const char *name);
 /// to hand a signal to a thread). The previous dispositions are saved. Returns 0 or -1.
 int mp_install_termination_handlers(int fd);
 
+/// Installs a SIGUSR1 handler that writes the signal number to `fd` (Slurm's warning
+/// before the time limit, for requeueing). Stays installed for the process's life.
+int mp_install_usr1_handler(int fd);
+
+/// Ignores SIGUSR1, then unblocks it (workers are started with it blocked, so that a
+/// SIGUSR1 arriving before this runs is not fatal: it is discarded here).
+int mp_ignore_usr1(void);
+
 /// Restores the dispositions saved by mp_install_termination_handlers.
 void mp_restore_termination_handlers(void);
 

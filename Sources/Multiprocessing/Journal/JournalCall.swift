@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a journal holds for one call, by item index: the input hash and output of every
 /// item it can serve.
 struct JournalLookup<Output> {
@@ -106,17 +108,55 @@ extension JournalContents {
     }
 }
 
+/// How far one journaled call is, for the requeue line ("K of N items done"): items
+/// taken from the journal plus items journaled by this run, of the call's count (`nil`
+/// for a stream of unknown length). Lives as long as the call's writer.
+final class JournalCallProgress: Sendable {
+    let total: Int?
+    let reused = Atomic<Int>(0)
+    let written = Atomic<Int>(0)
+
+    init(total: Int?) { self.total = total }
+
+    var done: Int { reused.load(ordering: .relaxed) + written.load(ordering: .relaxed) }
+    /// Whether items are left to compute (always, for a stream of unknown length).
+    var hasWorkLeft: Bool { total.map { done < $0 } ?? true }
+}
+
+/// The journaled calls in progress in this process, and how many items this run has
+/// journaled: what a requeue before the time limit needs to know (`Requeue`).
+enum JournalCallsInProgress {
+    private static let calls = Mutex<[ObjectIdentifier: JournalCallProgress]>([:])
+    /// Items journaled by this process (all journals, all calls).
+    static let itemsWrittenThisRun = Atomic<Int>(0)
+
+    static func began(_ progress: JournalCallProgress) { calls.withLock { $0[ObjectIdentifier(progress)] = progress } }
+    static func ended(_ progress: JournalCallProgress) { calls.withLock { $0[ObjectIdentifier(progress)] = nil } }
+    /// The calls in progress.
+    static var current: [JournalCallProgress] { calls.withLock { Array($0.values) } }
+}
+
 /// Appends one call's records: its call record before its first results.
 /// Used on one thread at a time (the supervisor's loop thread of the call's pool).
 final class JournalCallWriter: @unchecked Sendable {
     let journal: Journal
     let info: JournalCallInfo
+    let progress: JournalCallProgress
     private var wroteCall = false
 
     init(journal: Journal, name: String, identity: JournalIdentity, itemCount: Int?) {
         self.journal = journal
         let (key, ordinal) = journal.nextCall()
         info = JournalCallInfo(key: key, ordinal: ordinal, name: name, identity: identity, itemCount: itemCount)
+        progress = JournalCallProgress(total: itemCount)
+        JournalCallsInProgress.began(progress)
+    }
+
+    deinit { JournalCallsInProgress.ended(progress) }
+
+    private func counted(_ items: Int) {
+        progress.written.add(items, ordering: .relaxed)
+        JournalCallsInProgress.itemsWrittenThisRun.add(items, ordering: .relaxed)
     }
 
     /// Records a chunk whose items all succeeded: `outputs` are the worker's bytes
@@ -126,6 +166,7 @@ final class JournalCallWriter: @unchecked Sendable {
             callKey: info.key, indices: indices, hashes: hashes, status: 0, extra: outputs.count)
         writer.write(contentsOf: outputs)
         write(writer.bytes)
+        counted(indices.count)
     }
 
     /// Records a chunk item by item (`nil` for an item that failed: it is not journaled).
@@ -146,6 +187,7 @@ final class JournalCallWriter: @unchecked Sendable {
             writer.write(UInt8(0))
         }
         write(writer.bytes)
+        counted(outputs.count { $0 != nil })
     }
 
     private func write(_ payload: [UInt8]) {

@@ -82,7 +82,13 @@ enum JournalRecord: Equatable {
                 previous = index
             }
         }
+        #if _endian(little)
+        // Fixed little-endian words: on this byte order, their memory as it is, in one copy.
+        let copied: Void? = hashes.withContiguousStorageIfAvailable { w.write(contentsOf: UnsafeRawBufferPointer($0)) }
+        if copied == nil { for hash in hashes { w.write(fixed: hash) } }
+        #else
         for hash in hashes { w.write(fixed: hash) }
+        #endif
         w.write(status)
         return w
     }

@@ -104,7 +104,8 @@ struct LocalLauncher: Sendable {
             executable: executable,
             arguments: arguments,
             environment: baseEnvironment + ["\(WorkerMode.environmentVariable)=\(settings.environmentValue)"],
-            descriptors: descriptors
+            descriptors: descriptors,
+            blockingUSR1: true
         )
         progress.releaseDescriptor()
         let handle: Int32

@@ -141,13 +141,6 @@ final class SlurmStep: Sendable {
         return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func findOnPath(_ name: String) -> String? {
-        let path = Platform.environment("PATH") ?? "/usr/bin:/bin"
-        for folder in path.split(separator: ":") where !folder.isEmpty {
-            let candidate = "\(folder)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
+    static func findOnPath(_ name: String) -> String? { Platform.findOnPath(name) }
 }
 #endif

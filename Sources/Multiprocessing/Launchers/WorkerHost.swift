@@ -63,12 +63,13 @@ struct WorkerHost {
     }
 
     func run() -> Never {
-        // The coordinator decides when work stops. SIGTERM is passed on to it (Slurm's
-        // `--signal=TERM@...` reaches only the step's tasks, not the batch script); SIGINT
+        // The coordinator decides when work stops. SIGTERM and SIGUSR1 are passed on to it
+        // (Slurm's `--signal=...` reaches only the step's tasks, not the batch script); SIGINT
         // (ctrl-C at srun) is ignored: the coordinator has its own.
         Platform.ignoreBrokenPipe()
         guard let signals = try? Platform.socketPair(), (try? Platform.setNonBlocking(signals.0)) != nil,
-            (try? Platform.setNonBlocking(signals.1)) != nil, mp_install_termination_handlers(signals.1) == 0
+            (try? Platform.setNonBlocking(signals.1)) != nil, mp_install_termination_handlers(signals.1) == 0,
+            mp_install_usr1_handler(signals.1) == 0
         else { fail("cannot watch for SIGTERM", status: Self.connectFailedStatus) }
         if let program = CommandLine.arguments.first?.split(separator: "/").last {
             Platform.setProcessName(String(String(program).prefix(10)) + "-host")
@@ -189,7 +190,8 @@ struct WorkerHost {
             if entries[1].revents != 0 {
                 var signal: UInt8 = 0
                 while Glibc.read(signals, &signal, 1) == 1 {
-                    guard Int32(signal) == SIGTERM else { continue }
+                    // SIGUSR1: Slurm's warning before the time limit (`--signal=USR1@...`).
+                    guard Int32(signal) == SIGTERM || Int32(signal) == SIGUSR1 else { continue }
                     if let frame = try? Frame.encode(.hostSignal, payload: { $0.write(signal) }) {
                         try? control.send(frame)
                     }

@@ -40,12 +40,16 @@ extension Platform {
     ///
     /// - `descriptors`: (descriptor here, number in the child). Every other descriptor is
     ///   closed in the child; stdin becomes `/dev/null`; stdout and stderr are inherited.
-    /// - The child starts with an empty signal mask and default signal dispositions.
+    /// - The child starts with default signal dispositions, and a signal mask that blocks
+    ///   only SIGUSR1 when `blockingUSR1` (workers: Slurm's warning before the time limit
+    ///   reaches every process of a step, and a worker discards it once it has started,
+    ///   see `mp_ignore_usr1`), else an empty one.
     static func spawn(
         executable: String,
         arguments: [String],
         environment: [String],
-        descriptors: [(parent: Int32, child: Int32)]
+        descriptors: [(parent: Int32, child: Int32)],
+        blockingUSR1: Bool = false
     ) throws -> Int32 {
         #if canImport(Glibc)
         var actions = posix_spawn_file_actions_t()
@@ -79,9 +83,10 @@ extension Platform {
             // the fallback (tested descriptors are all created with CLOEXEC).
         }
 
-        var emptySet = sigset_t()
-        sigemptyset(&emptySet)
-        posix_spawnattr_setsigmask(&attributes, &emptySet)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        if blockingUSR1 { sigaddset(&mask, SIGUSR1) }
+        posix_spawnattr_setsigmask(&attributes, &mask)
         var defaults = sigset_t()
         sigfillset(&defaults)
         sigdelset(&defaults, SIGKILL)
@@ -122,11 +127,13 @@ extension Platform {
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     }
 
-    /// Ignores SIGINT and SIGTERM in this process (workers: the parent decides).
+    /// Ignores SIGINT, SIGTERM and SIGUSR1 in this process (workers: the parent decides;
+    /// SIGUSR1 is Slurm's warning before the time limit, see `Requeue`).
     static func ignoreTerminationSignals() {
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
+        _ = mp_ignore_usr1()
     }
 
     /// Ignores SIGPIPE, so that writing to a dead worker is an EPIPE error, not a crash.

@@ -92,6 +92,8 @@ final class ConditionLock: @unchecked Sendable {
     /// Waits for a signal; the lock must be held.
     func wait() { pthread_cond_wait(condition, mutex) }
     func signal() { pthread_cond_signal(condition) }
+    /// Wakes every thread waiting.
+    func broadcast() { pthread_cond_broadcast(condition) }
 
     /// Waits for a signal or until `nanoseconds` have passed; the lock must be held.
     func wait(nanoseconds: UInt64) {

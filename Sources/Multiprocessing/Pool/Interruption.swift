@@ -15,12 +15,13 @@ import Darwin
 /// the signal to a thread of its own, which stops every open pool: no new work is sent,
 /// calls throw ``MultiprocessingError/Code/interrupted`` with the results they already
 /// have, and the workers are stopped. A second SIGINT exits at once (status 130). When
-/// the last pool closes, the program's previous dispositions come back.
+/// the last pool closes, the program's previous dispositions come back. SIGUSR1, when
+/// ``Requeue`` watches it, arrives on the same thread and goes to ``Requeue``.
 final class Interruption: Sendable {
     static let shared = Interruption()
 
     private struct State {
-        var pools: [ObjectIdentifier: Supervisor] = [:]
+        var pools: [ObjectIdentifier: any PoolEngine] = [:]
         var pipe: (read: Int32, write: Int32)?
         var interruptedBySIGINT = false
         var interruptedBySIGTERM = false
@@ -29,23 +30,10 @@ final class Interruption: Sendable {
     private let state = Mutex(State())
 
     /// Starts handling SIGINT and SIGTERM for `supervisor`'s pool.
-    func register(_ supervisor: Supervisor) {
+    func register(_ supervisor: any PoolEngine) {
         state.withLock { state in
-            if state.pipe == nil {
-                guard let (read, write) = try? Platform.socketPair() else { return }
-                try? Platform.setNonBlocking(write)
-                state.pipe = (read, write)
-                let pipe = read
-                do {
-                    try OSThread.start(name: "mp-signals") { Interruption.shared.watch(pipe) }
-                } catch {
-                    Platform.writeToStandardError(
-                        "swift-multiprocessing: warning: cannot watch for SIGINT/SIGTERM (\(describe(error))); they will end the program without stopping the pool in order\n"
-                    )
-                    return
-                }
-            }
-            if state.pools.isEmpty, let pipe = state.pipe {
+            guard let pipe = Self.watching(&state) else { return }
+            if state.pools.isEmpty {
                 state.interruptedBySIGINT = false
                 state.interruptedBySIGTERM = false
                 _ = mp_install_termination_handlers(pipe.write)
@@ -54,8 +42,39 @@ final class Interruption: Sendable {
         }
     }
 
+    /// The supervisors of the pools open now (pools on the threads engine have none).
+    var openPools: [Supervisor] { state.withLock { $0.pools.values.compactMap { $0 as? Supervisor } } }
+
+    /// Hands SIGUSR1 to ``Requeue`` from now on, for the rest of the process's life.
+    /// Returns `false` when it cannot be watched (no thread or pipe).
+    func watchUSR1() -> Bool {
+        state.withLock { state in
+            guard let pipe = Self.watching(&state) else { return false }
+            return mp_install_usr1_handler(pipe.write) == 0
+        }
+    }
+
+    /// The self-pipe, created with its thread (`mp-signals`) the first time.
+    private static func watching(_ state: inout State) -> (read: Int32, write: Int32)? {
+        if let pipe = state.pipe { return pipe }
+        guard let (read, write) = try? Platform.socketPair() else { return nil }
+        try? Platform.setNonBlocking(write)
+        do {
+            try OSThread.start(name: "mp-signals") { Interruption.shared.watch(read) }
+        } catch {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: cannot watch for SIGINT/SIGTERM (\(describe(error))); they will end the program without stopping the pool in order\n"
+            )
+            Platform.close(read)
+            Platform.close(write)
+            return nil
+        }
+        state.pipe = (read, write)
+        return state.pipe
+    }
+
     /// Stops handling them for this pool; the last one restores the previous dispositions.
-    func unregister(_ supervisor: Supervisor) {
+    func unregister(_ supervisor: any PoolEngine) {
         state.withLock { state in
             state.pools[ObjectIdentifier(supervisor)] = nil
             if state.pools.isEmpty { mp_restore_termination_handlers() }
@@ -80,7 +99,13 @@ final class Interruption: Sendable {
     }
 
     private func handle(_ signal: Int32, origin: String = "the program") {
-        let (pools, forceExit) = state.withLock { state -> ([Supervisor], Bool) in
+        if signal == SIGUSR1 {
+            Requeue.shared.signalled(from: origin)
+            return
+        }
+        // `scontrol requeue` ends the job's processes with SIGTERM: this one exits by itself.
+        if signal == SIGTERM && Requeue.shared.isRequeueing { return }
+        let (pools, forceExit) = state.withLock { state -> ([any PoolEngine], Bool) in
             if signal == SIGINT {
                 if state.interruptedBySIGINT { return ([], true) }
                 state.interruptedBySIGINT = true

@@ -18,8 +18,14 @@ public enum Multiprocessing {
     /// dies), then exits the process: it never returns. In the parent it returns at once.
     /// A pool created by a program that never called it throws
     /// ``MultiprocessingError/Code/bootstrapMissing`` before any worker is started.
+    ///
+    /// In a Slurm job with `MP_JOURNAL` set, it also starts watching SIGUSR1, Slurm's
+    /// warning before the time limit (`mp slurm-script --requeue`): see the README, "Jobs
+    /// that outlive their time limit".
     public static func bootstrap() {
         WorkerMode.bootstrap()
+        let journal = Platform.environment("MP_JOURNAL").map { !$0.isEmpty } ?? false
+        Requeue.shared.watchIfWanted(journal: journal, maximumRestarts: nil)
     }
 
     /// Whether this process is a worker (its code is running inside a pool's worker).

@@ -222,7 +222,7 @@ extension ProcessPool {
         typeName: String, chunkSize: Int?, progress: ProgressMode?, into outputs: inout [F.Output?]
     ) async throws {
         let tap = MapJournalTap<F>(
-            writer: writer, original: indices, hashes: indices.map { hashes[$0] }, count: indices.count)
+            writer: writer, original: indices, hashes: indices.map { hashes[$0] }, inputs: [])
         let known = outputs
         let computed = try await runMap(
             function, indices.map { items[$0] }, typeName: typeName, chunkSize: chunkSize, progress: progress,

@@ -19,10 +19,15 @@ extension ProcessPool {
         onDeliver: (@Sendable ([CallEvent]) -> Void)? = nil
     ) throws -> (UInt64, AsyncStream<[CallEvent]>) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let installFrame = try Frame.encode(.install) { w throws in
-            Message.Install(callID: callID, typeName: typeName).write(to: &w)
-            try BinaryCodec.encode(function, into: &w)
-        }
+        // Threads run the function value itself: nothing to install.
+        let installFrame =
+            engine == .threads
+            ? []
+            : try Frame.encode(.install) { w throws in
+                let timesChunks = (self.supervisor as? Supervisor)?.timeline != nil  // the pool writes a timeline
+                Message.Install(callID: callID, typeName: typeName, timesChunks: timesChunks).write(to: &w)
+                try BinaryCodec.encode(function, into: &w)
+            }
         // Counted until the supervisor forgets the call (closeAndJoin waits for that).
         guard outstanding.enter(admitted: admitted) else { throw Self.joiningError() }
         let outstanding = self.outstanding

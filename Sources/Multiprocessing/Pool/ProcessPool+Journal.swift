@@ -60,48 +60,63 @@ final class PoolJournal: Sendable {
             if computed - changed > 0 { why.append("\(computed - changed) not in the journal") }
         }
         let name = writer.info.identity.functionType.split(separator: ".").last.map(String.init) ?? ""
+        let counts =
+            reused > 0
+            ? "resumed: \(reused) item\(reused == 1 ? "" : "s") from the journal, \(computed) to go"
+            : "\(computed) item\(computed == 1 ? "" : "s") to compute, none from the journal"
         Platform.writeToStandardError(
-            "swift-multiprocessing: journal \(journal.path): call \(writer.info.ordinal) (\(writer.info.name) of \(name)): \(reused) item\(reused == 1 ? "" : "s") from the journal, \(computed) computed\(why.isEmpty ? "" : " (\(why.joined(separator: "; ")))")\n"
+            "swift-multiprocessing: journal \(journal.path): call \(writer.info.ordinal) (\(writer.info.name) of \(name)): \(counts)\(why.isEmpty ? "" : " (\(why.joined(separator: "; ")))")\n"
         )
+        // SIGUSR1 came while no journaled call was running: requeue now, before computing.
+        if computed > 0 { Requeue.shared.callStarted() }
     }
 }
 
-/// The journal's side of one `map`, on the supervisor's loop thread: hashes inputs as
-/// chunks are produced (unless already hashed) and appends each chunk's results as it
-/// arrives, before the consumer sees them.
+/// The journal's side of one `map`, on the supervisor's loop thread: appends each chunk's
+/// results as it arrives, before the consumer sees them, with its inputs' hashes (given
+/// when the call took items from the journal, else computed from the chunk's inputs as
+/// its results arrive: no array of hashes for the whole call).
 final class MapJournalTap<F: WorkerFunction>: @unchecked Sendable {
     let writer: JournalCallWriter
     /// The call's item index of each computed item (`nil`: the same).
     let original: [Int]?
-    /// Input hashes by computed item.
-    private var hashes: [UInt64]
-    private let hashed: Bool
+    /// Input hashes by computed item, when known before the call.
+    private let hashes: [UInt64]?
+    /// The computed items' inputs, when their hashes are not known.
+    private let inputs: [F.Input]
     private var hasher = InputHasher<F.Input>()
+    private var chunkHashes: [UInt64] = []
 
-    init(writer: JournalCallWriter, original: [Int]?, hashes: [UInt64]?, count: Int) {
+    init(writer: JournalCallWriter, original: [Int]?, hashes: [UInt64]?, inputs: [F.Input]) {
         self.writer = writer
         self.original = original
-        self.hashes = hashes ?? [UInt64](repeating: 0, count: count)
-        hashed = hashes != nil
-    }
-
-    /// Hashes the inputs of a chunk starting at computed item `first`.
-    func produced(first: Int, _ inputs: ArraySlice<F.Input>) {
-        guard !hashed else { return }
-        var computed: [UInt64] = []
-        computed.reserveCapacity(inputs.count)
-        hasher.hash(inputs, into: &computed)
-        hashes.replaceSubrange(first..<(first + computed.count), with: computed)
+        self.hashes = hashes
+        self.inputs = hashes == nil ? inputs : []
     }
 
     /// Journals the results among `events`.
     func deliver(_ events: [CallEvent]) {
         for event in events {
+            if case .computed(let computed) = event {
+                let range = computed.range
+                record(writer, computed.chunk(as: F.Output.self), indices(range), inputHashes(range))
+                continue
+            }
             guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
-            let indices: JournalIndices =
-                original.map { original in .listed(range.map { original[$0] }) } ?? .contiguous(range)
-            record(writer, header, range, payload, offset, worker, indices, hashes[range], F.Output.self)
+            record(writer, header, range, payload, offset, worker, indices(range), inputHashes(range), F.Output.self)
         }
+    }
+
+    private func indices(_ range: Range<Int>) -> JournalIndices {
+        original.map { original in .listed(range.map { original[$0] }) } ?? .contiguous(range)
+    }
+
+    /// The hashes of the inputs of computed items `range`: given, or computed now.
+    private func inputHashes(_ range: Range<Int>) -> ArraySlice<UInt64> {
+        if let hashes { return hashes[range] }
+        chunkHashes.removeAll(keepingCapacity: true)
+        hasher.hash(inputs[range], into: &chunkHashes)
+        return chunkHashes[...]
     }
 }
 
@@ -137,13 +152,21 @@ extension ProcessPool {
         let single = name == "apply"
         let lookup = pool.journal.held.lookup(identity, anyBuild: pool.anyBuild, as: F.Output.self, byHash: single)
         let writer = JournalCallWriter(journal: pool.journal, name: name, identity: identity, itemCount: items.count)
+        if lookup.outputs.isEmpty {
+            // Nothing to take: the whole call is computed, and journaled as it arrives.
+            writer.progress.reused.store(0, ordering: .relaxed)
+            pool.report(writer, reused: 0, computed: items.count, changed: 0, mismatch: lookup.mismatch)
+            let tap = MapJournalTap<F>(writer: writer, original: nil, hashes: nil, inputs: items)
+            let computed = try await runMap(
+                function, items, typeName: typeName, chunkSize: chunkSize, progress: progress, tap: tap, merge: nil)
+            exportIfAsked(pool, writer, computed)
+            return computed
+        }
         var hits = [F.Output?](repeating: nil, count: items.count)
         var missing: [Int] = []
         var missingHashes: [UInt64] = []
         var changed = 0
-        if lookup.outputs.isEmpty {
-            missing = Array(items.indices)
-        } else {
+        do {
             var hasher = InputHasher<F.Input>()
             var all: [UInt64] = []
             all.reserveCapacity(items.count)
@@ -159,6 +182,7 @@ extension ProcessPool {
                 }
             }
         }
+        writer.progress.reused.store(items.count - missing.count, ordering: .relaxed)
         pool.report(
             writer, reused: items.count - missing.count, computed: missing.count, changed: changed,
             mismatch: lookup.mismatch)
@@ -168,9 +192,7 @@ extension ProcessPool {
             return outputs
         }
         let whole = missing.count == items.count
-        let tap = MapJournalTap<F>(
-            writer: writer, original: whole ? nil : missing, hashes: lookup.outputs.isEmpty ? nil : missingHashes,
-            count: missing.count)
+        let tap = MapJournalTap<F>(writer: writer, original: whole ? nil : missing, hashes: missingHashes, inputs: [])
         let inputs = whole ? items : missing.map { items[$0] }
         let known = hits
         let computed = try await runMap(

@@ -62,6 +62,7 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
     private var reused = 0
     private var changed = 0
     private var ended = false
+    private var countedUpFront = false
 
     /// The input's length when it is a collection.
     let knownCount: Int?
@@ -92,6 +93,7 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
             if let output = lookup.output(at: index, hash: hash) {
                 hits.append(ItemResult(index: index, result: .success(output)))
                 reused += 1
+                if !countedUpFront { writer.progress.reused.add(1, ordering: .relaxed) }
                 continue
             }
             if lookup.isRecorded(index) { changed += 1 }
@@ -110,8 +112,38 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
         pool.report(writer, reused: reused, computed: nextIndex - reused, changed: changed, mismatch: lookup.mismatch)
     }
 
+    /// For an input of known length (a collection, which can be read twice): counts what
+    /// the journal holds before the first chunk, so the call's line ("resumed: K items from
+    /// the journal, N to go") comes at its start rather than once the input is read.
+    func reportUpFront(_ inputs: some Sequence<F.Input>) {
+        guard let knownCount else { return }
+        var reused = 0
+        var changed = 0
+        if !lookup.outputs.isEmpty {
+            var hasher = InputHasher<F.Input>()
+            for (index, item) in inputs.enumerated() {
+                let hash = (try? hasher.hash(item)) ?? 0
+                if lookup.output(at: index, hash: hash) != nil {
+                    reused += 1
+                } else if lookup.isRecorded(index) {
+                    changed += 1
+                }
+            }
+        }
+        ended = true
+        countedUpFront = true
+        writer.progress.reused.store(reused, ordering: .relaxed)
+        pool.report(
+            writer, reused: reused, computed: knownCount - reused, changed: changed, mismatch: lookup.mismatch)
+    }
+
     func deliver(_ events: [CallEvent]) {
         for event in events {
+            if case .computed(let computed) = event {
+                record(
+                    writer, computed.chunk(as: F.Output.self), shared.originals(computed.range), hashes[computed.range])
+                continue
+            }
             guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
             record(writer, header, range, payload, offset, worker, shared.originals(range), hashes[range], F.Output.self)
         }
@@ -211,8 +243,10 @@ extension ProcessPool {
         let knownCount = (inputs as? any Collection)?.count
         let writer = JournalCallWriter(journal: pool.journal, name: name, identity: identity, itemCount: knownCount)
         let journal = StreamJournal<F>(writer: writer, lookup: lookup, pool: pool, knownCount: knownCount)
+        journal.reportUpFront(inputs)
         let source = IteratorBox(inputs.makeIterator())
-        let chunks = StreamChunker<F.Input>(chunkSize: chunkSize, limit: options.maximumFrameBytes)
+        let chunks = StreamChunker<F.Input>(
+            chunkSize: chunkSize, limit: options.maximumFrameBytes, inProcess: inProcessChunks(function))
         // With items from the journal, how many are computed is learnt at the end.
         let total = lookup.outputs.isEmpty ? knownCount : nil
         let (callID, events) = try startCall(

@@ -75,7 +75,8 @@ extension ProcessPool {
             // shrink toward the end (better balance). Other sequences learn it at the end.
             let knownCount = (inputs as? any Collection)?.count
             let source = IteratorBox(inputs.makeIterator())
-            let chunks = StreamChunker<F.Input>(chunkSize: chunkSize, limit: options.maximumFrameBytes)
+            let chunks = StreamChunker<F.Input>(
+                chunkSize: chunkSize, limit: options.maximumFrameBytes, inProcess: inProcessChunks(function))
             let (callID, events) = try startCall(
                 function, name: name, typeName: typeName, totalItems: knownCount, chunkSize: chunkSize,
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
@@ -170,10 +171,13 @@ final class StreamChunker<Input: Encodable>: @unchecked Sendable {
     private let sizeHint = FrameSizeHint()
     private let raw = ItemizedValues.isRaw(Input.self)
     private var leftOver: [Input] = []
+    /// Makes the chunks for the threads engine (no frame, no limit); `nil` for processes.
+    private let inProcess: InProcessChunker<Input>?
 
-    init(chunkSize: Int?, limit: Int) {
+    init(chunkSize: Int?, limit: Int, inProcess: InProcessChunker<Input>? = nil) {
         self.chunkSize = chunkSize
         self.limit = limit
+        self.inProcess = inProcess
     }
 
     /// The next chunk of up to `count` items (fewer for automatic chunks of large items),
@@ -191,6 +195,7 @@ final class StreamChunker<Input: Encodable>: @unchecked Sendable {
             if items.count < count { items += read(count - items.count) }
         }
         if items.isEmpty { return nil }
+        if let inProcess { return inProcess(first, items[...], sizeHint) }
         let produced = ProcessPool.taskFrame(
             callID: callID, chunkID: chunkID, first: first, inputs: items[...], raw: raw, limit: limit,
             sizeHint: sizeHint)

@@ -23,7 +23,9 @@ import Darwin
 /// Workers are processes of this same executable, started when the pool is created
 /// (each a direct child of this process) and stopped when it closes. When a worker dies,
 /// the items it was running fail with ``MultiprocessingError/Code/workerDied`` and a
-/// fresh worker takes its place; the pool stays usable.
+/// fresh worker takes its place; the pool stays usable. With ``Options/engine`` set to
+/// ``Engine/threads`` (or `MP_ENGINE=threads`), the workers are threads of this process
+/// instead, with the same calls; ``Engine`` says what differs.
 ///
 /// In a Slurm job of several nodes, a pool created without a worker count by a program
 /// running in the batch script itself (not under `srun`) spans every node: it starts one
@@ -84,6 +86,15 @@ public final class ProcessPool: Sendable {
         /// once when a call ends (`finished`), for programs that draw their own display.
         /// Keep it short: it runs on the thread that serves the workers.
         public var onProgress: (@Sendable (CallProgress) -> Void)?
+        /// A timeline file: when the pool closes (and when SIGINT or SIGTERM interrupts it,
+        /// with what it has then), it writes there a trace of every chunk on every worker in
+        /// the Chrome trace event format (open it in Perfetto, `chrome://tracing` or
+        /// Speedscope), and beside it a picture, a self-contained HTML file (the same name
+        /// with `.html` for `.json`, or `.html` appended). See the README, "Progress and
+        /// reports". `MP_TIMELINE=path` in the environment turns it on without a code
+        /// change; a path set here wins. A file that cannot be written is a warning on
+        /// stderr. Default: none (then the per-chunk cost is one check).
+        public var timelinePath: String?
         /// A journal file: each finished item's result is appended to it as it arrives, and a
         /// rerun of the program with the same journal takes the items it holds instead of
         /// computing them again (see the README, "Durable maps"). `MP_JOURNAL=path` in the
@@ -97,6 +108,17 @@ public final class ProcessPool: Sendable {
         /// Reuse results that another build of the program journaled (default `false`: a
         /// rebuilt function may compute something else). `MP_JOURNAL_ANY_BUILD=1` sets it.
         public var journalReusesOtherBuilds = false
+        /// In a Slurm job with a journal, how many times the job may be restarted
+        /// (`SLURM_RESTART_COUNT`) by a requeue before its time limit; past it, SIGUSR1 is
+        /// noted and the run goes on to its limit. `MP_MAX_RESTARTS` in the environment sets
+        /// it without a code change; a value set here wins. Default: 100. See the README,
+        /// "Jobs that outlive their time limit".
+        public var maximumRestarts: Int?
+        /// Where the workers run: worker processes (``Engine/processes``) or threads of this
+        /// process (``Engine/threads``). `nil` (the default) takes `MP_ENGINE=processes|threads`
+        /// from the environment, else processes; an engine set here wins over the variable.
+        /// See ``Engine`` for what threads cannot do.
+        public var engine: Engine?
 
         /// The default options.
         public init() {}
@@ -119,7 +141,9 @@ public final class ProcessPool: Sendable {
     public let workerCountDecision: WorkerCount
     /// The options the pool was created with.
     public let options: Options
-    let supervisor: Supervisor
+    /// Where the pool's workers run (``Options/engine``, else `MP_ENGINE`, else processes).
+    public let engine: Engine
+    let supervisor: any PoolEngine
     /// The journal, when one is on.
     let journal: PoolJournal?
     /// Items of an array task's shared call taken from the share journals (see `ProcessPool+Array.swift`).
@@ -182,6 +206,7 @@ public final class ProcessPool: Sendable {
                 .invalidArgument,
                 "startTimeoutSeconds must be a positive number; \(options.startTimeoutSeconds) was given")
         }
+        let engine = try Engine.resolve(options, environment: Platform.environment("MP_ENGINE"))
         var timeoutNanos: UInt64?
         if let timeout = options.itemTimeout {
             guard timeout > .zero else {
@@ -197,8 +222,10 @@ public final class ProcessPool: Sendable {
         let decision = WorkerCount.resolve(
             explicit: workers, environment: WorkerCount.relevantEnvironment(), cpus: WorkerCount.SystemCPUs.current())
         #if os(Linux)
-        let (placement, advice) = Placement.decide(
-            explicitWorkers: workers, environment: Placement.relevantEnvironment())
+        let (placement, advice) =
+            engine == .threads
+            ? (Placement.local, nil)
+            : Placement.decide(explicitWorkers: workers, environment: Placement.relevantEnvironment())
         if let advice { Placement.report(advice) }
         #else
         let placement = Placement.local
@@ -210,18 +237,42 @@ public final class ProcessPool: Sendable {
                 "swift-multiprocessing: warning: interruptResultsPath \(path) cannot be written (\(problem)); the pool starts anyway, but if the program is interrupted its results will be only in the error's partialResults. Fix the path (its directory must exist and be writable)\n"
             )
         }
+        let timelinePath = options.timelinePath ?? Platform.environment("MP_TIMELINE").flatMap { $0.isEmpty ? nil : $0 }
+        if engine == .threads, let path = timelinePath {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: the timeline \(path) is not written with the threads engine (it traces worker processes); use the processes engine for one\n"
+            )
+        }
+        if engine != .threads, let path = timelinePath, let problem = ResultsFile.problem(appendingTo: path) {
+            // Found now rather than when a long job ends.
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: the timeline \(path) cannot be written (\(problem)); the pool starts anyway and tries again when it closes. Fix the path (its directory must exist and be writable)\n"
+            )
+        }
         self.options = options
         journal = try await PoolJournal.resolve(options)
+        Requeue.shared.watchIfWanted(journal: journal != nil, maximumRestarts: options.maximumRestarts)
         Platform.ignoreBrokenPipe()
-        let supervisor = try Supervisor(
-            settings: SupervisorSettings(
-                workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
-                handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
-                retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
-                maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
-                progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
-                onProgress: options.onProgress, placement: placement,
-                stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
+        self.engine = engine
+        let threads: (any PoolEngine)? =
+            engine == .threads
+            ? ThreadEngine(
+                settings: ThreadEngine.Settings(
+                    workerCount: decision.count, initializer: options.initializer, progress: progress,
+                    progressLineIntervalNanos: max(intervalNanos, 10_000_000), onProgress: options.onProgress,
+                    logger: options.logger, stallReportNanos: Self.nanoseconds(options.stallReportAfter)))
+            : nil
+        let supervisor =
+            try threads
+            ?? Supervisor(
+                settings: SupervisorSettings(
+                    workerCount: decision.count, maximumPayload: options.maximumFrameBytes,
+                    handshakeTimeoutNanos: UInt64(max(options.startTimeoutSeconds, 0.001) * 1e9),
+                    retries: options.retries, itemTimeoutNanos: timeoutNanos, initializerFrame: initializerFrame,
+                    maximumItemsPerWorker: options.maximumItemsPerWorker, progress: progress,
+                    progressLineIntervalNanos: max(intervalNanos, 10_000_000), logger: options.logger,
+                    onProgress: options.onProgress, placement: placement,
+                    stallReportNanos: Self.nanoseconds(options.stallReportAfter), timelinePath: timelinePath))
         self.supervisor = supervisor
         Interruption.shared.register(supervisor)
         do {
@@ -357,12 +408,13 @@ public final class ProcessPool: Sendable {
         let onDeliver: (@Sendable ([CallEvent]) -> Void)? = tap.map { tap in { @Sendable events in tap.deliver(events) } }
         let frameLimit = options.maximumFrameBytes
         let raw = ItemizedValues.isRaw(F.Input.self)
+        let inProcess = inProcessChunks(function)
         let (callID, events) = try startCall(
             function, name: "map", typeName: typeName, totalItems: items.count, chunkSize: chunkSize, window: nil,
             progress: progress, admitted: admitted,
             produce: { [sizeHint = FrameSizeHint()] callID, chunkID, first, count in
                 let count = chunkSize == nil ? sizeHint.automaticChunkItems(count) : count
-                tap?.produced(first: first, items[first..<(first + count)])
+                if let inProcess { return inProcess(first, items[first..<(first + count)], sizeHint) }
                 return Self.taskFrame(
                     callID: callID, chunkID: chunkID, first: first, inputs: items[first..<(first + count)], raw: raw,
                     limit: frameLimit, sizeHint: sizeHint)
@@ -378,6 +430,8 @@ public final class ProcessPool: Sendable {
                         case .results(let header, let range, let payload, let offset, let worker):
                             try Self.decodeResults(
                                 F.Output.self, header, range, payload, offset, worker, into: &results)
+                        case .computed(let computed):
+                            try Self.add(computed.chunk(as: F.Output.self), into: &results)
                         case .chunkFailed(let range, let error):
                             throw range.count == 1 ? error.forItem(range.lowerBound) : error
                         case .failed(let error):
@@ -491,7 +545,15 @@ public final class ProcessPool: Sendable {
         _ type: Output.Type, _ header: Message.Result, _ range: Range<Int>, _ payload: [UInt8], _ offset: Int,
         _ worker: MultiprocessingError.WorkerIdentity, into results: inout OrderedResults<Output>
     ) throws {
-        switch ResultsCore<Output>.decode(header, range, payload, offset, worker) {
+        try add(ResultsCore<Output>.decode(header, range, payload, offset, worker), into: &results)
+    }
+
+    /// Adds a chunk's outcome (decoded, or computed on a thread) to `results`; throws the
+    /// first failed item's error, after keeping the successes of the same chunk.
+    static func add<Output: Decodable & Sendable>(
+        _ chunk: ResultsCore<Output>.Chunk, into results: inout OrderedResults<Output>
+    ) throws {
+        switch chunk {
         case .values(let start, let outputs):
             results.add(chunkStartingAt: start, outputs)
         case .mixed(let start, let outcomes):

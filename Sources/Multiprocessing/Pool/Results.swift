@@ -103,7 +103,7 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
     }
 
     let callID: UInt64
-    let supervisor: Supervisor
+    let supervisor: any PoolEngine
     let ordered: Bool
     private var events: AsyncStream<[CallEvent]>.AsyncIterator
     /// Events of the last batch not handled yet.
@@ -118,7 +118,7 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
     private var position = 0
     private var done = false
 
-    init(callID: UInt64, events: AsyncStream<[CallEvent]>, supervisor: Supervisor, ordered: Bool, total: Int?) {
+    init(callID: UInt64, events: AsyncStream<[CallEvent]>, supervisor: any PoolEngine, ordered: Bool, total: Int?) {
         self.callID = callID
         self.total = total
         self.events = events.makeAsyncIterator()
@@ -169,6 +169,8 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
                 add(Self.decode(header, range, payload, offset, worker))
             case .chunkFailed(let range, let error):
                 add(.failed(range: range, error))
+            case .computed(let computed):
+                add(computed.chunk(as: Output.self))
             case .ended(let count):
                 total = count
             case .failed(let error):
@@ -264,15 +266,27 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
                         itemIndex: index, worker: worker, underlying: error))
             }
         case .threw(let errorType, let errorMessage):
-            return .failure(
-                MultiprocessingError(
-                    .functionThrew, "item \(index) failed in \(worker): \(errorType): \(errorMessage)",
-                    itemIndex: index, worker: worker, remoteErrorType: errorType, remoteErrorMessage: errorMessage))
+            return .failure(threwError(index: index, worker: worker, type: errorType, message: errorMessage))
         case .failed(let code, let message):
-            return .failure(
-                MultiprocessingError(
-                    MultiprocessingError.Code(named: code), "item \(index) failed in \(worker): \(message)",
-                    itemIndex: index, worker: worker))
+            return .failure(failedError(index: index, worker: worker, code: code, message: message))
         }
+    }
+
+    /// The error a user sees for an item whose function threw (on either engine).
+    static func threwError(
+        index: Int, worker: MultiprocessingError.WorkerIdentity, type: String, message: String
+    ) -> MultiprocessingError {
+        MultiprocessingError(
+            .functionThrew, "item \(index) failed in \(worker): \(type): \(message)",
+            itemIndex: index, worker: worker, remoteErrorType: type, remoteErrorMessage: message)
+    }
+
+    /// The error a user sees for an item that failed with a code of the library's.
+    static func failedError(
+        index: Int, worker: MultiprocessingError.WorkerIdentity, code: String, message: String
+    ) -> MultiprocessingError {
+        MultiprocessingError(
+            MultiprocessingError.Code(named: code), "item \(index) failed in \(worker): \(message)",
+            itemIndex: index, worker: worker)
     }
 }

@@ -23,6 +23,19 @@ public struct SlurmJobScript: Sendable, Equatable {
     public var account: String?
     /// `--mail-user` (with `--mail-type=END,FAIL`), when given.
     public var mailUser: String?
+    /// Requeue the job before its time limit and resume from the journal: `--requeue`,
+    /// `--open-mode=append`, `--signal=USR1@LEAD` and `MP_JOURNAL` (see the README, "Jobs
+    /// that outlive their time limit").
+    public var requeue = false
+    /// With ``requeue``: seconds before the limit at which Slurm sends SIGUSR1 (default:
+    /// a sixth of ``time``, at least 10 s; Slurm may send it up to a minute early).
+    public var requeueLead: Int?
+    /// `MP_JOURNAL` for the program. Default with ``requeue``:
+    /// `$SLURM_SUBMIT_DIR/<job name>-$SLURM_JOB_ID.journal` (the same for every run of the
+    /// job); without it, no journal unless given.
+    public var journal: String?
+    /// With ``requeue``: `MP_MAX_RESTARTS`, the most restarts (default: the library's, 100).
+    public var maximumRestarts: Int?
 
     /// `--array=0-(N-1)`: above 0, a job array of N tasks; the program's first pool call is
     /// shared among them and reduced in the task that completes it (README "Job arrays").
@@ -55,6 +68,24 @@ public struct SlurmJobScript: Sendable, Equatable {
             )
         }
         problems += arrayProblems()
+        if requeue, Self.isValidTime(time), let limit = Self.seconds(ofTime: time) {
+            if let lead = requeueLead, lead < 1 || lead >= limit {
+                problems.append(
+                    "--requeue-lead \(lead) must be at least 1 second and less than the time limit (\(limit) s)")
+            } else if requeueLead == nil && limit <= Self.minimumLead {
+                problems.append(
+                    "--time \(time) is too short to requeue before it: the warning comes at least \(Self.minimumLead) s before the limit; ask for more time"
+                )
+            }
+        }
+        if requeueLead != nil && !requeue { problems.append("--requeue-lead needs --requeue") }
+        if let maximumRestarts, maximumRestarts < 0 {
+            problems.append("--max-restarts must be 0 or more; \(maximumRestarts) was given")
+        }
+        if maximumRestarts != nil && !requeue { problems.append("--max-restarts needs --requeue") }
+        if let journal, journal.isEmpty || journal.contains("\n") {
+            problems.append("--journal must be a path on one line")
+        }
         for (option, value) in [
             ("--job-name", jobName), ("--partition", partition), ("--account", account), ("--mail-user", mailUser),
         ] {
@@ -102,6 +133,37 @@ public struct SlurmJobScript: Sendable, Equatable {
         }
     }
 
+    /// The least lead of the warning before the limit (`--signal=USR1@LEAD`): Slurm checks
+    /// time limits about every 30 s, so a shorter lead may come too late.
+    static let minimumLead = 10
+
+    /// The seconds of a `--time` value (`nil` when it is not one); `MM` alone is minutes.
+    public static func seconds(ofTime text: String) -> Int? {
+        guard isValidTime(text) else { return nil }
+        let dash = text.split(separator: "-")
+        let days = dash.count == 2 ? Int(dash[0])! : 0
+        let parts = dash.last!.split(separator: ":").map { Int($0)! }
+        let clock: Int
+        if dash.count == 2 {
+            // D-HH, D-HH:MM, D-HH:MM:SS
+            clock = parts[0] * 3600 + (parts.count > 1 ? parts[1] * 60 : 0) + (parts.count > 2 ? parts[2] : 0)
+        } else {
+            switch parts.count {
+            case 1: clock = parts[0] * 60  // MM
+            case 2: clock = parts[0] * 60 + parts[1]  // MM:SS
+            default: clock = parts[0] * 3600 + parts[1] * 60 + parts[2]  // HH:MM:SS
+            }
+        }
+        return days * 86_400 + clock
+    }
+
+    /// The lead of SIGUSR1 before the limit: ``requeueLead``, else a sixth of the limit
+    /// and at least ``minimumLead`` s.
+    public var effectiveRequeueLead: Int {
+        if let requeueLead { return requeueLead }
+        return max(Self.minimumLead, (Self.seconds(ofTime: time) ?? 0) / 6)
+    }
+
     /// The script's text.
     public var text: String {
         let name = jobName ?? String(executable.split(separator: "/").last ?? "job")
@@ -139,8 +201,38 @@ public struct SlurmJobScript: Sendable, Equatable {
             lines.append("#SBATCH --mail-user=\(mailUser)")
             lines.append("#SBATCH --mail-type=END,FAIL")
         }
-        lines += arrayLines(name: name)
+        if requeue {
+            lines += [
+                "#SBATCH --requeue",
+                "#SBATCH --open-mode=append",
+                "#SBATCH --signal=USR1@\(effectiveRequeueLead)",
+            ]
+        }
+        if let directive = arrayDirective { lines.append(directive) }
         lines.append("")
+        lines += arrayLines(name: name)
+        if requeue {
+            lines += [
+                "# Requeue before the time limit: Slurm sends SIGUSR1 about \(effectiveRequeueLead) s before it (up to a",
+                "# minute early). The pool then makes its journal durable, says so in this file, runs",
+                "# `scontrol requeue` and exits; the next run (same job id, after Slurm's requeue delay)",
+                "# takes every finished item from the journal. This file keeps every run's lines. A run",
+                "# that finished no item, or a job past MP_MAX_RESTARTS restarts, is not requeued.",
+                "# scancel and the limit itself (SIGTERM) stop the program in order, never requeue.",
+            ]
+        }
+        if let journal {
+            lines.append("export MP_JOURNAL=\(Self.shellQuoted(journal))")
+        } else if requeue {
+            lines.append("export MP_JOURNAL=\"${MP_JOURNAL:-$SLURM_SUBMIT_DIR/\(name)-$SLURM_JOB_ID.journal}\"")
+        }
+        if let maximumRestarts, requeue { lines.append("export MP_MAX_RESTARTS=\(maximumRestarts)") }
+        if requeue {
+            lines.append(
+                "echo \"job $SLURM_JOB_ID: run $(( ${SLURM_RESTART_COUNT:-0} + 1 )) started on $(hostname) at $(date -u +%FT%TZ)\""
+            )
+            lines.append("")
+        }
         let quoted = ([executable] + arguments).map(Self.shellQuoted).joined(separator: " ")
         if nodes > 1 {
             lines.append("# No srun in front: the program runs once; its pool starts the step on every node.")
@@ -152,18 +244,22 @@ public struct SlurmJobScript: Sendable, Equatable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The job array's lines (none without ``arrayTasks``).
+    /// `#SBATCH --array=0-(N-1)[%K]` (none without ``arrayTasks``).
+    var arrayDirective: String? {
+        arrayTasks.map { "#SBATCH --array=0-\($0 - 1)\(arrayLimit.map { "%\($0)" } ?? "")" }
+    }
+
+    /// The job array's variables, with what they do (none without ``arrayTasks``).
     func arrayLines(name: String) -> [String] {
         guard let tasks = arrayTasks else { return [] }
         return [
-            "#SBATCH --array=0-\(tasks - 1)\(arrayLimit.map { "%\($0)" } ?? "")",
-            "",
             "# Job array: each of the \(tasks) tasks computes one share of the program's first pool call,",
             "# journaled in mp-array-<key> in the submit folder; the task that completes the last",
             "# share reduces and runs the rest of the program (the others end with status 0).",
             "# A failed task: resubmit it alone (sbatch --array=<id> job.slurm); the run resumes.",
             "export MP_ARRAY_SHARES=\(tasks)",
             "export MP_ARRAY_KEY=\(Self.shellQuoted(arrayKey ?? name))",
+            "",
         ]
     }
 

@@ -14,7 +14,7 @@
 /// than the limit, and never trusts a length before checking it.
 struct Frame: Sendable {
     /// The version of this wire protocol. Bump it on any change to the frame or message layout.
-    static let protocolVersion: UInt8 = 3
+    static let protocolVersion: UInt8 = 4
     static let magic: (UInt8, UInt8) = (0x4D, 0x50)
     static let headerSize = 8
     /// The default hard limit on one frame's payload (256 MiB). Raise it with

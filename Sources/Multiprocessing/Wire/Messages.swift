@@ -3,11 +3,15 @@
 ///
 /// ```
 /// hello          buildID (length + bytes), pid (u32), host (string)
-/// install        callID, functionTypeName (string), function value (rest)
+/// install        callID, functionTypeName (string), flags (varint; 1: time each chunk),
+///                  function value (rest)
 /// installFailed  callID, code (string), message (string)
 /// task           callID, chunkID, firstIndex, count, runStart, runEnd, inputs (rest): an
 ///                  [Input] value when inputs travel as raw bytes, else ``ItemizedValues``
-/// result         callID, chunkID, computeNanos, status u8, failedCount (u32):
+/// result         callID, chunkID, computeNanos, status u8, [start u64, end u64],
+///                  failedCount (u32); start and end (the worker's monotonic clock when it
+///                  began decoding the inputs and finished encoding the results) are there
+///                  only when status has bit 0x80 (calls installed with flag 1). Status:
 ///                  0: outputs: [Output] value (rest), only for outputs sent as raw bytes
 ///                  1: the run's outcomes as ``ItemizedValues`` (a value, a thrown error's
 ///                     type and description, or a library error's code and message, per item)
@@ -47,20 +51,25 @@ enum Message {
     struct Install {
         var callID: UInt64
         var typeName: String
+        /// The worker notes when it starts and ends each chunk (the pool's timeline is on).
+        var timesChunks: Bool
 
-        init(callID: UInt64, typeName: String) {
+        init(callID: UInt64, typeName: String, timesChunks: Bool = false) {
             self.callID = callID
             self.typeName = typeName
+            self.timesChunks = timesChunks
         }
 
         init(_ reader: inout ByteReader) throws {
             callID = try reader.readVarint()
             typeName = try reader.readString()
+            timesChunks = try reader.readVarint() & 1 != 0
         }
 
         func write(to w: inout ByteWriter) {
             w.write(varint: callID)
             w.write(string: typeName)
+            w.write(varint: timesChunks ? 1 : 0)
         }
     }
 
@@ -149,6 +158,15 @@ enum Message {
     struct Result: Equatable {
         static let allSucceeded: UInt8 = 0
         static let perItem: UInt8 = 1
+        /// The status bit that says the chunk's times follow.
+        static let timedFlag: UInt8 = 0x80
+
+        /// When the worker began decoding a chunk's inputs and finished encoding its
+        /// results, on the worker's monotonic clock (nanoseconds).
+        struct Times: Equatable {
+            var start: UInt64
+            var end: UInt64
+        }
 
         var callID: UInt64
         var chunkID: UInt64
@@ -157,20 +175,31 @@ enum Message {
         /// How many of the chunk's items failed (for progress and reports; the outcomes
         /// themselves say which).
         var failedCount: Int
+        /// The chunk's times, when its call asked for them (the worker writes the end last,
+        /// see ``endOffset(inFrameBeforeFailedCount:)``).
+        var times: Times?
 
-        init(callID: UInt64, chunkID: UInt64, computeNanos: UInt64, status: UInt8, failedCount: Int = 0) {
+        init(
+            callID: UInt64, chunkID: UInt64, computeNanos: UInt64, status: UInt8, failedCount: Int = 0,
+            times: Times? = nil
+        ) {
             self.callID = callID
             self.chunkID = chunkID
             self.computeNanos = computeNanos
             self.status = status
             self.failedCount = failedCount
+            self.times = times
         }
 
         init(_ reader: inout ByteReader) throws {
             callID = try reader.readVarint()
             chunkID = try reader.readVarint()
             computeNanos = try reader.readVarint()
-            status = try reader.readByte("a result status")
+            let byte = try reader.readByte("a result status")
+            status = byte & ~Self.timedFlag
+            if byte & Self.timedFlag != 0 {
+                times = Times(start: try reader.read(fixed: UInt64.self), end: try reader.read(fixed: UInt64.self))
+            }
             failedCount = Int(try reader.read(fixed: UInt32.self))
             guard status == Self.allSucceeded || status == Self.perItem else {
                 throw MultiprocessingError(.malformedFrame, "a result frame has an unknown status \(status)")
@@ -181,10 +210,18 @@ enum Message {
             w.write(varint: callID)
             w.write(varint: chunkID)
             w.write(varint: computeNanos)
-            w.write(status)
+            w.write(times == nil ? status : status | Self.timedFlag)
+            if let times {
+                w.write(fixed: times.start)
+                w.write(fixed: times.end)
+            }
             // Fixed width, last: a worker patches it once its items are encoded.
             w.write(fixed: UInt32(clamping: failedCount))
         }
+
+        /// Where the end time sits in a frame whose failed count starts at `failedCountAt`:
+        /// the worker writes it last, once the whole frame is encoded.
+        static func endOffset(inFrameBeforeFailedCount failedCountAt: Int) -> Int { failedCountAt - 8 }
     }
 
     static func releaseFrame(callID: UInt64) throws -> [UInt8] {

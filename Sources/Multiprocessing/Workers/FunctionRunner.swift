@@ -24,6 +24,9 @@ struct RunnerContext: Sendable {
     let progress: ProgressPage?
     /// Whether to note each item's start time (only when items have a timeout).
     let timesItems: Bool
+    /// Whether to put each chunk's start and end times in its result frame (the call was
+    /// installed with ``Message/Install/timesChunks``: the pool writes a timeline).
+    var timesChunks = false
 }
 
 /// Looks up a function type by its mangled name and decodes its value (worker side).
@@ -103,17 +106,19 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     }
 
     nonisolated(nonsending) func execute(task: Message.Task, payload: [UInt8], inputsOffset: Int) async -> ChunkReply {
+        let chunkStart = context.timesChunks ? Platform.monotonicNanos() : 0
         let inputs = start(task, payload, inputsOffset)
         let began = Platform.monotonicNanos()
         var outcomes = Outcomes(failures: inputs.failures)
         for (index, run) in inputs.runs.enumerated() {
             add(await function._runChunk(inputs.values(ofRun: index), run: run, context: itemContext), to: &outcomes)
         }
-        return finish(task, outcomes, since: began)
+        return finish(task, outcomes, since: began, chunkStart: chunkStart)
     }
 
     func executeSynchronously(task: Message.Task, payload: [UInt8], inputsOffset: Int) -> ChunkReply? {
         guard isSynchronous else { return nil }
+        let chunkStart = context.timesChunks ? Platform.monotonicNanos() : 0
         let inputs = start(task, payload, inputsOffset)
         let began = Platform.monotonicNanos()
         var outcomes = Outcomes(failures: inputs.failures)
@@ -122,7 +127,7 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
             let outcome = function._runChunkSynchronously(inputs.values(ofRun: index), run: run, context: itemContext)!
             add(outcome, to: &outcomes)
         }
-        return finish(task, outcomes, since: began)
+        return finish(task, outcomes, since: began, chunkStart: chunkStart)
     }
 
     private func add(_ outcome: _ChunkOutcome<F.Output>, to outcomes: inout Outcomes) {
@@ -192,9 +197,19 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     }
 
     /// Encodes the outcomes of a chunk whose items started at `began`; the page is idle after.
-    private func finish(_ task: Message.Task, _ outcomes: Outcomes, since began: UInt64) -> ChunkReply {
+    /// When chunks are timed, the frame carries `chunkStart` (before the inputs were
+    /// decoded) and, written last, the time its encoding ended.
+    private func finish(_ task: Message.Task, _ outcomes: Outcomes, since began: UInt64, chunkStart: UInt64)
+        -> ChunkReply
+    {
         let elapsed = Platform.monotonicNanos() &- began
-        let frame = resultFrame(task, outcomes, elapsed: elapsed)
+        let times = context.timesChunks ? Message.Result.Times(start: chunkStart, end: 0) : nil
+        var endAt = 0
+        var frame = resultFrame(task, outcomes, elapsed: elapsed, times: times, endAt: &endAt)
+        if times != nil, endAt > 0, endAt + 8 <= frame.count {
+            let end = Platform.monotonicNanos()
+            frame.withUnsafeMutableBytes { $0.storeBytes(of: end.littleEndian, toByteOffset: endAt, as: UInt64.self) }
+        }
         context.progress?.set(.idle)
         return ChunkReply(frame: frame, computeNanos: elapsed)
     }
@@ -202,32 +217,45 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     /// The result frame of a chunk: raw outputs when they are raw bytes and every item
     /// succeeded, else a run of items encoded one by one, so that an output that cannot be
     /// encoded, or is too large for a frame, fails only its own item.
-    private func resultFrame(_ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64) -> [UInt8] {
+    /// `endAt` receives where the end time goes in the frame (with `times`).
+    private func resultFrame(
+        _ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64, times: Message.Result.Times?, endAt: inout Int
+    ) -> [UInt8] {
         context.progress?.set(.encoding)
         let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.allSucceeded)
+            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.allSucceeded,
+            times: times)
+        var rawEndAt = 0
         if rawOutputs, outcomes.threw.isEmpty, outcomes.failures.isEmpty,
             let frame = try? Frame.encode(
                 .result,
                 payload: { w throws in
                     header.write(to: &w)
+                    rawEndAt = Message.Result.endOffset(inFrameBeforeFailedCount: w.count - 4)
                     try BinaryCodec.encode(outcomes.outputs, into: &w)
                 }), frame.count - Frame.headerSize <= context.maximumPayload
         {
+            endAt = rawEndAt
             return frame
         }
-        return itemizedFrame(task, outcomes, elapsed: elapsed)
+        return itemizedFrame(task, outcomes, elapsed: elapsed, times: times, endAt: &endAt)
     }
 
-    private func itemizedFrame(_ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64) -> [UInt8] {
+    private func itemizedFrame(
+        _ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64, times: Message.Result.Times?, endAt: inout Int
+    ) -> [UInt8] {
         let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem)
+            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem,
+            times: times)
         let limit = context.maximumPayload
+        var itemizedEndAt = 0
+        defer { endAt = itemizedEndAt }
         // Encoding into a writer cannot fail here: each item's failure is caught and recorded.
         return
             (try? Frame.encode(.result) { w in
                 header.write(to: &w)
                 let failedCountAt = w.count - 4
+                itemizedEndAt = Message.Result.endOffset(inFrameBeforeFailedCount: failedCountAt)
                 var items = ItemizedValues.Writer(&w, reservingCapacity: task.runEnd - task.runStart)
                 var nextOutput = 0
                 let anyFailed = !outcomes.failures.isEmpty || !outcomes.threw.isEmpty

@@ -19,6 +19,8 @@ enum CallEvent: Sendable {
     /// The whole call failed (its function could not be installed, the pool closed or
     /// was interrupted).
     case failed(MultiprocessingError)
+    /// A chunk ran on a thread of this process (``ThreadEngine``): its outcome, not encoded.
+    case computed(ComputedChunk)
 }
 
 /// What a call's input produced for one chunk.
@@ -27,6 +29,8 @@ enum ProducedChunk {
     case frame(count: Int, TaskFrame)
     /// `count` items that could not be encoded.
     case failed(count: Int, MultiprocessingError)
+    /// `count` items for the threads engine (``ThreadEngine``), not encoded.
+    case inProcess(count: Int, InProcessChunk)
 }
 
 /// One call (a `map`, a stream, an `apply`) as the supervisor sees it: type-erased, touched
@@ -111,6 +115,8 @@ struct SupervisorSettings: Sendable {
     /// How long a worker may hold the same work before progress lines and the report name
     /// it (see ``Supervisor/stalledWorkers(now:)``).
     var stallReportNanos: UInt64 = 30_000_000_000
+    /// Where the pool's timeline is written when it closes (``ProcessPool/Options/timelinePath``).
+    var timelinePath: String?
 }
 
 /// Owns the worker processes and the calls of one pool; see `README.md` in this folder.
@@ -180,6 +186,8 @@ final class Supervisor: @unchecked Sendable {
     private var unusable: MultiprocessingError?
     /// Figures for the report: per slot, and for the whole pool.
     private var statistics: PoolStatistics
+    /// Every chunk on every worker, when the pool writes a timeline.
+    let timeline: TimelineRecorder?
 
     /// The stack of the "mp-supervisor" thread, which encodes chunks for the calls it feeds:
     /// 8 MiB, the usual default, set explicitly because under `ulimit -s unlimited` Linux
@@ -196,7 +204,9 @@ final class Supervisor: @unchecked Sendable {
         slots = Array(repeating: nil, count: local)
         slotHosts = Array(repeating: nil, count: local)
         startFailures = Array(repeating: 0, count: local)
-        statistics = PoolStatistics(workers: local)
+        let statistics = PoolStatistics(workers: local)
+        self.statistics = statistics
+        timeline = settings.timelinePath.map { TimelineRecorder(path: $0, originNanos: statistics.startNanos) }
         loop.afterIteration = { [weak self] in self?.flushDeliveries() }
         try loop.start(name: "mp-supervisor", stackBytes: Self.threadStackBytes)
     }
@@ -244,6 +254,7 @@ final class Supervisor: @unchecked Sendable {
             }
             calls[call.id] = call
             callOrder.append(call.id)
+            timeline?.callStarted(id: call.id, name: call.name)
             if progressMode(call) == .lines { printProgressLine(call, event: "started") }
             if progressMode(call) != .off { startProgressTimer() }
             pump()
@@ -352,6 +363,30 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// Writes the timeline as it stands, for a program about to exit without closing the
+    /// pool (a requeue before the time limit). Blocks the calling thread, which must be one
+    /// of the library's own, until it is written or 5 s have passed.
+    func writeTimelineBeforeExit() {
+        guard timeline != nil else { return }
+        let done = ConditionLock()
+        let written = Atomic<Bool>(false)
+        loop.execute { [self] in
+            writeTimeline(final: false)
+            done.lock()
+            written.store(true, ordering: .releasing)
+            done.signal()
+            done.unlock()
+        }
+        let deadline = Platform.monotonicNanos() + 5_000_000_000
+        done.lock()
+        while !written.load(ordering: .acquiring) {
+            let now = Platform.monotonicNanos()
+            guard now < deadline else { break }
+            done.wait(nanoseconds: deadline - now)
+        }
+        done.unlock()
+    }
+
     /// Stops the pool because the program received a signal: calls fail with `error`
     /// (code ``MultiprocessingError/Code/interrupted``), no new work is sent, and the
     /// workers are stopped.
@@ -360,6 +395,7 @@ final class Supervisor: @unchecked Sendable {
             guard state == .starting || state == .running else { return }
             interruption = error
             failAllCalls(error)
+            writeTimeline(final: false)  // now: the program may exit before the pool has closed
             if state == .starting {
                 startWaiter?.resume(throwing: error)
                 startWaiter = nil
@@ -469,6 +505,7 @@ final class Supervisor: @unchecked Sendable {
         let spawned = try launcher.spawn(slot: slot)
         let worker = WorkerConnection(slot: slot, spawned: spawned, maximumPayload: maximumPayload)
         slots[slot] = worker
+        timeline?.workerStarted(worker)
         settings.logger.debug("worker started", metadata: Self.metadata(worker))
         do {
             try registerChannel(worker)
@@ -600,6 +637,8 @@ final class Supervisor: @unchecked Sendable {
             statistics.recordChunk(
                 slot: worker.slot, items: first.chunk.range, computeNanos: header.computeNanos,
                 failed: header.failedCount)
+            timeline?.chunk(
+                from: worker, callID: header.callID, items: first.chunk.range, header: header, readNanos: wakeupNanos)
             if let call = calls[header.callID] {
                 call.done += first.chunk.range.count
                 call.failed += header.failedCount
@@ -712,6 +751,7 @@ final class Supervisor: @unchecked Sendable {
             settings.logger.debug("worker exited", metadata: metadata)
         }
         departed.removeAll { $0 === worker }
+        timeline?.workerEnded(worker, termination, running: state == .running && inSlot)
 
         switch state {
         case .starting:
@@ -782,12 +822,14 @@ final class Supervisor: @unchecked Sendable {
             pieces.append(failing)
             call.retried += 1
             statistics.retries += 1
+            timeline?.settled(items: firstFailed..<(firstFailed + failing.count), retried: true)
         } else {
             call.attempts[firstFailed] = nil
             call.done += failing.count
             call.failed += failing.count
             statistics.failures += failing.count
             statistics.items += failing.count
+            timeline?.settled(items: firstFailed..<(firstFailed + failing.count), retried: false)
         }
         var requeue: [CallSchedule<TaskFrame>.Chunk] = []
         for piece in pieces {
@@ -902,6 +944,7 @@ final class Supervisor: @unchecked Sendable {
             return
         }
         statistics.respawns += 1
+        timeline?.respawning(slot: slot)
         settings.logger.debug("worker respawned", metadata: ["worker": "\(slot)"])
         do {
             try spawn(slot: slot)
@@ -1135,6 +1178,8 @@ final class Supervisor: @unchecked Sendable {
                     call.schedule.abandoned(first..<(first + count))
                     post(call, .chunkFailed(range: first..<(first + count), error))
                     continue
+                case .inProcess?:
+                    preconditionFailure("a chunk made for the threads engine reached the process engine")
                 case nil:
                     call.schedule.endOfSource()
                     post(call, .ended(total: call.schedule.nextIndex))
@@ -1167,6 +1212,7 @@ final class Supervisor: @unchecked Sendable {
             worker.installed.insert(call.id)
         }
         worker.sent(.init(callID: call.id, chunk: chunk))
+        timeline?.queued(to: worker)
         worker.itemsQueued += range.count
         worker.queue(chunk.payload.bytes)
     }
@@ -1318,6 +1364,7 @@ final class Supervisor: @unchecked Sendable {
             slot: pending.slot, channel: fd, host: pending.host, workerID: client.workerID,
             maximumPayload: maximumPayload)
         slots[pending.slot] = worker
+        timeline?.workerStarted(worker)
         do {
             try registerChannel(worker)
         } catch {
@@ -1552,11 +1599,26 @@ final class Supervisor: @unchecked Sendable {
         finishClosingIfDone()
     }
 
+    /// Writes the timeline's files, when the pool keeps a timeline: at close, and when a
+    /// signal interrupts the pool (with what it has then, in case the program exits before
+    /// the pool has closed; `final` is false for an interrupted pool, both times). A failure
+    /// is a warning on stderr.
+    private func writeTimeline(final: Bool) {
+        guard let timeline else { return }
+        do {
+            try timeline.write(report: statistics.report(), final: final)
+        } catch {
+            Platform.writeToStandardError(
+                "swift-multiprocessing: warning: could not write the timeline \(timeline.path): \(describe(error))\n")
+        }
+    }
+
     private func finishClosingIfDone() {
         guard state == .closing, slots.allSatisfy({ $0 == nil }), departed.isEmpty, cluster?.stepEnded ?? true
         else { return }
         state = .closed
         if let killTimer { loop.cancelTimer(killTimer) }
+        writeTimeline(final: interruption == nil)
         let waiters = closeWaiters
         closeWaiters.removeAll()
         let keptAlive = keptAliveUntilClosed

@@ -49,6 +49,8 @@ final class WorkerConnection {
         case closing
     }
     var stopReason: StopReason?
+    /// Its track in the pool's timeline (``TimelineRecorder``); -1 when there is none.
+    var timelineTrack = -1
     /// Items answered, and items sent (for recycling after N items).
     var itemsRun = 0
     var itemsQueued = 0

@@ -205,7 +205,10 @@ struct WorkerLoop {
                             var reader = ByteReader(raw)
                             header = try Message.Install(&reader)
                             let rest = UnsafeRawBufferPointer(rebasing: raw[reader.offset...])
-                            return try makeChunkRunner(typeName: header.typeName, functionBytes: rest, context: context)
+                            var callContext = context
+                            callContext.timesChunks = header.timesChunks
+                            return try makeChunkRunner(
+                                typeName: header.typeName, functionBytes: rest, context: callContext)
                         }
                         runners[header.callID] = runner
                     } catch {

@@ -1058,7 +1058,10 @@ struct Fixture {
             }
         default:
             // Scenarios of later work live in files of their own (Scenarios+*.swift).
-            for more in [runLivenessScenario, runPoolScenario, runCodingScenario, runProcessScenario, runJournalScenario, runArrayScenario] {
+            for more in [
+                runLivenessScenario, runPoolScenario, runCodingScenario, runProcessScenario, runJournalScenario,
+                runTimelineScenario, runThreadsScenario, runArrayScenario,
+            ] {
                 if try await more(scenario, args) { return }
             }
             fail("unknown scenario '\(scenario)'")
