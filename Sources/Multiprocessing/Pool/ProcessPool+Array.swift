@@ -164,6 +164,10 @@ extension ProcessPool {
         let prefix = "swift-multiprocessing: array share \(share.index) of \(share.count) (run \(share.key))"
         if !missing.isEmpty {
             let writer = JournalCallWriter(journal: journal, name: name, identity: identity, itemCount: items.count)
+            // For a requeue at the time limit (README "Jobs that outlive their time limit"):
+            // only this share's missing items are work left in this task.
+            writer.progress.reused.add(items.count - missing.count, ordering: .relaxed)
+            Requeue.shared.callStarted()
             try await computeArrayItems(
                 function, items, missing, hashes, writer, typeName: typeName, chunkSize: chunkSize,
                 progress: progress, into: &outputs)
