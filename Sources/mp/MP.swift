@@ -77,6 +77,8 @@ struct SlurmScript: ParsableCommand {
             default pool then starts one worker per CPU. With --requeue, a job that reaches its \
             time limit requeues itself and the next run resumes from the journal:
               mp slurm-script --requeue --time 04:00:00 --cpus 8 .build/release/pi -- --json > job.slurm
+            With --array N, the script is a job array of N such tasks: the program's first pool call \
+            is shared among them and reduced in the task that completes it (README "Job arrays").
             """
     )
 
@@ -124,6 +126,19 @@ struct SlurmScript: ParsableCommand {
     @Option(name: .customLong("max-restarts"), help: "With --requeue: the most restarts (MP_MAX_RESTARTS; default 100).")
     var maxRestarts: Int?
 
+    @Option(
+        help:
+            "A job array of N tasks (N%K: at most K at once) that share the program's first pool call and reduce it in the last task to finish."
+    )
+    var array: String?
+
+    @Option(
+        name: .customLong("array-key"),
+        help:
+            "The array run's name (MP_ARRAY_KEY; its files go in mp-array-<key>); default: the job name and a random suffix."
+    )
+    var arrayKey: String?
+
     @Argument(help: "The built executable, as the job will find it (e.g. .build/release/pi).")
     var executable: String
 
@@ -145,10 +160,25 @@ struct SlurmScript: ParsableCommand {
         script.requeueLead = requeueLead
         script.journal = journal
         script.maximumRestarts = maxRestarts
+        if let array {
+            let parsed = SlurmJobScript.parseArray(array)
+            script.arrayTasks = parsed?.tasks ?? 0
+            script.arrayLimit = parsed?.limit
+            script.arrayKey = arrayKey ?? generatedArrayKey
+        }
         return script
     }
 
+    /// A fresh run name per script written: resubmitting the same script continues its run.
+    var generatedArrayKey: String {
+        let name = jobName ?? String(executable.split(separator: "/").last ?? "job")
+        return name + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    }
+
     func validate() throws {
+        if let array, SlurmJobScript.parseArray(array) == nil {
+            throw ValidationError("--array '\(array)' must be N or N%K (N tasks, at most K at once), e.g. 4 or 4%2")
+        }
         let problems = makeScript().problems()
         if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
     }

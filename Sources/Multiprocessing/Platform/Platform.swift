@@ -124,6 +124,8 @@ enum Platform {
     /// Slurm job, which must not run the rest of its `main`): they ran the program's
     /// `main` only up to `bootstrap()`, so its exit work (an `atexit` handler that removes
     /// a temporary file, say) belongs to the parent and must not run once per worker.
+    /// A job array's task that ends after its share uses it too: the rest of the program,
+    /// its exit work included, runs in the task that reduces.
     /// CPython's workers end with `os._exit` for the same reason.
     static func exitFlushing(_ status: Int32) -> Never {
         fflush(nil)  // every output stream the worker's code opened, not only stdout and stderr

@@ -262,8 +262,11 @@ enum JournalExport {
 
 extension ProcessPool {
     /// Items this pool's calls took from the journal instead of computing them (0 without
-    /// a journal). See ``Options/journalPath``.
-    public var itemsFromJournal: Int { journal?.reused.load(ordering: .relaxed) ?? 0 }
+    /// a journal). See ``Options/journalPath``. In a job array's task that reduces, this counts the items of the shared call taken
+    /// from the share journals (the other tasks' shares, and this task's own when resumed).
+    public var itemsFromJournal: Int {
+        (journal?.reused.load(ordering: .relaxed) ?? 0) + arrayReused.load(ordering: .relaxed)
+    }
 
     /// Writes the results a journal holds for `function` (its type and state, this
     /// build's unless `anyBuild`) as JSON lines to `path`, appending

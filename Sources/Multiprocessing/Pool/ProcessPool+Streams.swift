@@ -56,6 +56,16 @@ extension ProcessPool {
             try checkOpen()
             try Self.check(chunkSize: chunkSize)
             let typeName = try F.checkFindableByName()
+            if let share = try ArrayTask.takeShare() {
+                // An array task's shared call: the input is read whole (its count cuts the shares).
+                let items = Array(inputs)
+                return Results(
+                    array: ArrayResultsCore { [self] in
+                        try await arrayMap(
+                            share, function, items, typeName: typeName, chunkSize: chunkSize, progress: progress,
+                            name: name)
+                    })
+            }
             if let journal {
                 return try journaledStream(
                     journal, function, inputs, typeName: typeName, chunkSize: chunkSize, ordered: ordered, name: name,

@@ -146,6 +146,8 @@ public final class ProcessPool: Sendable {
     let supervisor: any PoolEngine
     /// The journal, when one is on.
     let journal: PoolJournal?
+    /// Items of an array task's shared call taken from the share journals (see `ProcessPool+Array.swift`).
+    let arrayReused = Atomic<Int>(0)
     let nextCallID = Atomic<UInt64>(1)
     private let closed = Atomic<Bool>(false)
     /// The calls taken and not finished, for ``closeAndJoin()``.
@@ -372,8 +374,10 @@ public final class ProcessPool: Sendable {
 
     /// ``map(_:_:chunkSize:progress:)``; `admitted`: the call was counted in already (an
     /// `applyAsync` submitted before ``closeAndJoin()`` began), so a join does not refuse it.
+    /// `shared`: an array task's first call is shared across the array (not `apply`'s).
     func map<F: WorkerFunction>(
-        _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int?, progress: ProgressMode?, admitted: Bool
+        _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int?, progress: ProgressMode?, admitted: Bool,
+        shared: Bool = true
     )
         async throws -> [F.Output]
     {
@@ -382,6 +386,10 @@ public final class ProcessPool: Sendable {
         try Self.check(chunkSize: chunkSize)
         let typeName = try F.checkFindableByName()
         if items.isEmpty { return [] }
+        if shared, !admitted, let share = try ArrayTask.takeShare() {
+            return try await arrayMap(
+                share, function, items, typeName: typeName, chunkSize: chunkSize, progress: progress, name: "map")
+        }
         if let journal {
             return try await journaledMap(
                 journal, function, items, typeName: typeName, chunkSize: chunkSize, progress: progress, name: "map")
@@ -490,7 +498,8 @@ public final class ProcessPool: Sendable {
                 journal, function, [input], typeName: try F.checkFindableByName(), chunkSize: 1, progress: nil,
                 name: "apply")[0]
         }
-        return try await map(function, CollectionOfOne(input), chunkSize: 1, progress: nil, admitted: admitted)[0]
+        return try await map(
+            function, CollectionOfOne(input), chunkSize: 1, progress: nil, admitted: admitted, shared: false)[0]
     }
 
     /// Appends an interrupted call's results to the results file and says so on stderr;

@@ -14,6 +14,7 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
     let core: ResultsCore<Output>?
     let failure: MultiprocessingError?
     var journaled: JournaledResultsCore<Output>?
+    var array: ArrayResultsCore<Output>?
 
     init(core: ResultsCore<Output>) {
         self.core = core
@@ -26,6 +27,12 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
         self.journaled = journaled
     }
 
+    init(array: ArrayResultsCore<Output>) {
+        core = nil
+        failure = nil
+        self.array = array
+    }
+
     init(failure: MultiprocessingError) {
         core = nil
         self.failure = failure
@@ -33,7 +40,7 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
 
     /// Iterates the results.
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(core: core, failure: failure, journaled: journaled)
+        AsyncIterator(core: core, failure: failure, journaled: journaled, array: array)
     }
 
     /// Yields the results of a stream.
@@ -41,6 +48,7 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
         let core: ResultsCore<Output>?
         var failure: MultiprocessingError?
         let journaled: JournaledResultsCore<Output>?
+        let array: ArrayResultsCore<Output>?
 
         /// The next result, `nil` at the end.
         /// - Throws: ``MultiprocessingError`` when the whole call failed, or with code
@@ -51,6 +59,7 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
                 throw failure
             }
             if let journaled { return try await journaled.next() }
+            if let array { return try await array.nextItem() }
             guard let core else { return nil }
             return try await core.next()
         }

@@ -37,6 +37,15 @@ public struct SlurmJobScript: Sendable, Equatable {
     /// With ``requeue``: `MP_MAX_RESTARTS`, the most restarts (default: the library's, 100).
     public var maximumRestarts: Int?
 
+    /// `--array=0-(N-1)`: above 0, a job array of N tasks; the program's first pool call is
+    /// shared among them and reduced in the task that completes it (README "Job arrays").
+    public var arrayTasks: Int?
+    /// `%K` after the array range: at most K tasks run at once.
+    public var arrayLimit: Int?
+    /// `MP_ARRAY_KEY`, the run's name (the run's files are in `mp-array-<key>` in the
+    /// submit folder); default: the job name.
+    public var arrayKey: String?
+
     /// A script for `executable` with the defaults (4 CPUs, 4G per CPU, 10 minutes).
     public init(executable: String) {
         self.executable = executable
@@ -58,6 +67,7 @@ public struct SlurmJobScript: Sendable, Equatable {
                 "--time '\(time)' is not a time Slurm accepts: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 30, 01:30:00, 2-00)"
             )
         }
+        problems += arrayProblems()
         if requeue, Self.isValidTime(time), let limit = Self.seconds(ofTime: time) {
             if let lead = requeueLead, lead < 1 || lead >= limit {
                 problems.append(
@@ -183,7 +193,7 @@ public struct SlurmJobScript: Sendable, Equatable {
             "#SBATCH --cpus-per-task=\(cpus)",
             "#SBATCH --mem-per-cpu=\(memoryPerCPU)",
             "#SBATCH --time=\(time)",
-            "#SBATCH --output=\(name)-%j.out",
+            "#SBATCH --output=\(name)-\(arrayTasks == nil ? "%j" : "%A_%a").out",
         ]
         if let partition { lines.append("#SBATCH --partition=\(partition)") }
         if let account { lines.append("#SBATCH --account=\(account)") }
@@ -198,7 +208,9 @@ public struct SlurmJobScript: Sendable, Equatable {
                 "#SBATCH --signal=USR1@\(effectiveRequeueLead)",
             ]
         }
+        if let directive = arrayDirective { lines.append(directive) }
         lines.append("")
+        lines += arrayLines(name: name)
         if requeue {
             lines += [
                 "# Requeue before the time limit: Slurm sends SIGUSR1 about \(effectiveRequeueLead) s before it (up to a",
@@ -230,6 +242,52 @@ public struct SlurmJobScript: Sendable, Equatable {
             lines.append("srun --cpus-per-task=\(cpus) \(quoted)")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `#SBATCH --array=0-(N-1)[%K]` (none without ``arrayTasks``).
+    var arrayDirective: String? {
+        arrayTasks.map { "#SBATCH --array=0-\($0 - 1)\(arrayLimit.map { "%\($0)" } ?? "")" }
+    }
+
+    /// The job array's variables, with what they do (none without ``arrayTasks``).
+    func arrayLines(name: String) -> [String] {
+        guard let tasks = arrayTasks else { return [] }
+        return [
+            "# Job array: each of the \(tasks) tasks computes one share of the program's first pool call,",
+            "# journaled in mp-array-<key> in the submit folder; the task that completes the last",
+            "# share reduces and runs the rest of the program (the others end with status 0).",
+            "# A failed task: resubmit it alone (sbatch --array=<id> job.slurm); the run resumes.",
+            "export MP_ARRAY_SHARES=\(tasks)",
+            "export MP_ARRAY_KEY=\(Self.shellQuoted(arrayKey ?? name))",
+            "",
+        ]
+    }
+
+    func arrayProblems() -> [String] {
+        var problems: [String] = []
+        if let tasks = arrayTasks, tasks < 1 { problems.append("--array must be at least 1 task; \(tasks) was given") }
+        if let limit = arrayLimit, limit < 1 { problems.append("--array's %K must be at least 1; \(limit) was given") }
+        if arrayTasks != nil && nodes > 1 {
+            problems.append(
+                "--array and --nodes above 1 do not go together: an array shares the work among one-node tasks (choose one)"
+            )
+        }
+        let plain: (Character) -> Bool = { $0.isLetter || $0.isNumber || "-_.".contains($0) }
+        if let key = arrayKey, key.isEmpty || !key.allSatisfy(plain) {
+            problems.append("--array-key '\(key)' must be a plain name: letters, digits, '-', '_' and '.'")
+        }
+        return problems
+    }
+
+    /// `N` or `N%K` (the form of `mp slurm-script --array`); `nil` when it is neither.
+    public static func parseArray(_ text: String) -> (tasks: Int, limit: Int?)? {
+        let parts = text.split(separator: "%", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let tasks = Int(parts[0]) else { return nil }
+        if parts.count == 2 {
+            guard let limit = Int(parts[1]) else { return nil }
+            return (tasks, limit)
+        }
+        return (tasks, nil)
     }
 
     static func shellQuoted(_ word: String) -> String {
