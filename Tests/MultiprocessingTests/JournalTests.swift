@@ -38,6 +38,21 @@ struct JournalFormatTests {
         #expect(hashes == [5, -7, 1 << 40].map { try! hasher.hash($0) }, "the chunk path and the one-item path agree")
     }
 
+    @Test("arrays of numbers are hashed from their memory: a changed element or length is a changed input")
+    func podArrayHash() throws {
+        var bytes = InputHasher<[UInt8]>()
+        let base = try bytes.hash([1, 2, 3])
+        #expect(try bytes.hash([1, 2, 3]) == base)
+        #expect(try bytes.hash([1, 2, 4]) != base)
+        #expect(try bytes.hash([1, 2, 3, 0]) != base)
+        var doubles = InputHasher<[Double]>()
+        #expect(try doubles.hash([0.5, .nan]) == doubles.hash([0.5, .nan]), "the same bits, the same hash")
+        #expect(try doubles.hash([0.5]) != doubles.hash([0.25]))
+        var chunk: [UInt64] = []
+        bytes.hash([[1, 2, 3], [9]][...], into: &chunk)
+        #expect(chunk == [base, try bytes.hash([9])], "the chunk path and the one-item path agree")
+    }
+
     @Test("a whole journal scans to its records, and a lookup finds every item")
     func wholeJournal() throws {
         let bytes = journalBytes()

@@ -103,9 +103,12 @@ enum JournalHash {
 }
 
 /// Hashes items' encoded inputs one at a time, reusing one buffer: the hash of an item is
-/// ``JournalHash`` of exactly the bytes the binary codec writes for it alone.
+/// ``JournalHash`` of exactly the bytes the binary codec writes for it alone, except for
+/// arrays of fixed-width numbers and `Data` (``_PODArrayCodable``), whose element memory is
+/// hashed where it lies, with the element count as the seed: no copy of a large input.
 struct InputHasher<Input: Encodable> {
     private var writer = ByteWriter(reservingCapacity: 256)
+    private let pod = Input.self as? any _PODArrayCodable.Type
     /// The byte size of `Input` when the codec writes its value as its own memory
     /// (fixed-width integers and floating-point numbers, little-endian): those are hashed
     /// straight from memory, without the codec (measured: about 200 ns an item through the
@@ -150,6 +153,9 @@ struct InputHasher<Input: Encodable> {
     mutating func hash(_ input: Input) throws(MultiprocessingError) -> UInt64 {
         if let size = rawSize {
             return withUnsafeBytes(of: input) { JournalHash.hash(UnsafeRawBufferPointer(rebasing: $0.prefix(size))) }
+        }
+        if let pod {
+            return pod._podWithMemory(input) { count, bytes in JournalHash.hash(bytes, seed: UInt64(count)) }
         }
         writer.bytes.removeAll(keepingCapacity: true)
         try BinaryCodec.encode(input, into: &writer)

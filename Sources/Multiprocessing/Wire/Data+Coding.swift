@@ -15,6 +15,11 @@ import Foundation
 #endif
 
 extension Data: _BinaryEncodingFastPath, _BinaryDecodingFastPath, _PODArrayCodable {
+    static func _podWithMemory<V, R>(_ value: V, _ body: (Int, UnsafeRawBufferPointer) -> R) -> R {
+        let data = binaryIdentityCast(value, to: Data.self)
+        return data.withUnsafeBytes { body(data.count, $0) }
+    }
+
     static func _podEncodedByteCount<V>(_ value: V) -> Int {
         PODArrayCoding.encodedByteCount(count: binaryIdentityCast(value, to: Data.self).count, of: UInt8.self)
     }

@@ -48,6 +48,10 @@ protocol _PODArrayCodable: _BinaryEncodingFastPath, _BinaryDecodingFastPath {
     /// Writes `value` (which is `Self`): the element count, then the raw elements.
     static func _podEncode<V>(_ value: V, into writer: inout ByteWriter)
 
+    /// Calls `body` with the element count and raw element memory of `value` (which is
+    /// `Self`): the bytes ``_podEncode(_:into:)`` writes after the count, without a copy.
+    static func _podWithMemory<V, R>(_ value: V, _ body: (Int, UnsafeRawBufferPointer) -> R) -> R
+
     /// Reads a value written by ``_podEncode(_:into:)`` and returns it as `R` (which is
     /// `Self`).
     static func _podDecode<R>(from reader: inout ByteReader, as type: R.Type) throws(MultiprocessingError) -> R
@@ -158,6 +162,11 @@ enum PODArrayCoding {
 }
 
 extension Array: _PODArrayCodable where Element: _WirePOD {
+    static func _podWithMemory<V, R>(_ value: V, _ body: (Int, UnsafeRawBufferPointer) -> R) -> R {
+        let array = binaryIdentityCast(value, to: Self.self)
+        return array.withUnsafeBytes { body(array.count, $0) }
+    }
+
     static func _podEncodedByteCount<V>(_ value: V) -> Int {
         PODArrayCoding.encodedByteCount(count: binaryIdentityCast(value, to: Self.self).count, of: Element.self)
     }
@@ -173,6 +182,11 @@ extension Array: _PODArrayCodable where Element: _WirePOD {
 }
 
 extension ArraySlice: _PODArrayCodable where Element: _WirePOD {
+    static func _podWithMemory<V, R>(_ value: V, _ body: (Int, UnsafeRawBufferPointer) -> R) -> R {
+        let slice = binaryIdentityCast(value, to: Self.self)
+        return slice.withUnsafeBytes { body(slice.count, $0) }
+    }
+
     static func _podEncodedByteCount<V>(_ value: V) -> Int {
         PODArrayCoding.encodedByteCount(count: binaryIdentityCast(value, to: Self.self).count, of: Element.self)
     }
@@ -188,6 +202,11 @@ extension ArraySlice: _PODArrayCodable where Element: _WirePOD {
 }
 
 extension ContiguousArray: _PODArrayCodable where Element: _WirePOD {
+    static func _podWithMemory<V, R>(_ value: V, _ body: (Int, UnsafeRawBufferPointer) -> R) -> R {
+        let array = binaryIdentityCast(value, to: Self.self)
+        return array.withUnsafeBytes { body(array.count, $0) }
+    }
+
     static func _podEncodedByteCount<V>(_ value: V) -> Int {
         PODArrayCoding.encodedByteCount(count: binaryIdentityCast(value, to: Self.self).count, of: Element.self)
     }
