@@ -35,7 +35,7 @@ struct FixtureProcess {
     /// Starts the fixture; `launcher` is put in front (e.g. `["/usr/bin/taskset", "-c", "0"]`).
     static func start(
         _ arguments: [String], environment: [String: String] = [:], removing: [String] = [], launcher: [String] = []
-    ) throws -> (Process, URL, URL) {
+    ) throws -> (ChildProcess, URL, URL) {
         try startProcess(launcher + [executable] + arguments, environment: environment, removing: removing)
     }
 
@@ -58,28 +58,19 @@ struct FixtureProcess {
     static func startProcess(
         _ command: [String], environment: [String: String] = [:], removing: [String] = [],
         removingPrefix: String? = nil, directory: URL? = nil
-    ) throws -> (Process, URL, URL) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        if let directory { process.currentDirectoryURL = directory }
+    ) throws -> (ChildProcess, URL, URL) {
         var env = ProcessInfo.processInfo.environment
         for name in removing + sizingVariables { env[name] = nil }
         if let removingPrefix {
             for name in env.keys where name.hasPrefix(removingPrefix) { env[name] = nil }
         }
         for (name, value) in environment { env[name] = value }
-        process.environment = env
         let outputs = FileManager.default.temporaryDirectory.appendingPathComponent("mp-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: outputs, withIntermediateDirectories: true)
         let out = outputs.appendingPathComponent("stdout")
         let err = outputs.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess(
+            command, environment: env, directory: directory?.path, standardOutput: out.path, standardError: err.path)
         return (process, out, err)
     }
 
@@ -122,4 +113,91 @@ func processIsGone(_ pid: Int32) -> Bool {
     else { return true }
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     return fields.first == "Z" || fields.first == "X"
+}
+
+/// A child process started with `posix_spawn`, with the part of Foundation's `Process` the
+/// tests use. Foundation's `Process.run()` on Linux (Swift 6.3.1) crashes now and then: it
+/// over-reads the entries of `/proc/self/fd` (fixed upstream in swift-corelibs-foundation
+/// after this toolchain), and this suite, which starts thousands of processes while
+/// holding many descriptors, hit it twice in one day.
+final class ChildProcess: @unchecked Sendable {
+    enum TerminationReason { case exit, uncaughtSignal }
+
+    let processIdentifier: Int32
+    private let lock = NSLock()
+    private var waitStatus: Int32?  // under lock
+
+    /// Starts `command[0]` with `command` as its arguments, `environment` as its whole
+    /// environment, stdin from /dev/null, and stdout/stderr appended to the given files
+    /// (inherited when `nil`).
+    init(
+        _ command: [String], environment: [String: String], directory: String? = nil,
+        standardOutput: String? = nil, standardError: String? = nil
+    ) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let standardOutput {
+            posix_spawn_file_actions_addopen(&actions, 1, standardOutput, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
+        if let standardError {
+            posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
+        // posix_spawn_file_actions_addchdir_np is not in Swift's Glibc module: a shell changes
+        // directory, then becomes the command.
+        let command = directory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0] + command } ?? command
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        guard result == 0 else {
+            throw NSError(
+                domain: NSPOSIXErrorDomain, code: Int(result),
+                userInfo: [NSLocalizedDescriptionKey: "posix_spawn \(command[0]): \(String(cString: strerror(result)))"])
+        }
+        processIdentifier = pid
+    }
+
+    /// Reaps the child if it has ended (`block`: waits for it).
+    private func reap(block: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard waitStatus == nil else { return }
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(processIdentifier, &status, block ? 0 : WNOHANG)
+            if reaped == processIdentifier {
+                waitStatus = status
+                return
+            }
+            if reaped == -1 && errno == EINTR { continue }
+            return
+        }
+    }
+
+    var isRunning: Bool {
+        reap(block: false)
+        return lock.withLock { waitStatus == nil }
+    }
+
+    func terminate() { kill(processIdentifier, SIGTERM) }
+
+    /// Blocks the calling thread until the child has ended.
+    func waitUntilExit() { reap(block: true) }
+
+    /// The exit status, or the signal that ended it (as Foundation's `Process` reports).
+    var terminationStatus: Int32 {
+        let status = lock.withLock { waitStatus } ?? 0
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f
+    }
+
+    var terminationReason: TerminationReason {
+        let status = lock.withLock { waitStatus } ?? 0
+        return status & 0x7f == 0 ? .exit : .uncaughtSignal
+    }
 }

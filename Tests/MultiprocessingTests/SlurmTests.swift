@@ -13,12 +13,11 @@ enum SlurmCluster {
     static let inCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
     static let isReachable: Bool = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["scontrol", "ping"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
+        guard
+            let process = try? ChildProcess(
+                ["/usr/bin/env", "scontrol", "ping"], environment: ProcessInfo.processInfo.environment,
+                standardOutput: "/dev/null", standardError: "/dev/null")
+        else { return false }
         process.waitUntilExit()
         let ok = process.terminationStatus == 0
         if !ok && !inCI {

@@ -168,18 +168,12 @@ struct ThreadEngineTests {
     func watch(_ path: String, _ arguments: [String], environment: [String: String]) throws -> (
         stdout: String, children: Int, threads: Int
     ) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for name in FixtureProcess.sizingVariables { env[name] = nil }
         for (name, value) in environment { env[name] = value }
-        process.environment = env
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("mp-watch-\(UUID())")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: output) }
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        try process.run()
+        let process = try ChildProcess([path] + arguments, environment: env, standardOutput: output.path)
         let pid = process.processIdentifier
         var children = 0
         var threads = 0

@@ -582,12 +582,12 @@ public final class ProcessPool: Sendable {
 /// - Throws: the errors of ``ProcessPool/init(workers:options:)`` and whatever `body` throws.
 ///   When a worker dies, the items it ran fail inside `body` (see ``ProcessPool/map(_:_:chunkSize:progress:)``);
 ///   the pool itself goes on.
-public func withProcessPool<Result>(
+public func withProcessPool<BodyResult>(
     workers: Int? = nil,
     options: ProcessPool.Options = ProcessPool.Options(),
     isolation: isolated (any Actor)? = #isolation,
-    _ body: (ProcessPool) async throws -> Result
-) async throws -> Result {
+    _ body: (ProcessPool) async throws -> BodyResult
+) async throws -> BodyResult {
     let pool = try await ProcessPool(workers: workers, options: options)
     do {
         let result = try await body(pool)
