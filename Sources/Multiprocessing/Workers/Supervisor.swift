@@ -266,11 +266,23 @@ final class Supervisor: @unchecked Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<PoolReport, Never>) in
             loop.execute { [self] in
                 for case let worker? in slots { statistics.hosts[worker.slot] = worker.host }
-                var report = statistics.report()
+                var report = currentReport()
                 report.stalled = stalledWorkers(now: Platform.monotonicNanos())
                 continuation.resume(returning: report)
             }
         }
+    }
+
+    /// The statistics' report, with the CPU time so far of the local workers still
+    /// running (ended ones were counted before they were reaped).
+    private func currentReport() -> PoolReport {
+        let live = allWorkers.compactMap { worker -> (slot: Int, cpu: Platform.CPUSeconds)? in
+            guard worker.remoteHost == nil, !worker.ended, let cpu = Platform.processCPUTime(pid: worker.pid) else {
+                return nil
+            }
+            return (worker.slot, cpu)
+        }
+        return statistics.report(liveCPU: live)
     }
 
     /// Forgets a call (finished, or failed): no more of its chunks are handed out, results
@@ -724,7 +736,10 @@ final class Supervisor: @unchecked Sendable {
             channelEvent(worker, readable: true, writable: false, hangup: true)
             if worker.hasChannel { brokenChannel(worker, nil) }
         }
+        // Read before the reap: the exited worker (a zombie until then) keeps its final times.
+        let cpu = Platform.processCPUTime(pid: worker.pid)
         guard let termination = Self.reapIfExited(worker.processHandle) else { return }
+        statistics.workerEnded(slot: worker.slot, cpu: cpu)
         worker.closeProcessHandle(loop: loop)
         workerEnded(worker, termination)
     }
@@ -1606,7 +1621,7 @@ final class Supervisor: @unchecked Sendable {
     private func writeTimeline(final: Bool) {
         guard let timeline else { return }
         do {
-            try timeline.write(report: statistics.report(), final: final)
+            try timeline.write(report: currentReport(), final: final)
         } catch {
             Platform.writeToStandardError(
                 "swift-multiprocessing: warning: could not write the timeline \(timeline.path): \(describe(error))\n")

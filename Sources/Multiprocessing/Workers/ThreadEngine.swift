@@ -96,6 +96,8 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
     /// What each slot's thread runs now: the call, the items, since when.
     private var held: [(callID: UInt64, items: Range<Int>, since: UInt64)?]
     private var statistics: PoolStatistics
+    /// Each slot's thread (its kernel id), while it runs: the report reads its CPU time.
+    private var threadIDs: [Int32?]
     private var pendingDeliveries: [CallRecord] = []
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var interruption: MultiprocessingError?
@@ -107,7 +109,8 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
             MultiprocessingError.WorkerIdentity(slot: $0, pid: Platform.processID, host: Platform.hostName)
         }
         held = Array(repeating: nil, count: settings.workerCount)
-        statistics = PoolStatistics(workers: settings.workerCount)
+        statistics = PoolStatistics(workers: settings.workerCount, engine: .threads)
+        threadIDs = Array(repeating: nil, count: settings.workerCount)
     }
 
     // MARK: - PoolEngine
@@ -169,7 +172,11 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
     func report() async -> PoolReport {
         lock.lock()
         defer { lock.unlock() }
-        var report = statistics.report()
+        let live = threadIDs.enumerated().compactMap { slot, tid -> (slot: Int, cpu: Platform.CPUSeconds)? in
+            guard let tid, let cpu = Platform.threadCPUTime(tid: tid) else { return nil }
+            return (slot, cpu)
+        }
+        var report = statistics.report(liveCPU: live)
         report.stalled = stalledWorkers(now: Platform.monotonicNanos())
         return report
     }
@@ -256,6 +263,7 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
     /// then wake the waiting task once, not once each.
     private func work(slot: Int) {
         lock.lock()
+        threadIDs[slot] = Platform.currentThreadID()
         var batch: [(call: CallRecord, job: InProcessChunk, range: Range<Int>)] = []
         var computed: [ComputedChunk] = []
         while state == .starting || state == .running {
@@ -291,6 +299,8 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
             computed.removeAll(keepingCapacity: true)
             deliver(takeDeliveries())
         }
+        threadIDs[slot] = nil
+        statistics.workerEnded(slot: slot, cpu: Platform.currentThreadCPUTime())
         liveThreads -= 1
         var waiters: [CheckedContinuation<Void, Never>] = []
         if liveThreads == 0 && state == .closing {
