@@ -1060,7 +1060,7 @@ struct Fixture {
             // Scenarios of later work live in files of their own (Scenarios+*.swift).
             for more in [
                 runLivenessScenario, runPoolScenario, runCodingScenario, runProcessScenario, runJournalScenario,
-                runTimelineScenario, runThreadsScenario,
+                runTimelineScenario, runThreadsScenario, runParentScenario,
             ] {
                 if try await more(scenario, args) { return }
             }
