@@ -52,6 +52,8 @@ final class CallRecord: @unchecked Sendable {
     var outbox: [CallEvent] = []
     /// Called once when the supervisor forgets the call (it ends the caller's event stream).
     let onForget: @Sendable () -> Void
+    /// For a stream: where its consumer counts the chunks it has taken (``nextChunkSize()``).
+    let credit: StreamCredit?
     /// Failed attempts of items being retried, by the first input index of what failed.
     var attempts: [Int: [MultiprocessingError]] = [:]
     /// For progress output: the call's kind (`map`, `imap`, ...), and its counts.
@@ -79,8 +81,9 @@ final class CallRecord: @unchecked Sendable {
         id: UInt64, installFrame: [UInt8], schedule: CallSchedule<TaskFrame>,
         produce: @escaping (UInt64, Int, Int) -> ProducedChunk?,
         deliver: @escaping @Sendable ([CallEvent]) -> Void,
-        onForget: @escaping @Sendable () -> Void
+        onForget: @escaping @Sendable () -> Void, credit: StreamCredit? = nil
     ) {
+        self.credit = credit
         self.id = id
         self.installFrame = installFrame
         self.schedule = schedule
@@ -1180,7 +1183,7 @@ final class Supervisor: @unchecked Sendable {
                 continue
             }
             if let chunk = call.schedule.takeRequeued() { return (call, chunk) }
-            if let size = call.schedule.nextChunkSize() {
+            if let size = call.nextChunkSize() {
                 let chunkID = nextChunkID
                 nextChunkID += 1
                 let first = call.schedule.nextIndex

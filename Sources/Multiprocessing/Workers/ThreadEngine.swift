@@ -15,7 +15,8 @@ protocol PoolEngine: AnyObject, Sendable {
     /// Forgets a call; with `stopRunningWork`, its work still running is stopped (a worker
     /// process is killed; a thread cannot be, see ``ThreadEngine``).
     func finish(callID: UInt64, stopRunningWork: Bool)
-    /// The consumer of a stream took the results of `chunks` chunks.
+    /// The consumer of a stream took the results of `chunks` chunks; 0 when it counted them
+    /// in the call's ``StreamCredit`` and the engine, its window full, asked to be woken.
     func consumed(callID: UInt64, chunks: Int)
     /// Stops the pool because the program received a signal.
     func interrupt(_ error: MultiprocessingError)
@@ -334,7 +335,7 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
                 callOrder.remove(at: index)
                 continue
             }
-            if let size = call.schedule.nextChunkSize() {
+            if let size = call.nextChunkSize() {
                 let chunkID = nextChunkID
                 nextChunkID += 1
                 let first = call.schedule.nextIndex
