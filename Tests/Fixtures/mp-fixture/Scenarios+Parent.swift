@@ -61,9 +61,71 @@ extension Fixture {
                 )
                 for line in report.description.split(separator: "\n") { print("report: \(line)") }
             }
+        case "slow-consumer":
+            // args: items, microseconds the consumer spends per item. imapUnordered of
+            // one-item chunks on 2 workers; prints how often the pool's event-loop thread
+            // was woken (its voluntary context switches) per item while the stream ran.
+            let count = args.count > 0 ? args[0] : 400
+            let micros = args.count > 1 ? args[1] : 1000
+            try await withProcessPool(workers: 2) { pool in
+                _ = try await pool.map(Square(), [1, 2, 3, 4])  // started and warm
+                guard let loop = threadID(named: "mp-supervisor") else { fail("no mp-supervisor thread") }
+                let before = voluntarySwitches(loop)
+                var sum = 0
+                for try await item in pool.imapUnordered(Square(), Array(0..<count), chunkSize: 1) {
+                    sum += try item.get()
+                    usleep(UInt32(micros))
+                }
+                let after = voluntarySwitches(loop)
+                let expected = (0..<count).reduce(0) { $0 + $1 * $1 }
+                print("stream ok \(sum == expected)")
+                print("loop wakeups per item \(Double(after - before) / Double(count))")
+            }
         default:
             return false
         }
         return true
+    }
+}
+
+/// The kernel id of this process's thread named `name`, if any.
+func threadID(named name: String) -> Int32? {
+    guard let dir = opendir("/proc/self/task") else { return nil }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+        let tid = withUnsafeBytes(of: entry.pointee.d_name) {
+            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard let id = Int32(tid), let comm = readText("/proc/self/task/\(tid)/comm") else { continue }
+        if comm.trimmingSuffix() == name { return id }
+    }
+    return nil
+}
+
+/// `voluntary_ctxt_switches` of thread `tid` of this process: how often it went to sleep.
+func voluntarySwitches(_ tid: Int32) -> Int {
+    let status = readText("/proc/self/task/\(tid)/status") ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") } ?? ""
+    return Int(line.split(separator: "\t").last.map(String.init)?.trimmingSuffix() ?? "") ?? -1
+}
+
+func readText(_ path: String) -> String? {
+    guard let file = fopen(path, "r") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, file)
+        if n <= 0 { break }
+        bytes += buffer[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+extension String {
+    func trimmingSuffix() -> String {
+        var text = self
+        while let last = text.last, last == "\n" || last == " " || last == "\t" { text.removeLast() }
+        return text
     }
 }
