@@ -42,7 +42,8 @@ struct ParentCostTests {
         #expect(processes(outcome) == 2, "\(outcome.stdout)\(outcome.stderr)")
         #expect(figures.engine == "processes")
         // /proc's times count in 10 ms ticks; a worker's own start-up adds a little.
-        #expect(figures["workers_total"] >= Self.work - 0.03 && figures["workers_total"] <= Self.work + 0.3,
+        #expect(
+            figures["workers_total"] >= Self.work - 0.03 && figures["workers_total"] <= Self.work + 0.3,
             "\(outcome.stdout)")
         #expect(figures["workers_user"] > figures["workers_system"])
         #expect(abs(figures["workers_user"] + figures["workers_system"] - figures["workers_total"]) < 1e-9)
@@ -66,7 +67,8 @@ struct ParentCostTests {
             ["parent-cpu", "0", "24", "40", "3"], waitingFor: "a CPU-bound map with recycled workers")
         let figures = Figures(outcome)
         #expect(processes(outcome) >= 6, "\(outcome.stdout)\(outcome.stderr)")  // 3 items each: about 8
-        #expect(figures["workers_total"] >= Self.work - 0.05 && figures["workers_total"] <= Self.work + 0.5,
+        #expect(
+            figures["workers_total"] >= Self.work - 0.05 && figures["workers_total"] <= Self.work + 0.5,
             "\(outcome.stdout)")
         #expect(figures["parent_total"] < 0.2, "\(outcome.stdout)")
     }
@@ -89,7 +91,8 @@ struct ParentCostTests {
         let figures = Figures(outcome)
         #expect(figures.engine == "threads", "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("map ok ") == "map ok true processes=1")
-        #expect(figures["workers_total"] >= Self.work - 0.03 && figures["workers_total"] <= Self.work + 0.2,
+        #expect(
+            figures["workers_total"] >= Self.work - 0.03 && figures["workers_total"] <= Self.work + 0.2,
             "\(outcome.stdout)")
         #expect(figures["parent_total"] >= figures["workers_total"] - 0.03, "\(outcome.stdout)")
         let share = max(figures["parent_total"] - figures["workers_total"], 0) / figures["parent_total"]
@@ -142,5 +145,13 @@ struct ParentCostTests {
         let parent = report.parentCPU.totalSeconds
         #expect(report.parentShare == parent / (parent + 3.25))
         #expect(report.description.contains("(user 2.75 s, system 0.5 s, remote ones not counted)"))
+        // A multi-node pool: every slot is a remote one, nothing is counted, no share.
+        var nodes = PoolStatistics(workers: 0)
+        nodes.addSlot(host: "node1")
+        nodes.addSlot(host: "node2")
+        let remote = nodes.report(liveCPU: [(0, .init(user: 1, system: 1))])
+        #expect(remote.workersCPU.totalSeconds == 0 && remote.parentShare == 0)
+        #expect(remote.workers.allSatisfy { $0.cpu == nil })
+        #expect(remote.description.contains("; workers on other nodes: not counted"))
     }
 }

@@ -43,7 +43,8 @@ extension Platform {
         var buffer = [UInt8](repeating: 0, count: 1024)
         var length = 0
         while length < buffer.count {
-            let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(fd, raw.baseAddress! + length, raw.count - length) }
+            let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(fd, raw.baseAddress! + length, raw.count - length)
+            }
             if n < 0 {
                 if mp_errno() == EINTR { continue }
                 return nil

@@ -81,9 +81,11 @@ public struct PoolReport: Sendable, CustomStringConvertible {
     /// The share of the CPU time used since the pool was created that was not the workers'
     /// computing: ``parentCPU`` over ``parentCPU`` plus ``workersCPU`` for worker
     /// processes; ``parentCPU`` minus ``workersCPU``, over ``parentCPU``, for the threads
-    /// engine. 0 when no CPU time was measured yet. Workers on other nodes are left out,
-    /// so for a multi-node pool the share is that of this node's CPU time.
+    /// engine. 0 when no CPU time was measured yet, and when no worker's time is counted
+    /// (a multi-node pool: its workers are started by worker hosts, on every node, and
+    /// their time is not seen from here).
     public var parentShare: Double {
+        guard workers.isEmpty || workers.contains(where: { $0.cpu != nil }) else { return 0 }
         let parent = parentCPU.totalSeconds
         let workers = workersCPU.totalSeconds
         if engine == .threads { return parent > 0 ? max(parent - workers, 0) / parent : 0 }
@@ -106,9 +108,15 @@ public struct PoolReport: Sendable, CustomStringConvertible {
         }
         let remote = workers.contains { $0.cpu == nil } ? ", remote ones not counted" : ""
         let threads = engine == .threads ? ", its worker threads included" : ""
-        lines.append(
-            "  cpu: parent \(seconds(parentCPU)) (\(split(parentCPU)); the whole process\(threads)), workers \(seconds(workersCPU)) (\(split(workersCPU))\(remote)); parent share \(Self.percent(parentShare))"
-        )
+        let parentLine = "  cpu: parent \(seconds(parentCPU)) (\(split(parentCPU)); the whole process\(threads))"
+        if !workers.isEmpty && workers.allSatisfy({ $0.cpu == nil }) {
+            lines.append(parentLine + "; workers on other nodes: not counted")
+        } else {
+            lines.append(
+                parentLine
+                    + ", workers \(seconds(workersCPU)) (\(split(workersCPU))\(remote)); parent share \(Self.percent(parentShare))"
+            )
+        }
         for worker in workers {
             let cpu = worker.cpu.map { ", cpu \(Self.cpuSeconds($0.totalSeconds))" } ?? ""
             lines.append(
