@@ -65,6 +65,8 @@ let package = Package(
             dependencies: [
                 "Multiprocessing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // SHA-256 for the hash-files workload (the library already depends on it).
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/mp-bench",
             swiftSettings: strict

@@ -5,18 +5,28 @@ prints medians and the ratios the targets are stated in.
     python3 Benchmarks/run.py            # or scripts/bench
     python3 Benchmarks/run.py --reps 3 --quick
     python3 Benchmarks/run.py --nodes    # a pool across two Slurm nodes vs one node
+    python3 Benchmarks/run.py --workloads hash-files,tiny-map --reps 7
 
 Builds mp-bench in release mode (and a --static-swift-stdlib copy for the startup
 figure), compiles the C ping-pong floor, then runs each configuration --reps times,
 interleaving configurations so that machine noise spreads evenly. Swift and Python use
 different sizes (each timed region lasts at least ~200 ms); compare per-item figures.
+
+hash-files, the real job, hashes a corpus generated here (seeded, in a temporary folder,
+removed at the end; --corpus keeps one): --corpus-files files of log-uniform sizes from
+1 KiB to 4 MiB (3,000 files: about 1.5 GB), fewer when the disk or the memory (the page
+cache must hold it) is short, with a note saying so.
 """
 import argparse
 import json
+import math
 import os
+import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWIFT = os.path.join(ROOT, ".build/release/mp-bench")
@@ -34,7 +44,77 @@ WORKLOADS = {
     "startup": ([], [], "ms_per_startup", False),
     "large-args": (["--items", "256"], ["--items", "256"], "mb_per_s", True),
     "mapreduce-pi": (["--samples", "2000000"], ["--samples", "20000"], "samples_per_s", True),
+    # The corpus folder is added at run time (--corpus); 2 workers or more only.
+    "hash-files": ([], [], "gb_per_s", True),
 }
+
+# The parent's share of the CPU time (mp-bench and bench.py print it; see PoolReport.parentShare).
+CPU_SHARE = "parent_share"
+
+CORPUS_SEED = 20
+CORPUS_SMALLEST = 1 << 10
+CORPUS_LARGEST = 4 << 20
+
+
+def corpus_expected_bytes(files):
+    """The mean of a log-uniform size from CORPUS_SMALLEST to CORPUS_LARGEST, times files."""
+    mean = (CORPUS_LARGEST - CORPUS_SMALLEST) / math.log(CORPUS_LARGEST / CORPUS_SMALLEST)
+    return int(files * mean)
+
+
+def corpus_size_that_fits(folder, files):
+    """`files`, or fewer (with a note on stderr) so that the corpus fits on the disk with
+    2 GB to spare and in half the available memory (the page cache must hold it)."""
+    free_disk = shutil.disk_usage(folder).free - (2 << 30)
+    available = None
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    limit = min(free_disk, available // 2 if available else free_disk)
+    wanted = corpus_expected_bytes(files)
+    if wanted <= limit:
+        return files
+    fitting = max(100, int(files * limit / wanted))
+    print(f"note: {files} files (~{wanted / 1e9:.2f} GB) do not fit (free disk {free_disk / 1e9:.1f} GB beyond 2 GB, "
+          f"available memory {available / 1e9 if available else 0:.1f} GB): the corpus has {fitting} files instead",
+          file=sys.stderr)
+    return fitting
+
+
+def make_corpus(folder, files):
+    """Writes `files` files of log-uniform sizes (seeded) into `folder`, unless a corpus of
+    the same seed and count is there already. Each file is a slice of one 8 MiB random
+    block, after its own 8-byte number (so no two are alike). Returns the total bytes."""
+    stamp = os.path.join(folder, ".corpus")
+    if os.path.exists(stamp) and open(stamp).read() == f"{CORPUS_SEED} {files}":
+        return sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder) if not n.startswith("."))
+    for name in os.listdir(folder):
+        if not name.startswith("."):
+            os.unlink(os.path.join(folder, name))
+    rng = random.Random(CORPUS_SEED)
+    block = rng.randbytes(8 << 20)
+    low, high = math.log(CORPUS_SMALLEST), math.log(CORPUS_LARGEST)
+    total = 0
+    for i in range(files):
+        size = max(8, int(math.exp(rng.uniform(low, high))))
+        offset = rng.randrange(len(block) - size + 1)
+        with open(os.path.join(folder, f"f{i:06d}"), "wb") as f:
+            f.write(i.to_bytes(8, "little") + block[offset:offset + size - 8])
+        total += size
+    with open(stamp, "w") as f:
+        f.write(f"{CORPUS_SEED} {files}")
+    return total
+
+
+def warm_corpus(folder):
+    """Reads every file once (untimed), so that the timed runs find them in the page cache."""
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    for name in os.listdir(folder):
+        with open(os.path.join(folder, name), "rb", buffering=0) as f:
+            while f.readinto(view):
+                pass
 
 
 def run(command):
@@ -50,13 +130,22 @@ def median_of(results, key, field):
     return statistics.median(values) if values else None
 
 
-def configurations(workers_list, quick):
+def configurations(workers_list, quick, workloads):
     configs = []
     for workload, (swift_flags, python_flags, _, _) in WORKLOADS.items():
+        if workload not in workloads:
+            continue
         for workers in workers_list:
+            if workload == "hash-files" and workers < 2:
+                continue
             w = ["--workload", workload, "--workers", str(workers)]
             configs.append(("swift", "process", workers, workload, [SWIFT] + w + swift_flags))
             configs.append(("swift", "threads", workers, workload, [SWIFT] + w + ["--engine", "threads"] + swift_flags))
+            if workload == "hash-files":  # the thread loop, Python's Pool (chunksize 8), nothing else
+                configs.append(("swift", "taskgroup", workers, workload,
+                                [SWIFT] + w + ["--engine", "taskgroup"] + swift_flags))
+                configs.append(("python", "pool", workers, workload, PYTHON + w + ["--engine", "pool"] + python_flags))
+                continue
             if workload in ("cpu-bound", "imbalanced"):
                 configs.append(("swift", "taskgroup", workers, workload,
                                 [SWIFT] + w + ["--engine", "taskgroup"] + swift_flags))
@@ -75,6 +164,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="skip ProcessPoolExecutor")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--json", help="also write every run as JSON lines to this file")
+    parser.add_argument("--workloads", help="only these workloads (comma-separated), e.g. hash-files,tiny-map")
+    parser.add_argument("--corpus-files", type=int, default=3000,
+                        help="hash-files: files in the generated corpus (default 3000, about 1.5 GB)")
+    parser.add_argument("--corpus", help="hash-files: generate the corpus in this folder and keep it (reused when "
+                                         "it holds the same corpus); default: a temporary folder, removed at the end")
     parser.add_argument("--nodes", action="store_true",
                         help="multi-node mode: the same workloads over TCP across two Slurm nodes, against local "
                              "socket pairs on one node (needs a running Slurm: scripts/slurm/start)")
@@ -102,12 +196,40 @@ def main():
 
     cpus = len(os.sched_getaffinity(0))
     workers_list = sorted({1, 2, cpus})
-    configs = configurations(workers_list, args.quick)
+    workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workloads: {', '.join(unknown)} (known: {', '.join(WORKLOADS)})")
+
+    corpus = None
+    temporary_corpus = None
+    if "hash-files" in workloads:
+        corpus = args.corpus or tempfile.mkdtemp(prefix="mp-bench-corpus-")
+        temporary_corpus = None if args.corpus else corpus
+        os.makedirs(corpus, exist_ok=True)
+        files = corpus_size_that_fits(corpus, args.corpus_files)
+        total = make_corpus(corpus, files)
+        print(f"hash-files corpus: {files} files, {total / 1e9:.2f} GB in {corpus}", file=sys.stderr)
+        WORKLOADS["hash-files"] = (["--corpus", corpus], ["--corpus", corpus], "gb_per_s", True)
+    try:
+        measure_all(args, cpus, workers_list, workloads, corpus)
+    finally:
+        if temporary_corpus:
+            shutil.rmtree(temporary_corpus, ignore_errors=True)
+
+
+def measure_all(args, cpus, workers_list, workloads, corpus):
+    configs = configurations(workers_list, args.quick, workloads)
 
     # The checksums of both languages must agree for the same flags.
-    for workload, flags in [("tiny-map", ["--items", "1000"]), ("cpu-bound", ["--iters", "1000"]),
-                            ("imbalanced", ["--base", "10"]), ("large-args", ["--items", "4", "--size", "1000"]),
-                            ("mapreduce-pi", ["--samples", "1000"]), ("latency", ["--items", "100"])]:
+    checks = [("tiny-map", ["--items", "1000"]), ("cpu-bound", ["--iters", "1000"]),
+              ("imbalanced", ["--base", "10"]), ("large-args", ["--items", "4", "--size", "1000"]),
+              ("mapreduce-pi", ["--samples", "1000"]), ("latency", ["--items", "100"])]
+    if corpus:
+        checks.append(("hash-files", ["--corpus", corpus]))  # the whole corpus: the untimed warm-up pass too
+    for workload, flags in checks:
+        if workload not in workloads:
+            continue
         a = run([SWIFT, "--workload", workload, "--workers", "2"] + flags)["checksum"]
         b = run(PYTHON + ["--workload", workload, "--workers", "2"] + flags)["checksum"]
         if a != b:
@@ -117,6 +239,8 @@ def main():
     results = {}
     log = open(args.json, "w") if args.json else None
     for rep in range(args.reps):
+        if corpus:
+            warm_corpus(corpus)  # untimed: the page cache holds the corpus for every run below
         for lang, engine, workers, workload, command in configs:
             result = run(command)
             results.setdefault((lang, engine, workers, workload), []).append(result)
@@ -125,6 +249,10 @@ def main():
         floor = run([PINGPONG, "20000"])
         results.setdefault(("c", "pingpong", 1, "latency"), []).append(floor)
         print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
+    if corpus:
+        sums = {r["checksum"] for key, runs in results.items() if key[3] == "hash-files" for r in runs}
+        if len(sums) != 1:
+            raise SystemExit(f"hash-files checksums differ between runs: {sums}")
 
     def median(key, field):
         return median_of(results, key, field)
@@ -135,7 +263,11 @@ def main():
           f"| python executor |")
     print(f"|---|---|---|---|---|---|---|---|")
     for workload, (_, _, figure, _) in WORKLOADS.items():
+        if workload not in workloads:
+            continue
         for workers in workers_list:
+            if workload == "hash-files" and workers < 2:
+                continue
             cells = []
             for lang, engine in [("swift", "process"), ("swift", "threads"), ("swift", "taskgroup"), ("python", "pool"),
                                  ("python", "executor")]:
@@ -174,6 +306,10 @@ def main():
         ("startup ms, Python / Swift", ratio("startup", "ms_per_startup", invert=True), ">= 1x"),
         ("large-args MB/s vs Python", ratio("large-args", "mb_per_s"), ">= 4x"),
         ("mapreduce-pi samples/s vs Python", ratio("mapreduce-pi", "samples_per_s"), "(no target)"),
+        ("hash-files GB/s, processes / thread loop", (median(("swift", "process", 2, "hash-files"), "gb_per_s") or 0)
+         / (median(("swift", "taskgroup", 2, "hash-files"), "gb_per_s") or 1)
+         if median(("swift", "taskgroup", 2, "hash-files"), "gb_per_s") else None, ">= 0.95"),
+        ("hash-files GB/s vs Python Pool", ratio("hash-files", "gb_per_s"), ">= 1.2x"),
         ("idle worker RSS KiB, Swift / Python", rss_swift / rss_python if rss_swift and rss_python else None, "<= 1x"),
         ("idle worker RSS KiB, Swift static / Python", rss_static / rss_python if rss_static and rss_python else None,
          "<= 1x"),
@@ -181,7 +317,9 @@ def main():
     print("| target | measured | wanted |")
     print("|---|---|---|")
     for name, value, wanted in rows:
-        print(f"| {name} | {'n/a' if value is None else f'{value:.3g}'} | {wanted} |")
+        if value is None or value == 0:
+            continue  # its workload was not run (--workloads)
+        print(f"| {name} | {value:.3g} | {wanted} |")
     print("\nThreads engine against processes (2 workers; above 1: threads better):\n")
     print("| workload | figure | threads / processes |")
     print("|---|---|---|")
@@ -190,8 +328,36 @@ def main():
         t = median(("swift", "threads", 2, workload), figure)
         if p and t:
             print(f"| {workload} | {figure} | {(t / p if higher else p / t):.3g} |")
-    print(f"\nsocket-pair ping-pong floor: {floor:.1f} us per round trip; idle worker RSS: Swift {rss_swift} KiB "
-          f"({rss_static} KiB static), Python {rss_python} KiB")
+    print_parent_share(results, workloads)
+    if "latency" in workloads or "tiny-map-c1" in workloads:
+        print(f"\nsocket-pair ping-pong floor: {floor:.1f} us per round trip; idle worker RSS: Swift {rss_swift} KiB "
+              f"({rss_static} KiB static), Python {rss_python} KiB")
+
+
+def print_parent_share(results, workloads):
+    """The parent's CPU time (user + system, whole process) over all CPU time of the pool's
+    life, 2 workers, medians; with the parent's and the workers' seconds. Threads: the
+    process's CPU time less the worker threads'."""
+    print("\nThe parent's share of the CPU time, 2 workers (medians; parent s = user + system of the whole "
+          "parent process over the pool's life, workers s = the workers'):\n")
+    print("| workload | swift processes: share (parent s / workers s) | swift threads: share | python Pool: share "
+          "(parent s / workers s) |")
+    print("|---|---|---|---|")
+    for workload in WORKLOADS:
+        if workload not in workloads or workload == "startup":
+            continue
+        cells = []
+        for lang, engine in [("swift", "process"), ("swift", "threads"), ("python", "pool")]:
+            runs = results.get((lang, engine, 2, workload), [])
+            shares = [r[CPU_SHARE] for r in runs if CPU_SHARE in r]
+            if not shares:
+                cells.append("")
+                continue
+            parent = statistics.median(r["parent_user_s"] + r["parent_sys_s"] for r in runs)
+            workers = statistics.median(r["workers_user_s"] + r["workers_sys_s"] for r in runs)
+            cells.append(f"{statistics.median(shares):.1%}" + ("" if engine == "threads" else
+                                                               f" ({parent:.3g} / {workers:.3g})"))
+        print(f"| {workload} | " + " | ".join(cells) + " |")
 
 
 # workload -> (flags, the figure compared)

@@ -82,7 +82,8 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mp-bench", abstract: "Runs one benchmark workload and prints one line of JSON.")
 
-    @Option(help: "tiny-map, tiny-map-c1, latency, cpu-bound, imbalanced, startup, large-args, mapreduce-pi")
+    @Option(
+        help: "tiny-map, tiny-map-c1, latency, cpu-bound, imbalanced, startup, large-args, mapreduce-pi, hash-files")
     var workload: String
 
     @Option(help: "Workers; 0 runs sequentially in this process (engine seq).")
@@ -90,7 +91,7 @@ struct Bench: AsyncParsableCommand {
 
     @Option(
         help:
-            "process (default): the pool's worker processes; threads: the pool's threads engine; taskgroup (cpu-bound, imbalanced): a hand-written task group, the baseline with no pool at all."
+            "process (default): the pool's worker processes; threads: the pool's threads engine; taskgroup (cpu-bound, imbalanced, hash-files): a hand-written task group, the baseline with no pool at all."
     )
     var engine = "process"
 
@@ -107,6 +108,8 @@ struct Bench: AsyncParsableCommand {
     @Option var base = 80_000
     @Option var samples = 1_000_000
     @Option var size = 1 << 20
+    @Option(help: "hash-files: the folder whose files are hashed (Benchmarks/run.py generates it).")
+    var corpus: String?
     @Option(help: "Progress output during the timed region: off (default), bar or lines.")
     var progress = "off"
 
@@ -213,6 +216,8 @@ struct Bench: AsyncParsableCommand {
             return base(items: count, seconds: seconds, checksum: sum).merging([
                 "mb_per_s": Double(count * size) / 1e6 / seconds
             ]) { $1 }
+        case "hash-files":
+            return try await hashFiles()
         case "mapreduce-pi":
             let count = items ?? 64
             let function = PiChunk(samples: samples)
@@ -240,6 +245,7 @@ struct Bench: AsyncParsableCommand {
         ]
         if let rss = Self.idleWorkerRSS.withLock({ $0 }) { result["worker_rss_kib"] = rss }
         if let close = Self.closeSeconds.withLock({ $0 }) { result["close_seconds"] = close }
+        if let report = Self.poolReport.withLock({ $0 }) { result.merge(Self.cpuFields(report)) { $1 } }
         return result
     }
 
@@ -248,6 +254,8 @@ struct Bench: AsyncParsableCommand {
     static let poolWorkers = Mutex<Int?>(nil)
     /// How long the pool took to close after the timed region (it writes the timeline then).
     static let closeSeconds = Mutex<Double?>(nil)
+    /// The pool's report, read after the timed region (for the CPU figures).
+    static let poolReport = Mutex<PoolReport?>(nil)
 
     func efficiency(_ sequential: Double, _ parallel: Double) -> Double {
         let count = Self.poolWorkers.withLock { $0 } ?? workers
@@ -288,8 +296,11 @@ struct Bench: AsyncParsableCommand {
             Self.idleWorkerRSS.withLock { $0 = Self.workerRSS() }
             let start = ContinuousClock.now
             let sum = try await body(pool)
+            let elapsed = seconds(since: start)
+            let report = await pool.report()  // untimed, and not in the close time either
+            Self.poolReport.withLock { $0 = report }
             bodyEnd = ContinuousClock.now
-            return (seconds(since: start), sum)
+            return (elapsed, sum)
         }
         let close = seconds(since: bodyEnd)
         Self.closeSeconds.withLock { $0 = close }

@@ -7,9 +7,11 @@ Linux), concurrent.futures.ProcessPoolExecutor (engine `executor`), or sequentia
 """
 import argparse
 import concurrent.futures
+import hashlib
 import json
 import multiprocessing
 import os
+import resource
 import statistics
 import time
 
@@ -76,6 +78,41 @@ def pi_chunk(args):
     return hits
 
 
+def hash_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).digest()
+
+
+def corpus_files(folder):
+    """The regular files of a folder, sorted by name, and their total size."""
+    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder)) if not name.startswith(".")]
+    paths = [p for p in paths if os.path.isfile(p)]
+    return paths, sum(os.path.getsize(p) for p in paths)
+
+
+class CPUMeter:
+    """This process's CPU time (the parent's: its threads included) and its reaped
+    children's (the workers', once the pool has been joined), from getrusage."""
+
+    def __init__(self):
+        self.start_self = resource.getrusage(resource.RUSAGE_SELF)
+        self.start_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.fields = {}
+
+    def stop(self):
+        s = resource.getrusage(resource.RUSAGE_SELF)
+        c = resource.getrusage(resource.RUSAGE_CHILDREN)
+        parent = (s.ru_utime - self.start_self.ru_utime, s.ru_stime - self.start_self.ru_stime)
+        workers = (c.ru_utime - self.start_children.ru_utime, c.ru_stime - self.start_children.ru_stime)
+        self.fields = {"parent_user_s": parent[0], "parent_sys_s": parent[1],
+                       "workers_user_s": workers[0], "workers_sys_s": workers[1]}
+        if sum(parent) + sum(workers) > 0:
+            self.fields["parent_share"] = sum(parent) / (sum(parent) + sum(workers))
+
+
+CPU = {}
+
+
 def worker_rss_kib():
     me = os.getpid()
     for entry in os.listdir("/proc"):
@@ -138,6 +175,7 @@ def timed(args, body):
         start = time.perf_counter()
         checksum = body(None)
         return time.perf_counter() - start, checksum, None
+    meter = CPUMeter()
     engine = Engine(args.engine, args.workers)
     try:
         for _ in range(3):
@@ -148,6 +186,8 @@ def timed(args, body):
         return time.perf_counter() - start, checksum, rss
     finally:
         engine.close()
+        meter.stop()
+        CPU.update(meter.fields)
 
 
 def measure(args):
@@ -201,6 +241,28 @@ def measure(args):
         seconds, checksum, rss = timed(
             args, lambda e: sum(e.map(byte_sum, items, args.chunksize)) if e else sum(byte_sum(b) for b in items))
         extra["mb_per_s"] = n * args.size / 1e6 / seconds
+    elif w == "hash-files":
+        # Pool creation and close inside the timing; imap_unordered, chunksize 8.
+        paths, size = corpus_files(args.corpus)
+        n = len(paths)
+        acc = 0
+        meter = CPUMeter()
+        start = time.perf_counter()
+        if args.workers == 0:
+            for p in paths:
+                acc ^= int.from_bytes(hash_file(p), "big")
+        else:
+            engine = Engine(args.engine, args.workers)
+            for digest in engine.unordered(hash_file, paths, args.chunksize or 8):
+                acc ^= int.from_bytes(digest, "big")
+            engine.close()
+        seconds = time.perf_counter() - start
+        meter.stop()
+        CPU.update(meter.fields)
+        if args.workers == 0:
+            CPU.pop("parent_share", None)
+        checksum, rss = None, None
+        extra.update({"bytes": size, "gb_per_s": size / 1e9 / seconds, "checksum_hex": f"{acc:064x}"})
     elif w == "mapreduce-pi":
         n = args.items or 64
         items = [(c, args.samples) for c in range(n)]
@@ -213,8 +275,9 @@ def measure(args):
     result = {
         "lang": "python", "engine": "seq" if args.workers == 0 else args.engine, "workload": w,
         "workers": args.workers, "items": n, "seconds": seconds, "items_per_s": n / seconds,
-        "checksum": str(checksum & MASK),
+        "checksum": extra.pop("checksum_hex") if "checksum_hex" in extra else str(checksum & MASK),
     }
+    result.update(CPU)
     if rss is not None:
         result["worker_rss_kib"] = rss
     result.update(extra)
@@ -232,6 +295,7 @@ def main():
     p.add_argument("--base", type=int, default=80_000)
     p.add_argument("--samples", type=int, default=1_000_000)
     p.add_argument("--size", type=int, default=1 << 20)
+    p.add_argument("--corpus", help="hash-files: the folder of files to hash")
     print(json.dumps(measure(p.parse_args()), sort_keys=True))
 
 

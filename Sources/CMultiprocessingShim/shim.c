@@ -141,6 +141,7 @@ int mp_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int capacity, in
 }
 
 int mp_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+int mp_gettid(void) { return (int)syscall(SYS_gettid); }
 
 #else  // not Linux: the calls that have no portable equivalent report ENOSYS
 
@@ -168,6 +169,7 @@ int mp_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int capacity, in
     (void)epfd; (void)tokens; (void)events; (void)capacity; (void)timeout_ms; errno = ENOSYS; return -1;
 }
 int mp_eventfd(void) { errno = ENOSYS; return -1; }
+int mp_gettid(void) { errno = ENOSYS; return -1; }
 
 #endif
 

@@ -70,6 +70,8 @@ int mp_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int capacity, in
 
 /// Linux: eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
 int mp_eventfd(void);
+/// The calling thread's kernel id (`gettid`); -1 (ENOSYS) off Linux.
+int mp_gettid(void);
 
 /// Names the calling thread (Linux: up to 15 bytes, shown by `ps -L`, `top -H`).
 void mp_set_thread_name(const char *name);

@@ -1,6 +1,21 @@
 /// What a pool did, from its creation until now (``ProcessPool/report()``): printable,
 /// and readable field by field.
 public struct PoolReport: Sendable, CustomStringConvertible {
+    /// CPU time, in seconds: user mode and kernel (system) mode.
+    public struct CPUTime: Sendable, Equatable {
+        /// Seconds spent running in user mode.
+        public let userSeconds: Double
+        /// Seconds the kernel spent on its behalf (system calls, page faults).
+        public let systemSeconds: Double
+        /// User plus system seconds.
+        public var totalSeconds: Double { userSeconds + systemSeconds }
+
+        init(_ seconds: Platform.CPUSeconds) {
+            userSeconds = max(seconds.user, 0)
+            systemSeconds = max(seconds.system, 0)
+        }
+    }
+
     /// One worker slot (a respawned worker keeps its slot).
     public struct Worker: Sendable {
         /// The slot number.
@@ -15,6 +30,13 @@ public struct PoolReport: Sendable, CustomStringConvertible {
         public let utilisation: Double
         /// Its node was lost (a multi-node pool): the slot is empty for good.
         public let lost: Bool
+        /// The CPU time of every worker that held the slot, ended ones included: for a
+        /// worker process, its `utime` and `stime` (`/proc/<pid>/stat`, in steps of 10 ms),
+        /// read when the report is made and, for a worker that exited or was recycled, just
+        /// before it was reaped; for the threads engine, the slot's thread. `nil` for a slot
+        /// on another node of a multi-node pool: the CPU time of remote workers is not
+        /// counted (their node's kernel has it), nor in ``PoolReport/workersCPU``.
+        public let cpu: CPUTime?
     }
 
     /// A chunk among the slowest per item.
@@ -41,6 +63,34 @@ public struct PoolReport: Sendable, CustomStringConvertible {
     public let workers: [Worker]
     /// The slowest chunks per item (at most three), slowest first.
     public let slowestChunks: [SlowChunk]
+    /// The CPU time this process used since the pool was created (`getrusage(RUSAGE_SELF)`):
+    /// the whole process, every thread of it. That is the pool's own cost in the parent
+    /// (its event loop, encoding inputs, decoding results, waking the tasks that await
+    /// them), plus whatever else the program did meanwhile (consuming the results, other
+    /// work), and, with the threads engine, the worker threads themselves (see
+    /// ``parentShare``). Compare with ``workersCPU``: under Slurm the parent shares the
+    /// workers' CPUs, so every second it spends is taken from a worker.
+    public let parentCPU: CPUTime
+    /// The CPU time of all the pool's workers since the pool was created, ended and
+    /// recycled workers included: the sum of the slots' ``Worker/cpu``. Workers on other
+    /// nodes are not counted.
+    public let workersCPU: CPUTime
+    /// Where the workers run: with ``ProcessPool/Engine/threads``, they are threads of this
+    /// process, so ``parentCPU`` includes ``workersCPU``.
+    public let engine: ProcessPool.Engine
+    /// The share of the CPU time used since the pool was created that was not the workers'
+    /// computing: ``parentCPU`` over ``parentCPU`` plus ``workersCPU`` for worker
+    /// processes; ``parentCPU`` minus ``workersCPU``, over ``parentCPU``, for the threads
+    /// engine. 0 when no CPU time was measured yet, and when no worker's time is counted
+    /// (a multi-node pool: its workers are started by worker hosts, on every node, and
+    /// their time is not seen from here).
+    public var parentShare: Double {
+        guard workers.isEmpty || workers.contains(where: { $0.cpu != nil }) else { return 0 }
+        let parent = parentCPU.totalSeconds
+        let workers = workersCPU.totalSeconds
+        if engine == .threads { return parent > 0 ? max(parent - workers, 0) / parent : 0 }
+        return parent + workers > 0 ? parent / (parent + workers) : 0
+    }
     /// Workers that have held the same work far longer than chunks have been taking (at
     /// least ``ProcessPool/Options/stallReportAfter``, and 20 times the call's last chunk): which worker, which items, for how
     /// long. A worker stuck without ``ProcessPool/Options/itemTimeout`` shows up here.
@@ -52,9 +102,25 @@ public struct PoolReport: Sendable, CustomStringConvertible {
         var lines = [
             "\(items) items in \(ProgressSnapshot.duration(elapsedSeconds)) (\(rate) items/s), \(failures) failed, \(retries) retried, \(respawns) respawns"
         ]
-        for worker in workers {
+        let seconds = { (cpu: CPUTime) in Self.cpuSeconds(cpu.totalSeconds) }
+        let split = { (cpu: CPUTime) in
+            "user \(Self.cpuSeconds(cpu.userSeconds)), system \(Self.cpuSeconds(cpu.systemSeconds))"
+        }
+        let remote = workers.contains { $0.cpu == nil } ? ", remote ones not counted" : ""
+        let threads = engine == .threads ? ", its worker threads included" : ""
+        let parentLine = "  cpu: parent \(seconds(parentCPU)) (\(split(parentCPU)); the whole process\(threads))"
+        if !workers.isEmpty && workers.allSatisfy({ $0.cpu == nil }) {
+            lines.append(parentLine + "; workers on other nodes: not counted")
+        } else {
             lines.append(
-                "  worker \(worker.slot) on \(worker.host): \(worker.items) items, busy \(ProgressSnapshot.duration(worker.busySeconds)) (\(Int((worker.utilisation * 100).rounded()))%)\(worker.lost ? ", lost with its node" : "")"
+                parentLine
+                    + ", workers \(seconds(workersCPU)) (\(split(workersCPU))\(remote)); parent share \(Self.percent(parentShare))"
+            )
+        }
+        for worker in workers {
+            let cpu = worker.cpu.map { ", cpu \(Self.cpuSeconds($0.totalSeconds))" } ?? ""
+            lines.append(
+                "  worker \(worker.slot) on \(worker.host): \(worker.items) items, busy \(ProgressSnapshot.duration(worker.busySeconds)) (\(Int((worker.utilisation * 100).rounded()))%)\(cpu)\(worker.lost ? ", lost with its node" : "")"
             )
         }
         for chunk in slowestChunks {
@@ -65,11 +131,25 @@ public struct PoolReport: Sendable, CustomStringConvertible {
         for line in stalled { lines.append("  stalled: \(line)") }
         return lines.joined(separator: "\n")
     }
+
+    /// `0.42 s`, `12.3 s`, `2:05`: two decimals below 10 s (the parent's time is often small).
+    static func cpuSeconds(_ seconds: Double) -> String {
+        seconds < 10 ? "\((seconds * 100).rounded() / 100) s" : ProgressSnapshot.duration(seconds)
+    }
+
+    /// `6%`, or `0.4%` below 1 %.
+    static func percent(_ share: Double) -> String {
+        let value = share * 100
+        return value < 1 && value > 0 ? "\((value * 10).rounded() / 10)%" : "\(Int(value.rounded()))%"
+    }
 }
 
 /// The figures behind a ``PoolReport``, kept by the supervisor (its event loop's owner).
 struct PoolStatistics {
     let startNanos = Platform.monotonicNanos()
+    /// This process's CPU time when the pool was created.
+    let startCPU = Platform.processCPUTime()
+    let engine: ProcessPool.Engine
     var items = 0
     var failures = 0
     var retries = 0
@@ -80,11 +160,16 @@ struct PoolStatistics {
     /// Slots whose node was lost.
     var lost: Set<Int> = []
     var slowest: [(items: Range<Int>, nanosPerItem: Double)] = []
+    /// Per slot, the CPU time of its workers that have ended (read before they were reaped);
+    /// `nil` for a slot on another node (not counted).
+    var slotEndedCPU: [Platform.CPUSeconds?]
 
-    init(workers: Int) {
+    init(workers: Int, engine: ProcessPool.Engine = .processes) {
+        self.engine = engine
         slotItems = Array(repeating: 0, count: workers)
         slotBusyNanos = Array(repeating: 0, count: workers)
         hosts = Array(repeating: Platform.hostName, count: workers)
+        slotEndedCPU = Array(repeating: .zero, count: workers)
     }
 
     /// A worker slot added after the pool started (a worker host on another node joined).
@@ -92,6 +177,13 @@ struct PoolStatistics {
         slotItems.append(0)
         slotBusyNanos.append(0)
         hosts.append(host)
+        slotEndedCPU.append(nil)  // a remote worker: its CPU time is not seen from here
+    }
+
+    /// A worker of `slot` has ended, having used `cpu` (`nil`: it could not be read).
+    mutating func workerEnded(slot: Int, cpu: Platform.CPUSeconds?) {
+        guard let cpu, slot < slotEndedCPU.count, let ended = slotEndedCPU[slot] else { return }
+        slotEndedCPU[slot] = ended + cpu
     }
 
     mutating func recordChunk(slot: Int, items range: Range<Int>, computeNanos: UInt64, failed: Int) {
@@ -108,16 +200,28 @@ struct PoolStatistics {
         }
     }
 
-    func report() -> PoolReport {
+    /// The report now. `liveCPU` is the CPU time so far of the workers still running (or
+    /// exited and not yet reaped), by slot.
+    func report(liveCPU: [(slot: Int, cpu: Platform.CPUSeconds)] = []) -> PoolReport {
         let elapsed = Double(Platform.monotonicNanos() &- startNanos) / 1e9
+        let parent = Platform.processCPUTime() - startCPU
+        var slotCPU = slotEndedCPU
+        for (slot, cpu) in liveCPU where slot < slotCPU.count {
+            if let sum = slotCPU[slot] { slotCPU[slot] = sum + cpu }
+        }
+        let workers = slotItems.indices.map { slot in
+            let busy = Double(slotBusyNanos[slot]) / 1e9
+            return PoolReport.Worker(
+                slot: slot, host: hosts[slot], items: slotItems[slot], busySeconds: busy,
+                utilisation: elapsed > 0 ? busy / elapsed : 0, lost: lost.contains(slot),
+                cpu: slotCPU[slot].map(PoolReport.CPUTime.init))
+        }
         return PoolReport(
             items: items, failures: failures, retries: retries, respawns: respawns, elapsedSeconds: elapsed,
-            workers: slotItems.indices.map { slot in
-                let busy = Double(slotBusyNanos[slot]) / 1e9
-                return PoolReport.Worker(
-                    slot: slot, host: hosts[slot], items: slotItems[slot], busySeconds: busy,
-                    utilisation: elapsed > 0 ? busy / elapsed : 0, lost: lost.contains(slot))
-            },
-            slowestChunks: slowest.map { PoolReport.SlowChunk(items: $0.items, secondsPerItem: $0.nanosPerItem / 1e9) })
+            workers: workers,
+            slowestChunks: slowest.map { PoolReport.SlowChunk(items: $0.items, secondsPerItem: $0.nanosPerItem / 1e9) },
+            parentCPU: PoolReport.CPUTime(parent),
+            workersCPU: PoolReport.CPUTime(slotCPU.compactMap { $0 }.reduce(.zero, +)),
+            engine: engine)
     }
 }

@@ -16,7 +16,7 @@ extension ProcessPool {
         _ function: F, name: String, typeName: String, totalItems: Int?, chunkSize: Int?, window: Int?,
         largestChunk: Int = ChunkSizer.maximumChunkItems, progress: ProgressMode? = nil, admitted: Bool = false,
         produce: @escaping (_ callID: UInt64, _ chunkID: UInt64, _ first: Int, _ count: Int) -> ProducedChunk?,
-        onDeliver: (@Sendable ([CallEvent]) -> Void)? = nil
+        onDeliver: (@Sendable ([CallEvent]) -> Void)? = nil, credit: StreamCredit? = nil
     ) throws -> (UInt64, AsyncStream<[CallEvent]>) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         // Threads run the function value itself: nothing to install.
@@ -50,7 +50,7 @@ extension ProcessPool {
             onForget: {
                 continuation.finish()
                 outstanding.leave()
-            })
+            }, credit: credit)
         call.name = name
         call.readsProgramInput = window != nil  // a stream: its chunks come from the program's sequence
         call.progress = progress.map {

@@ -77,6 +77,7 @@ extension ProcessPool {
             let source = IteratorBox(inputs.makeIterator())
             let chunks = StreamChunker<F.Input>(
                 chunkSize: chunkSize, limit: options.maximumFrameBytes, inProcess: inProcessChunks(function))
+            let credit = StreamCredit()  // the consumer gives window room back without waking the engine
             let (callID, events) = try startCall(
                 function, name: name, typeName: typeName, totalItems: knownCount, chunkSize: chunkSize,
                 window: workerCount * Self.streamChunksPerWorker, largestChunk: Self.streamLargestChunk,
@@ -88,10 +89,11 @@ extension ProcessPool {
                         while items.count < wanted, let item = source.iterator.next() { items.append(item) }
                         return items
                     }
-                })
+                }, credit: credit)
             return Results(
                 core: ResultsCore(
-                    callID: callID, events: events, supervisor: supervisor, ordered: ordered, total: knownCount))
+                    callID: callID, events: events, supervisor: supervisor, ordered: ordered, total: knownCount,
+                    credit: credit))
         } catch {
             return Results(failure: MultiprocessingError.from(error))
         }

@@ -105,6 +105,9 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
     let callID: UInt64
     let supervisor: any PoolEngine
     let ordered: Bool
+    /// Where consumed chunks are counted without waking the engine (``StreamCredit``);
+    /// `nil`: each one is reported with ``PoolEngine/consumed(callID:chunks:)``.
+    let credit: StreamCredit?
     private var events: AsyncStream<[CallEvent]>.AsyncIterator
     /// Events of the last batch not handled yet.
     private var pending: [CallEvent] = []
@@ -118,7 +121,11 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
     private var position = 0
     private var done = false
 
-    init(callID: UInt64, events: AsyncStream<[CallEvent]>, supervisor: any PoolEngine, ordered: Bool, total: Int?) {
+    init(
+        callID: UInt64, events: AsyncStream<[CallEvent]>, supervisor: any PoolEngine, ordered: Bool, total: Int?,
+        credit: StreamCredit? = nil
+    ) {
+        self.credit = credit
         self.callID = callID
         self.total = total
         self.events = events.makeAsyncIterator()
@@ -140,7 +147,11 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
                     return chunk.item(position - 1)
                 }
                 current = nil
-                supervisor.consumed(callID: callID, chunks: 1)
+                if let credit {
+                    if credit.add(1) { supervisor.consumed(callID: callID, chunks: 0) }  // it waits for room
+                } else {
+                    supervisor.consumed(callID: callID, chunks: 1)
+                }
             }
             if let total, yielded >= total {
                 finish(stopRunningWork: false)

@@ -53,7 +53,8 @@ struct CallSchedule<Payload>: Sendable where Payload: Sendable {
     /// Whether every item has been handed out and answered.
     var isSettled: Bool { isExhausted && outstandingChunks == 0 }
 
-    private var windowIsFull: Bool {
+    /// Whether chunks handed out plus chunks not yet consumed fill the window.
+    var windowIsFull: Bool {
         guard let window else { return false }
         return outstandingChunks + unconsumedChunks >= window
     }

@@ -52,6 +52,8 @@ final class CallRecord: @unchecked Sendable {
     var outbox: [CallEvent] = []
     /// Called once when the supervisor forgets the call (it ends the caller's event stream).
     let onForget: @Sendable () -> Void
+    /// For a stream: where its consumer counts the chunks it has taken (``nextChunkSize()``).
+    let credit: StreamCredit?
     /// Failed attempts of items being retried, by the first input index of what failed.
     var attempts: [Int: [MultiprocessingError]] = [:]
     /// For progress output: the call's kind (`map`, `imap`, ...), and its counts.
@@ -79,8 +81,9 @@ final class CallRecord: @unchecked Sendable {
         id: UInt64, installFrame: [UInt8], schedule: CallSchedule<TaskFrame>,
         produce: @escaping (UInt64, Int, Int) -> ProducedChunk?,
         deliver: @escaping @Sendable ([CallEvent]) -> Void,
-        onForget: @escaping @Sendable () -> Void
+        onForget: @escaping @Sendable () -> Void, credit: StreamCredit? = nil
     ) {
+        self.credit = credit
         self.id = id
         self.installFrame = installFrame
         self.schedule = schedule
@@ -266,11 +269,23 @@ final class Supervisor: @unchecked Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<PoolReport, Never>) in
             loop.execute { [self] in
                 for case let worker? in slots { statistics.hosts[worker.slot] = worker.host }
-                var report = statistics.report()
+                var report = currentReport()
                 report.stalled = stalledWorkers(now: Platform.monotonicNanos())
                 continuation.resume(returning: report)
             }
         }
+    }
+
+    /// The statistics' report, with the CPU time so far of the local workers still
+    /// running (ended ones were counted before they were reaped).
+    private func currentReport() -> PoolReport {
+        let live = allWorkers.compactMap { worker -> (slot: Int, cpu: Platform.CPUSeconds)? in
+            guard worker.remoteHost == nil, !worker.ended, let cpu = Platform.processCPUTime(pid: worker.pid) else {
+                return nil
+            }
+            return (worker.slot, cpu)
+        }
+        return statistics.report(liveCPU: live)
     }
 
     /// Forgets a call (finished, or failed): no more of its chunks are handed out, results
@@ -724,7 +739,10 @@ final class Supervisor: @unchecked Sendable {
             channelEvent(worker, readable: true, writable: false, hangup: true)
             if worker.hasChannel { brokenChannel(worker, nil) }
         }
+        // Read before the reap: the exited worker (a zombie until then) keeps its final times.
+        let cpu = Platform.processCPUTime(pid: worker.pid)
         guard let termination = Self.reapIfExited(worker.processHandle) else { return }
+        statistics.workerEnded(slot: worker.slot, cpu: cpu)
         worker.closeProcessHandle(loop: loop)
         workerEnded(worker, termination)
     }
@@ -1165,7 +1183,7 @@ final class Supervisor: @unchecked Sendable {
                 continue
             }
             if let chunk = call.schedule.takeRequeued() { return (call, chunk) }
-            if let size = call.schedule.nextChunkSize() {
+            if let size = call.nextChunkSize() {
                 let chunkID = nextChunkID
                 nextChunkID += 1
                 let first = call.schedule.nextIndex
@@ -1606,7 +1624,7 @@ final class Supervisor: @unchecked Sendable {
     private func writeTimeline(final: Bool) {
         guard let timeline else { return }
         do {
-            try timeline.write(report: statistics.report(), final: final)
+            try timeline.write(report: currentReport(), final: final)
         } catch {
             Platform.writeToStandardError(
                 "swift-multiprocessing: warning: could not write the timeline \(timeline.path): \(describe(error))\n")

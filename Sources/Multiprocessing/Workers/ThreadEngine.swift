@@ -15,7 +15,8 @@ protocol PoolEngine: AnyObject, Sendable {
     /// Forgets a call; with `stopRunningWork`, its work still running is stopped (a worker
     /// process is killed; a thread cannot be, see ``ThreadEngine``).
     func finish(callID: UInt64, stopRunningWork: Bool)
-    /// The consumer of a stream took the results of `chunks` chunks.
+    /// The consumer of a stream took the results of `chunks` chunks; 0 when it counted them
+    /// in the call's ``StreamCredit`` and the engine, its window full, asked to be woken.
     func consumed(callID: UInt64, chunks: Int)
     /// Stops the pool because the program received a signal.
     func interrupt(_ error: MultiprocessingError)
@@ -96,6 +97,8 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
     /// What each slot's thread runs now: the call, the items, since when.
     private var held: [(callID: UInt64, items: Range<Int>, since: UInt64)?]
     private var statistics: PoolStatistics
+    /// Each slot's thread (its kernel id), while it runs: the report reads its CPU time.
+    private var threadIDs: [Int32?]
     private var pendingDeliveries: [CallRecord] = []
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var interruption: MultiprocessingError?
@@ -107,7 +110,8 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
             MultiprocessingError.WorkerIdentity(slot: $0, pid: Platform.processID, host: Platform.hostName)
         }
         held = Array(repeating: nil, count: settings.workerCount)
-        statistics = PoolStatistics(workers: settings.workerCount)
+        statistics = PoolStatistics(workers: settings.workerCount, engine: .threads)
+        threadIDs = Array(repeating: nil, count: settings.workerCount)
     }
 
     // MARK: - PoolEngine
@@ -169,7 +173,11 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
     func report() async -> PoolReport {
         lock.lock()
         defer { lock.unlock() }
-        var report = statistics.report()
+        let live = threadIDs.enumerated().compactMap { slot, tid -> (slot: Int, cpu: Platform.CPUSeconds)? in
+            guard let tid, let cpu = Platform.threadCPUTime(tid: tid) else { return nil }
+            return (slot, cpu)
+        }
+        var report = statistics.report(liveCPU: live)
         report.stalled = stalledWorkers(now: Platform.monotonicNanos())
         return report
     }
@@ -256,6 +264,7 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
     /// then wake the waiting task once, not once each.
     private func work(slot: Int) {
         lock.lock()
+        threadIDs[slot] = Platform.currentThreadID()
         var batch: [(call: CallRecord, job: InProcessChunk, range: Range<Int>)] = []
         var computed: [ComputedChunk] = []
         while state == .starting || state == .running {
@@ -291,6 +300,8 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
             computed.removeAll(keepingCapacity: true)
             deliver(takeDeliveries())
         }
+        threadIDs[slot] = nil
+        statistics.workerEnded(slot: slot, cpu: Platform.currentThreadCPUTime())
         liveThreads -= 1
         var waiters: [CheckedContinuation<Void, Never>] = []
         if liveThreads == 0 && state == .closing {
@@ -324,7 +335,7 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
                 callOrder.remove(at: index)
                 continue
             }
-            if let size = call.schedule.nextChunkSize() {
+            if let size = call.nextChunkSize() {
                 let chunkID = nextChunkID
                 nextChunkID += 1
                 let first = call.schedule.nextIndex

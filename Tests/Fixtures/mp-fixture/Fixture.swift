@@ -1065,7 +1065,7 @@ struct Fixture {
             // Scenarios of later work live in files of their own (Scenarios+*.swift).
             for more in [
                 runLivenessScenario, runPoolScenario, runCodingScenario, runProcessScenario, runJournalScenario,
-                runTimelineScenario, runThreadsScenario, runArrayScenario,
+                runTimelineScenario, runThreadsScenario, runArrayScenario, runParentScenario,
             ] {
                 if try await more(scenario, args) { return }
             }
