@@ -1,11 +1,26 @@
 import Foundation
 import Testing
 
+@testable import Multiprocessing
+
 /// What a worker process costs its parent and what the parent says when one ends:
 /// descriptors per worker, a big pool under the common open-file limit, a dying worker's
 /// last words, and the pool's own reason when it stopped a worker.
 @Suite("Worker processes: descriptors, last words, stop reasons", .timeLimit(.minutes(5)))
 struct WorkerProcessTests {
+    #if os(Linux)
+    @Test("a worker's last words never hold a newline, however its stderr arrives in reads")
+    func lastWordsSplit() {
+        let output = WorkerOutput(descriptor: -1)
+        // What a crashing worker wrote, in the reads that once left a newline in the quote:
+        // the runtime's message and an empty line together, then its crash report.
+        for chunk in ["first line\n", "x.swift:1: Fatal error: deliberate\n\n", "*** Signal 4: Backtracing from 0x1\n"] {
+            Array(chunk.utf8).withUnsafeBytes { output.received($0) }
+        }
+        #expect(output.lastWords == "\"first line\" / \"x.swift:1: Fatal error: deliberate\"")
+    }
+    #endif
+
     @Test("the parent holds at most 3 descriptors per local worker")
     func descriptorsPerWorker() async throws {
         // The pool's own descriptors (its event loop's) do not grow with its size: the

@@ -101,7 +101,8 @@ final class WorkerOutput {
         }
     }
 
-    private func received(_ bytes: UnsafeRawBufferPointer) {
+    /// What a read gave (internal for the tests).
+    func received(_ bytes: UnsafeRawBufferPointer) {
         guard let lastNewline = bytes.lastIndex(of: UInt8(ascii: "\n")) else {
             partial.append(contentsOf: bytes)
             if partial.count > Self.longestHeldLine {
@@ -123,25 +124,20 @@ final class WorkerOutput {
         var end = lines.endIndex
         if lines.last == UInt8(ascii: "\n") { end -= 1 }
         // The crash report starts after the worker's last words: keep what comes before it.
-        var lineStarts: [Int] = []
-        var start = lines.startIndex
-        while start < end {
-            lineStarts.append(start)
-            start = (lines[start..<end].firstIndex(of: UInt8(ascii: "\n")) ?? end) + 1
-        }
-        var ends: [Int] = []
-        for (i, lineStart) in lineStarts.enumerated() {
-            let lineEnd = i + 1 < lineStarts.count ? lineStarts[i + 1] - 1 : end
-            if Self.startsCrashReport(lines[lineStart..<lineEnd]) {
+        // (Split, not scanned by hand: a read that ends in an empty line, "...\n\n", once
+        // left a newline inside the last kept line.)
+        var before: [ArraySlice<UInt8>] = []
+        let text = lines[lines.startIndex..<end]
+        for line in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if Self.startsCrashReport(line) {
                 inCrashReport = true
                 break
             }
-            ends.append(lineEnd)
+            before.append(line)
         }
         // The last few non-empty lines, newest last.
         var newest: [[UInt8]] = []
-        for (i, lineEnd) in ends.enumerated().reversed() where newest.count < Self.keptLines {
-            let line = lines[lineStarts[i]..<lineEnd]
+        for line in before.reversed() where newest.count < Self.keptLines {
             if line.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") && $0 != 9 }) {
                 newest.append(Array(line.suffix(Self.keptBytes)))
             }
