@@ -221,23 +221,14 @@ int mp_install_termination_handlers(int fd) {
     return 0;
 }
 
-static volatile int mp_usr1_fd = -1;
-
-static void mp_usr1_handler(int signo) {
-    int saved = errno;
-    unsigned char byte = (unsigned char)signo;
-    int fd = mp_usr1_fd;
-    if (fd >= 0) (void)write(fd, &byte, 1);
-    errno = saved;
-}
-
 int mp_install_usr1_handler(int fd) {
+    /* The same handler and pipe as SIGINT/SIGTERM: the watching thread reads the number. */
     struct sigaction action;
     memset(&action, 0, sizeof action);
-    action.sa_handler = mp_usr1_handler;
+    action.sa_handler = mp_termination_handler;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
-    mp_usr1_fd = fd;
+    mp_signal_fd = fd;
     return sigaction(SIGUSR1, &action, NULL);
 }
 

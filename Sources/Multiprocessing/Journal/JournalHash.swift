@@ -72,6 +72,12 @@ enum JournalHash {
             h = rotl(h, 11) &* p1
             offset += 1
         }
+        return avalanche(h)
+    }
+
+    @inline(__always)
+    private static func avalanche(_ value: UInt64) -> UInt64 {
+        var h = value
         h ^= h >> 33
         h &*= p2
         h ^= h >> 29
@@ -88,12 +94,7 @@ enum JournalHash {
         var h = p5 &+ 8
         h ^= round(0, value)
         h = rotl(h, 27) &* p1 &+ p4
-        h ^= h >> 33
-        h &*= p2
-        h ^= h >> 29
-        h &*= p3
-        h ^= h >> 32
-        return h
+        return avalanche(h)
     }
 
     /// The hash of a byte array.
