@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import Multiprocessing
+
 /// Runs the `mp-fixture` executable (built next to the test bundle) in a child process,
 /// with output captured to files and a deadline: a scenario that hangs fails the test
 /// with what it was waiting for, instead of hanging the suite.
@@ -115,7 +117,7 @@ func processIsGone(_ pid: Int32) -> Bool {
     return fields.first == "Z" || fields.first == "X"
 }
 
-/// A child process started with `posix_spawn`, with the part of Foundation's `Process` the
+/// A child process started with the library's `Platform.spawn`, with the part of Foundation's `Process` the
 /// tests use. Foundation's `Process.run()` on Linux (Swift 6.3.1) crashes now and then: it
 /// over-reads the entries of `/proc/self/fd` (fixed upstream in swift-corelibs-foundation
 /// after this toolchain), and this suite, which starts thousands of processes while
@@ -134,46 +136,19 @@ final class ChildProcess: @unchecked Sendable {
         _ command: [String], environment: [String: String], directory: String? = nil,
         standardOutput: String? = nil, standardError: String? = nil
     ) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let standardOutput {
-            posix_spawn_file_actions_addopen(&actions, 1, standardOutput, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        }
-        if let standardError {
-            posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        }
+        // The library's own spawn: stdin from /dev/null, an empty signal mask and default
+        // dispositions (the calling dispatch thread blocks signals, and a child would inherit
+        // that), and no other descriptor of this process left open in the child.
+        var descriptors: [(parent: Int32, child: Int32)] = []
+        defer { for (fd, _) in descriptors { Platform.close(fd) } }
+        if let standardOutput { descriptors.append((try Platform.openForAppending(standardOutput), 1)) }
+        if let standardError { descriptors.append((try Platform.openForAppending(standardError), 2)) }
         // posix_spawn_file_actions_addchdir_np is not in Swift's Glibc module: a shell changes
         // directory, then becomes the command.
         let command = directory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0] + command } ?? command
-        let argv = command.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        // A clean slate of signals, as Foundation's Process gives: the calling thread (a
-        // dispatch worker) may block signals, and a child would inherit that mask.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        sigdelset(&defaults, SIGKILL)
-        sigdelset(&defaults, SIGSTOP)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, command[0], &actions, &attributes, argv, envp)
-        guard result == 0 else {
-            throw NSError(
-                domain: NSPOSIXErrorDomain, code: Int(result),
-                userInfo: [NSLocalizedDescriptionKey: "posix_spawn \(command[0]): \(String(cString: strerror(result)))"])
-        }
+        let pid = try Platform.spawn(
+            executable: command[0], arguments: command, environment: environment.map { "\($0.key)=\($0.value)" },
+            descriptors: descriptors)
         processIdentifier = pid
     }
 
