@@ -172,6 +172,11 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.partialResultsStorage = nil
     }
 
+    /// The user-facing text of any error: the ``message`` of ours, the description of others.
+    static func text(of error: any Error) -> String {
+        (error as? MultiprocessingError)?.message ?? String(describing: error)
+    }
+
     /// The error itself when it is ours, else ours wrapping it.
     static func from(_ error: any Error) -> MultiprocessingError {
         if let error = error as? MultiprocessingError { return error }
@@ -211,21 +216,4 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         if let underlying { text += " (underlying: \(underlying))" }
         return text
     }
-}
-
-/// A failed system call: its name and the `errno` it set.
-public struct SystemCallError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The name of the call, for example `"posix_spawn"`.
-    public let call: String
-    /// The `errno` value.
-    public let errno: Int32
-
-    /// Creates a system call error.
-    public init(call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    /// `<call> failed: <strerror> (errno <n>)`.
-    public var description: String { "\(call) failed: \(Platform.errorString(errno)) (errno \(errno))" }
 }

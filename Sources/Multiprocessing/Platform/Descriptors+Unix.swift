@@ -93,6 +93,44 @@ extension Platform {
         return try callNonBlocking("write") { sysWrite(fd, bytes.baseAddress!, bytes.count) } ?? 0
     }
 
+    /// Waits up to `milliseconds` for the other end of a stream socket to close (POLLRDHUP
+    /// on Linux; POLLHUP and POLLERR are always reported) without reading from it; data
+    /// waiting to be read does not wake it. Returns `true` when the end has closed (or the
+    /// descriptor is no longer valid), `false` when the time ran out or a signal came.
+    static func waitForHangUp(_ fd: Int32, milliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: mp_poll_read_hangup(), revents: 0)
+        return poll(&entry, 1, milliseconds) > 0
+    }
+
+    /// A new anonymous shared-memory file of `size` bytes (Linux `memfd_create`,
+    /// close-on-exec), for a page that a parent and its worker both map.
+    /// - Throws: ``MultiprocessingError/Code/systemCallFailed`` (ENOSYS off Linux).
+    static func createSharedMemory(name: String, size: Int) throws -> Int32 {
+        let fd = try call("memfd_create") { mp_memfd_create(name) }
+        do {
+            try call("ftruncate") { ftruncate(fd, off_t(size)) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Maps `size` bytes of a shared-memory file for reading and writing, shared with every
+    /// other process that maps it. The mapping outlives the descriptor.
+    /// - Throws: ``MultiprocessingError/Code/systemCallFailed``.
+    static func mapShared(_ fd: Int32, size: Int) throws -> UnsafeMutableRawPointer {
+        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
+            throw systemError("mmap", mp_errno())
+        }
+        return raw
+    }
+
+    /// Unmaps what ``mapShared(_:size:)`` mapped.
+    static func unmap(_ address: UnsafeMutableRawPointer, size: Int) {
+        _ = munmap(address, size)
+    }
+
     /// Whether an error says a blocking read or write ran past its socket timeout (EAGAIN).
     static func isTimeout(_ error: MultiprocessingError) -> Bool {
         guard let cause = error.underlying as? SystemCallError else { return false }

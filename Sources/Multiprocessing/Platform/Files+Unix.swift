@@ -14,6 +14,26 @@ extension Platform {
         try call("open(\(path))") { open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
     }
 
+    /// Opens (creating it, mode 0644) a file for appending only, close-on-exec (write
+    /// permission is enough, unlike ``openForAppending(_:)``).
+    static func openForAppendingOnly(_ path: String) throws -> Int32 {
+        try call("open(\(path))") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
+    }
+
+    /// Checks that `path` can be appended to, writing nothing and truncating nothing: it is
+    /// opened for appending without blocking (a FIFO without a reader fails instead of
+    /// hanging); a file that did not exist is created to find out and removed again.
+    /// - Throws: ``MultiprocessingError/Code/systemCallFailed`` naming the call that failed.
+    static func checkAppendable(_ path: String) throws {
+        if let fd = try call("open", allowing: ENOENT, { open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC) }) {
+            close(fd)
+            return
+        }
+        let fd = try call("open") { open(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0o644) }
+        close(fd)
+        try call("unlink") { unlink(path) }
+    }
+
     /// Opens an existing file for reading, close-on-exec.
     static func openForReading(_ path: String) throws -> Int32 {
         try call("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }

@@ -75,6 +75,20 @@ enum Platform {
         return String(cString: value)
     }
 
+    /// Removes an environment variable from this process's environment (a worker removes
+    /// the variable that made it one, so that programs it starts are not workers).
+    static func removeEnvironment(_ name: String) {
+        _ = unsetenv(name)
+    }
+
+    /// Whether standard error is a terminal (progress lines redraw in place only there).
+    static var standardErrorIsTerminal: Bool { isatty(2) == 1 }
+
+    /// Makes stdout line-buffered, so that a worker's prints reach a Slurm output file whole.
+    static func lineBufferStandardOutput() {
+        mp_stdout_line_buffered()
+    }
+
     /// The whole environment as `NAME=value` strings.
     static func environmentStrings() -> [String] {
         var result: [String] = []
@@ -114,6 +128,17 @@ enum Platform {
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
+    /// The wall-clock time now, in UTC, to the second (month 1...12, day 1...31).
+    static func utcNow() -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        return (
+            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
+            Int(parts.tm_min), Int(parts.tm_sec)
+        )
+    }
+
     /// Exits immediately without running atexit handlers or flushing stdio.
     static func exitImmediately(_ status: Int32) -> Never {
         _exit(status)
@@ -131,4 +156,23 @@ enum Platform {
         fflush(nil)  // every output stream the worker's code opened, not only stdout and stderr
         _exit(status)
     }
+}
+
+/// A failed system call: its name and the `errno` it set (the ``MultiprocessingError/underlying``
+/// cause of ``MultiprocessingError/Code/systemCallFailed``). It lives here, with the calls
+/// that make it, because its description reads the system's text for the errno.
+public struct SystemCallError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The name of the call, for example `"posix_spawn"`.
+    public let call: String
+    /// The `errno` value.
+    public let errno: Int32
+
+    /// Creates a system call error.
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    /// `<call> failed: <strerror> (errno <n>)`.
+    public var description: String { "\(call) failed: \(Platform.errorString(errno)) (errno \(errno))" }
 }

@@ -96,13 +96,18 @@ extension Platform {
         if length > 0 { return Array(buffer.prefix(length)) }
         var info = stat()
         guard stat(currentExecutablePath, &info) == 0 else { return [] }
-        var writer = ByteWriter()
-        writer.write(fixed: UInt64(info.st_dev))
-        writer.write(fixed: UInt64(info.st_ino))
-        writer.write(fixed: Int64(info.st_size))
-        writer.write(fixed: Int64(info.st_mtim.tv_sec))
-        writer.write(fixed: Int64(info.st_mtim.tv_nsec))
-        return writer.bytes
+        // Each field little-endian, 8 bytes (the same bytes Wire's `ByteWriter.write(fixed:)`
+        // wrote here before; Platform sits below Wire and writes them itself).
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(40)
+        let fields: [UInt64] = [
+            UInt64(info.st_dev), UInt64(info.st_ino), UInt64(bitPattern: Int64(info.st_size)),
+            UInt64(bitPattern: Int64(info.st_mtim.tv_sec)), UInt64(bitPattern: Int64(info.st_mtim.tv_nsec)),
+        ]
+        for field in fields {
+            withUnsafeBytes(of: field.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        return bytes
     }
 }
 #endif

@@ -136,6 +136,37 @@ extension Platform {
         _ = mp_ignore_usr1()
     }
 
+    /// The signal numbers code outside `Platform` names (it imports no C module).
+    enum Signal {
+        /// SIGINT: Ctrl-C.
+        static let interrupt: Int32 = SIGINT
+        /// SIGTERM: Slurm's time limit, `scancel`, `kill`.
+        static let terminate: Int32 = SIGTERM
+        /// SIGKILL: cannot be caught; how the pool stops a worker.
+        static let kill: Int32 = SIGKILL
+        /// SIGUSR1: Slurm's warning before the time limit (`--signal=USR1@...`).
+        static let user1: Int32 = SIGUSR1
+    }
+
+    /// Installs handlers for SIGINT and SIGTERM that write the signal's number, as one byte,
+    /// to `descriptor` (a self-pipe; `sigaction` with `SA_RESTART`), saving the previous
+    /// dispositions. Returns `false` when they could not be installed.
+    @discardableResult
+    static func installTerminationHandlers(writingTo descriptor: Int32) -> Bool {
+        mp_install_termination_handlers(descriptor) == 0
+    }
+
+    /// Restores the dispositions ``installTerminationHandlers(writingTo:)`` saved.
+    static func restoreTerminationHandlers() {
+        mp_restore_termination_handlers()
+    }
+
+    /// Installs a SIGUSR1 handler that writes the signal's number to `descriptor`, for the
+    /// rest of the process's life. Returns `false` when it could not be installed.
+    static func installUSR1Handler(writingTo descriptor: Int32) -> Bool {
+        mp_install_usr1_handler(descriptor) == 0
+    }
+
     /// Ignores SIGPIPE, so that writing to a dead worker is an EPIPE error, not a crash.
     static func ignoreBrokenPipe() {
         signal(SIGPIPE, SIG_IGN)

@@ -1,11 +1,4 @@
-import CMultiprocessingShim
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// What SIGINT and SIGTERM do while pools are open: stop the pools in order.
 ///
@@ -36,7 +29,7 @@ final class Interruption: Sendable {
             if state.pools.isEmpty {
                 state.interruptedBySIGINT = false
                 state.interruptedBySIGTERM = false
-                _ = mp_install_termination_handlers(pipe.write)
+                Platform.installTerminationHandlers(writingTo: pipe.write)
             }
             state.pools[ObjectIdentifier(supervisor)] = supervisor
         }
@@ -50,7 +43,7 @@ final class Interruption: Sendable {
     func watchUSR1() -> Bool {
         state.withLock { state in
             guard let pipe = Self.watching(&state) else { return false }
-            return mp_install_usr1_handler(pipe.write) == 0
+            return Platform.installUSR1Handler(writingTo: pipe.write)
         }
     }
 
@@ -77,16 +70,15 @@ final class Interruption: Sendable {
     func unregister(_ supervisor: any PoolEngine) {
         state.withLock { state in
             state.pools[ObjectIdentifier(supervisor)] = nil
-            if state.pools.isEmpty { mp_restore_termination_handlers() }
+            if state.pools.isEmpty { Platform.restoreTerminationHandlers() }
         }
     }
 
     private func watch(_ fd: Int32) {
         var byte: UInt8 = 0
         while true {
-            let n = read(fd, &byte, 1)
-            if n < 0 && mp_errno() == EINTR { continue }
-            guard n == 1 else { return }
+            // Platform.read retries EINTR; end of file or another error ends the thread.
+            guard (try? Platform.read(fd, into: &byte, count: 1)) == 1 else { return }
             handle(Int32(byte))
         }
     }
@@ -99,14 +91,14 @@ final class Interruption: Sendable {
     }
 
     private func handle(_ signal: Int32, origin: String = "the program") {
-        if signal == SIGUSR1 {
+        if signal == Platform.Signal.user1 {
             Requeue.shared.signalled(from: origin)
             return
         }
         // `scontrol requeue` ends the job's processes with SIGTERM: this one exits by itself.
-        if signal == SIGTERM && Requeue.shared.isRequeueing { return }
+        if signal == Platform.Signal.terminate && Requeue.shared.isRequeueing { return }
         let (pools, forceExit) = state.withLock { state -> ([any PoolEngine], Bool) in
-            if signal == SIGINT {
+            if signal == Platform.Signal.interrupt {
                 if state.interruptedBySIGINT { return ([], true) }
                 state.interruptedBySIGINT = true
             } else {
@@ -123,7 +115,7 @@ final class Interruption: Sendable {
         guard !pools.isEmpty else { return }
         let name = Platform.signalName(signal)
         var why =
-            signal == SIGTERM
+            signal == Platform.Signal.terminate
             ? "Slurm sends it at the job's time limit and on scancel" : "Ctrl-C; press it again to exit at once"
         if origin != "the program" { why += ", or someone sent it with kill" }
         let who = origin == "the program" ? "" : "\(origin) "

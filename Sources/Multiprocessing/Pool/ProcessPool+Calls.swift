@@ -1,11 +1,5 @@
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What every call (`map`, the streams, `apply`) shares: starting a call in the
 /// supervisor, encoding its chunks, checking arguments.
 extension ProcessPool {
@@ -54,7 +48,7 @@ extension ProcessPool {
         call.name = name
         call.readsProgramInput = window != nil  // a stream: its chunks come from the program's sequence
         call.progress = progress.map {
-            ProgressMode.resolve($0, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: isatty(2) == 1)
+            ProgressMode.resolve($0, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: Platform.standardErrorIsTerminal)
                 .0
         }
         supervisor.submit(call)

@@ -1,12 +1,6 @@
 public import Logging
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A pool of worker processes that run ``ParallelFunction`` values, like Python's
 /// `multiprocessing.Pool`.
 ///
@@ -216,7 +210,7 @@ public final class ProcessPool: Sendable {
         }
         let initializerFrame = try options.initializer.map { try $0.initializeFrame() }
         let (progress, progressWarning) = ProgressMode.resolve(
-            options.progress, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: isatty(2) == 1)
+            options.progress, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: Platform.standardErrorIsTerminal)
         if let progressWarning { Platform.writeToStandardError("swift-multiprocessing: warning: \(progressWarning)\n") }
         let intervalNanos = Self.nanoseconds(options.progressLineInterval)
         let decision = WorkerCount.resolve(

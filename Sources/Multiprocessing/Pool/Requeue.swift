@@ -1,11 +1,4 @@
-import CMultiprocessingShim
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// What SIGUSR1 does in a Slurm job with a journal: requeue the job before its time limit,
 /// so that the next run resumes from the journal (`mp slurm-script --requeue`).

@@ -1,11 +1,5 @@
 import FoundationEssentials
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Writes the results a call had received when the program was interrupted, so a Slurm
 /// job that hits its time limit keeps its finished work.
 ///
@@ -50,7 +44,7 @@ enum ResultsFile {
                 if outcome.firstUnwritable == nil { outcome.firstUnwritable = (index, describe(error)) }
             }
         }
-        let fd = try Platform.call("open(\(path))") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
+        let fd = try Platform.openForAppendingOnly(path)
         defer { Platform.close(fd) }
         try text.utf8CString.withUnsafeBytes { raw in
             try Platform.writeAll(fd, UnsafeRawBufferPointer(rebasing: raw.dropLast()))
@@ -67,17 +61,7 @@ enum ResultsFile {
             (error as? MultiprocessingError)?.underlying as? SystemCallError
         }
         do {
-            do {
-                let fd = try Platform.call("open") { open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC) }
-                Platform.close(fd)
-            } catch {
-                guard failedCall(error)?.errno == ENOENT else { throw error }
-                let fd = try Platform.call("open") {
-                    open(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0o644)
-                }
-                Platform.close(fd)
-                try Platform.call("unlink") { unlink(path) }
-            }
+            try Platform.checkAppendable(path)
             return nil
         } catch {
             guard let call = failedCall(error) else { return describe(error) }

@@ -1,11 +1,3 @@
-import CMultiprocessingShim
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A small page of memory shared between the parent and one worker, where the worker
 /// notes what it is doing: which chunk, which phase, which item, since when.
 ///
@@ -39,14 +31,8 @@ final class ProgressPage: @unchecked Sendable {
 
     /// Creates a page to hand to a new worker (parent side).
     init() throws {
-        #if os(Linux)
-        let fd = try Platform.call("memfd_create") { mp_memfd_create("mp-progress") }
-        #else
-        let fd: Int32 = -1
-        throw MultiprocessingError(.systemCallFailed, "shared progress pages need Linux")
-        #endif
+        let fd = try Platform.createSharedMemory(name: "mp-progress", size: Self.size)
         do {
-            try Platform.call("ftruncate") { ftruncate(fd, off_t(Self.size)) }
             words = try Self.map(fd)
         } catch {
             Platform.close(fd)
@@ -71,16 +57,14 @@ final class ProgressPage: @unchecked Sendable {
     }
 
     private static func map(_ fd: Int32) throws -> UnsafeMutablePointer<UInt64> {
-        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
-            throw Platform.systemError("mmap", mp_errno())
-        }
+        let raw = try Platform.mapShared(fd, size: size)
         let words = raw.bindMemory(to: UInt64.self, capacity: 4)
         words.initialize(repeating: 0, count: 4)
         return words
     }
 
     deinit {
-        munmap(UnsafeMutableRawPointer(words), Self.size)
+        Platform.unmap(UnsafeMutableRawPointer(words), size: Self.size)
         releaseDescriptor()
     }
 

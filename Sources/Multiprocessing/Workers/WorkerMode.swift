@@ -1,11 +1,4 @@
-import CMultiprocessingShim
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// How a parent tells a spawned process that it is a worker, and what a worker knows
 /// about itself. The variable is removed from the worker's environment as soon as
@@ -66,7 +59,7 @@ enum WorkerMode {
     static func bootstrap() {
         #if os(Linux)
         if let value = Platform.environment(WorkerHost.environmentVariable) {
-            unsetenv(WorkerHost.environmentVariable)
+            Platform.removeEnvironment(WorkerHost.environmentVariable)
             guard let settings = WorkerHost.Settings(environmentValue: value) else {
                 Platform.writeToStandardError(
                     "swift-multiprocessing: \(WorkerHost.environmentVariable)=\(value) is not a value this library wrote; unset it and run the program again\n"
@@ -81,7 +74,7 @@ enum WorkerMode {
             state.store(1, ordering: .releasing)
             return
         }
-        unsetenv(environmentVariable)
+        Platform.removeEnvironment(environmentVariable)
         guard let settings = Settings(environmentValue: value) else {
             Platform.writeToStandardError(
                 "swift-multiprocessing: \(environmentVariable)=\(value) is not a value this library wrote; unset it and run the program again\n"
@@ -119,7 +112,7 @@ struct WorkerLoop {
         #endif
         if Platform.parentProcessID != settings.parentPID { Platform.exitImmediately(0) }
         startLifeline()
-        mp_stdout_line_buffered()
+        Platform.lineBufferStandardOutput()
         // Workers are started through /proc/self/exe; name them after the program instead
         // of "exe" in top, ps -o comm and crash reports.
         if let program = CommandLine.arguments.first?.split(separator: "/").last {
@@ -319,10 +312,9 @@ struct WorkerLoop {
             try OSThread.start(name: "mp-lifeline") {
                 // Only hangups wake this poll (POLLHUP and POLLERR are always reported);
                 // data for the main thread does not.
-                var entry = pollfd(fd: channel, events: mp_poll_read_hangup(), revents: 0)
                 while true {
-                    let ready = poll(&entry, 1, 500)
-                    if ready > 0 || Platform.parentProcessID != parent {
+                    let hungUp = Platform.waitForHangUp(channel, milliseconds: 500)
+                    if hungUp || Platform.parentProcessID != parent {
                         Platform.exitImmediately(0)
                     }
                 }
