@@ -9,12 +9,13 @@ let strict: [SwiftSetting] = [
 let package = Package(
     name: "swift-multiprocessing",
     platforms: [.macOS(.v15)],
+    // What a package that depends on this one can use: the library and the `mp` tool. The
+    // examples (squares, pi), the benchmark (mp-bench) and the test fixture are executable
+    // targets of this package only: `swift run squares` and `swift build` build them here,
+    // and no user of the library sees them.
     products: [
         .library(name: "Multiprocessing", targets: ["Multiprocessing"]),
         .executable(name: "mp", targets: ["mp"]),
-        .executable(name: "squares", targets: ["squares"]),
-        .executable(name: "pi", targets: ["pi"]),
-        .executable(name: "mp-bench", targets: ["mp-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

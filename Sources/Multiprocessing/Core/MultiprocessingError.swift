@@ -147,8 +147,9 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
     /// ``partialResults(as:)``.
     let partialResultsStorage: (any Sendable)?
 
-    /// Creates an error. Library code uses this; programs rarely need to.
-    public init(
+    /// Creates an error. Only the library makes these: its codes and messages are its own
+    /// (see the README's "API changes").
+    package init(
         _ code: Code,
         _ message: String,
         itemIndex: Int? = nil,

@@ -2,57 +2,60 @@
 /// task with N CPUs, `srun` of the binary. On several nodes: one task per node with N CPUs
 /// each, and the binary run once, directly in the batch script (no `srun`): its default
 /// pool starts one worker host per node itself.
-public struct SlurmJobScript: Sendable, Equatable {
+///
+/// `package`: only the `mp` tool uses it; programs run `mp slurm-script` instead (see the
+/// README's "API changes").
+package struct SlurmJobScript: Sendable, Equatable {
     /// The executable to run, as the script will name it (relative to where `sbatch` runs).
-    public var executable: String
+    package var executable: String
     /// Arguments after the executable.
-    public var arguments: [String] = []
+    package var arguments: [String] = []
     /// `--cpus-per-task`: the workers of the default pool.
-    public var cpus: Int = 4
+    package var cpus: Int = 4
     /// `--mem-per-cpu`, e.g. `4G`.
-    public var memoryPerCPU: String = "4G"
+    package var memoryPerCPU: String = "4G"
     /// `--time`, in a form Slurm accepts.
-    public var time: String = "00:10:00"
+    package var time: String = "00:10:00"
     /// `--nodes`: above 1, one pool spans every node (N CPUs on each).
-    public var nodes: Int = 1
+    package var nodes: Int = 1
     /// `--job-name` (default: the executable's file name).
-    public var jobName: String?
+    package var jobName: String?
     /// `--partition`, when given.
-    public var partition: String?
+    package var partition: String?
     /// `--account`, when given.
-    public var account: String?
+    package var account: String?
     /// `--mail-user` (with `--mail-type=END,FAIL`), when given.
-    public var mailUser: String?
+    package var mailUser: String?
     /// Requeue the job before its time limit and resume from the journal: `--requeue`,
     /// `--open-mode=append`, `--signal=USR1@LEAD` and `MP_JOURNAL` (see the README, "Jobs
     /// that outlive their time limit").
-    public var requeue = false
+    package var requeue = false
     /// With ``requeue``: seconds before the limit at which Slurm sends SIGUSR1 (default:
     /// a sixth of ``time``, at least 10 s; Slurm may send it up to a minute early).
-    public var requeueLead: Int?
+    package var requeueLead: Int?
     /// `MP_JOURNAL` for the program. Default with ``requeue``:
     /// `$SLURM_SUBMIT_DIR/<job name>-$SLURM_JOB_ID.journal` (the same for every run of the
     /// job); without it, no journal unless given.
-    public var journal: String?
+    package var journal: String?
     /// With ``requeue``: `MP_MAX_RESTARTS`, the most restarts (default: the library's, 100).
-    public var maximumRestarts: Int?
+    package var maximumRestarts: Int?
 
     /// `--array=0-(N-1)`: above 0, a job array of N tasks; the program's first pool call is
     /// shared among them and reduced in the task that completes it (README "Job arrays").
-    public var arrayTasks: Int?
+    package var arrayTasks: Int?
     /// `%K` after the array range: at most K tasks run at once.
-    public var arrayLimit: Int?
+    package var arrayLimit: Int?
     /// `MP_ARRAY_KEY`, the run's name (the run's files are in `mp-array-<key>` in the
     /// submit folder); default: the job name.
-    public var arrayKey: String?
+    package var arrayKey: String?
 
     /// A script for `executable` with the defaults (4 CPUs, 4G per CPU, 10 minutes).
-    public init(executable: String) {
+    package init(executable: String) {
         self.executable = executable
     }
 
     /// Checks every value; returns the problems, each naming the option and what Slurm accepts.
-    public func problems() -> [String] {
+    package func problems() -> [String] {
         var problems: [String] = []
         if executable.isEmpty { problems.append("the executable must be named") }
         if cpus < 1 { problems.append("--cpus must be at least 1 (it becomes --cpus-per-task); \(cpus) was given") }
@@ -97,7 +100,7 @@ public struct SlurmJobScript: Sendable, Equatable {
     }
 
     /// `<n>[K|M|G|T]` with n a positive whole number.
-    public static func isValidMemory(_ text: String) -> Bool {
+    package static func isValidMemory(_ text: String) -> Bool {
         var digits = Substring(text)
         if let last = digits.last, "KMGTkmgt".contains(last) { digits = digits.dropLast() }
         guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = Int(digits) else { return false }
@@ -105,7 +108,7 @@ public struct SlurmJobScript: Sendable, Equatable {
     }
 
     /// The time forms of `sbatch --time`: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`.
-    public static func isValidTime(_ text: String) -> Bool {
+    package static func isValidTime(_ text: String) -> Bool {
         func numbers(_ part: Substring) -> [Int]? {
             let fields = part.split(separator: ":", omittingEmptySubsequences: false)
             let values = fields.map { field -> Int? in
@@ -138,7 +141,7 @@ public struct SlurmJobScript: Sendable, Equatable {
     static let minimumLead = 10
 
     /// The seconds of a `--time` value (`nil` when it is not one); `MM` alone is minutes.
-    public static func seconds(ofTime text: String) -> Int? {
+    package static func seconds(ofTime text: String) -> Int? {
         guard isValidTime(text) else { return nil }
         let dash = text.split(separator: "-")
         let days = dash.count == 2 ? Int(dash[0])! : 0
@@ -159,13 +162,13 @@ public struct SlurmJobScript: Sendable, Equatable {
 
     /// The lead of SIGUSR1 before the limit: ``requeueLead``, else a sixth of the limit
     /// and at least `minimumLead` (10) s.
-    public var effectiveRequeueLead: Int {
+    package var effectiveRequeueLead: Int {
         if let requeueLead { return requeueLead }
         return max(Self.minimumLead, (Self.seconds(ofTime: time) ?? 0) / 6)
     }
 
     /// The script's text.
-    public var text: String {
+    package var text: String {
         let name = jobName ?? String(executable.split(separator: "/").last ?? "job")
         let product = String(executable.split(separator: "/").last ?? "")
         var lines = ["#!/bin/bash"]
@@ -280,7 +283,7 @@ public struct SlurmJobScript: Sendable, Equatable {
     }
 
     /// `N` or `N%K` (the form of `mp slurm-script --array`); `nil` when it is neither.
-    public static func parseArray(_ text: String) -> (tasks: Int, limit: Int?)? {
+    package static func parseArray(_ text: String) -> (tasks: Int, limit: Int?)? {
         let parts = text.split(separator: "%", omittingEmptySubsequences: false)
         guard parts.count <= 2, let tasks = Int(parts[0]) else { return nil }
         if parts.count == 2 {

@@ -46,8 +46,8 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
         /// The cgroup CPU quota in CPUs, when there is one.
         public var cgroupQuota: Double?
 
-        /// Creates CPU facts (tests and tools give their own).
-        public init(affinity: Int, online: Int, cgroupQuota: Double? = nil) {
+        /// Creates CPU facts (the package's tests and the `mp` tool give their own).
+        package init(affinity: Int, online: Int, cgroupQuota: Double? = nil) {
             self.affinity = affinity
             self.online = online
             self.cgroupQuota = cgroupQuota
@@ -113,7 +113,7 @@ public struct WorkerCount: Sendable, Hashable, CustomStringConvertible {
     ///   - environment: environment variables (only `MP_WORKERS`, `SLURM_CPUS_PER_TASK`
     ///     and `SLURM_CPUS_ON_NODE` are read).
     ///   - cpus: the CPU facts.
-    public static func resolve(explicit: Int?, environment: [String: String], cpus: SystemCPUs) -> WorkerCount {
+    package static func resolve(explicit: Int?, environment: [String: String], cpus: SystemCPUs) -> WorkerCount {
         var warnings: [IgnoredValue] = []
         if let explicit {
             return WorkerCount(
