@@ -128,17 +128,6 @@ enum Platform {
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
-    /// The wall-clock time now, in UTC, to the second (month 1...12, day 1...31).
-    static func utcNow() -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
-        var now = time(nil)
-        var parts = tm()
-        gmtime_r(&now, &parts)
-        return (
-            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
-            Int(parts.tm_min), Int(parts.tm_sec)
-        )
-    }
-
     /// Exits immediately without running atexit handlers or flushing stdio.
     static func exitImmediately(_ status: Int32) -> Never {
         _exit(status)

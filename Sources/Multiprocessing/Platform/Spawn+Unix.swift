@@ -124,7 +124,7 @@ extension Platform {
     /// Waits for a child that is known to be exiting (just sent SIGKILL) and reaps it.
     static func reapBlocking(_ pid: Int32) {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        while waitpid(pid, &status, 0) == -1 && mp_errno() == EINTR {}
     }
 
     /// Ignores SIGINT, SIGTERM and SIGUSR1 in this process (workers: the parent decides;
