@@ -32,7 +32,10 @@ let package = Package(
                 "CMultiprocessingShim", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            exclude: ["Workers/README.md", "Wire/README.md", "Scheduler/README.md", "Launchers/README.md", "Journal/README.md"],
+            exclude: [
+                "Workers/README.md", "Wire/README.md", "Scheduler/README.md", "Launchers/README.md",
+                "Journal/README.md",
+            ],
             swiftSettings: strict
         ),
         .executableTarget(

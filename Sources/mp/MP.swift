@@ -114,7 +114,8 @@ struct SlurmScript: ParsableCommand {
 
     @Option(
         name: .customLong("requeue-lead"),
-        help: "With --requeue: seconds before the limit at which Slurm warns (default: a sixth of --time, at least 10).")
+        help: "With --requeue: seconds before the limit at which Slurm warns (default: a sixth of --time, at least 10)."
+    )
     var requeueLead: Int?
 
     @Option(
@@ -123,7 +124,8 @@ struct SlurmScript: ParsableCommand {
     )
     var journal: String?
 
-    @Option(name: .customLong("max-restarts"), help: "With --requeue: the most restarts (MP_MAX_RESTARTS; default 100).")
+    @Option(
+        name: .customLong("max-restarts"), help: "With --requeue: the most restarts (MP_MAX_RESTARTS; default 100).")
     var maxRestarts: Int?
 
     @Option(
@@ -219,6 +221,7 @@ struct JournalCommand: ParsableCommand {
         }
         print(
             summary.tornBytes == 0
-                ? "tail: clean" : "tail: torn (\(summary.tornBytes) bytes after the last whole record; dropped on next open)")
+                ? "tail: clean"
+                : "tail: torn (\(summary.tornBytes) bytes after the last whole record; dropped on next open)")
     }
 }

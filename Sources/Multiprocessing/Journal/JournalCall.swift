@@ -40,8 +40,7 @@ extension JournalContents {
     /// latest record winning; or, when there is none, why.
     func lookup<Output: Decodable>(
         _ identity: JournalIdentity, anyBuild: Bool, as type: Output.Type, byHash: Bool = false
-    ) -> JournalLookup<Output>
-    {
+    ) -> JournalLookup<Output> {
         var lookup = JournalLookup<Output>()
         let matches = calls.filter {
             $0.identity.functionType == identity.functionType && $0.identity.outputType == identity.outputType
@@ -97,7 +96,8 @@ extension JournalContents {
                     guard let output = outputs[position] else { continue }
                     let index = chunk.indices[position]
                     let hash = UInt64(
-                        littleEndian: file.loadUnaligned(fromByteOffset: chunk.hashesOffset + position * 8, as: UInt64.self))
+                        littleEndian: file.loadUnaligned(
+                            fromByteOffset: chunk.hashesOffset + position * 8, as: UInt64.self))
                     lookup.hashes[index] = hash
                     lookup.outputs[index] = output
                     if byHash { lookup.byHash[hash] = output }

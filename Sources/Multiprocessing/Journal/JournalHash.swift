@@ -134,7 +134,8 @@ struct InputHasher<Input: Encodable> {
                 inputs.withUnsafeBytes { raw in
                     for offset in stride(from: 0, to: raw.count, by: 8) {
                         hashes.append(
-                            JournalHash.hash8(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))))
+                            JournalHash.hash8(
+                                UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))))
                     }
                 }
                 return

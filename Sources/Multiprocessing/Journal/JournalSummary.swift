@@ -50,7 +50,10 @@ public struct JournalSummary: Sendable {
                     for position in 0..<chunk.indices.count { seen.insert(chunk.indices[position]) }
                 }
             }
-            let hex = { (bytes: [UInt8]) in bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
+            let hex = { (bytes: [UInt8]) in
+                bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+                    .joined()
+            }
             var state = identity.stateHash.littleEndian
             let stateBytes = withUnsafeBytes(of: &state) { Array($0) }
             return Call(

@@ -48,8 +48,10 @@ extension ProcessPool {
         call.name = name
         call.readsProgramInput = window != nil  // a stream: its chunks come from the program's sequence
         call.progress = progress.map {
-            ProgressMode.resolve($0, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: Platform.standardErrorIsTerminal)
-                .0
+            ProgressMode.resolve(
+                $0, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: Platform.standardErrorIsTerminal
+            )
+            .0
         }
         supervisor.submit(call)
         return (callID, events)

@@ -216,7 +216,8 @@ extension ProcessPool {
         return outputs
     }
 
-    private func exportIfAsked<Output: Encodable>(_ pool: PoolJournal, _ writer: JournalCallWriter, _ outputs: [Output]) {
+    private func exportIfAsked<Output: Encodable>(_ pool: PoolJournal, _ writer: JournalCallWriter, _ outputs: [Output])
+    {
         guard let path = pool.exportPath else { return }
         do {
             _ = try JournalExport.append(outputs.map { $0 }, call: writer.info, to: path)
@@ -232,7 +233,8 @@ func remapped(_ error: MultiprocessingError, _ original: [Int]) -> Multiprocessi
     guard let sub = error.itemIndex, sub < original.count else { return error }
     let index = original[sub]
     return MultiprocessingError(
-        error.code, error.message.replacingFirst("item \(sub) ", with: "item \(index) "), itemIndex: index, worker: error.worker, remoteErrorType: error.remoteErrorType,
+        error.code, error.message.replacingFirst("item \(sub) ", with: "item \(index) "), itemIndex: index,
+        worker: error.worker, remoteErrorType: error.remoteErrorType,
         remoteErrorMessage: error.remoteErrorMessage, termination: error.termination,
         interruptSignal: error.interruptSignal, underlying: error.underlying)
 }

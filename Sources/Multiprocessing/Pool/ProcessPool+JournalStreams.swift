@@ -145,7 +145,8 @@ final class StreamJournal<F: WorkerFunction>: @unchecked Sendable {
                 continue
             }
             guard case .results(let header, let range, let payload, let offset, let worker) = event else { continue }
-            record(writer, header, range, payload, offset, worker, shared.originals(range), hashes[range], F.Output.self)
+            record(
+                writer, header, range, payload, offset, worker, shared.originals(range), hashes[range], F.Output.self)
         }
     }
 }

@@ -210,7 +210,8 @@ public final class ProcessPool: Sendable {
         }
         let initializerFrame = try options.initializer.map { try $0.initializeFrame() }
         let (progress, progressWarning) = ProgressMode.resolve(
-            options.progress, environment: Platform.environment("MP_PROGRESS"), stderrIsTerminal: Platform.standardErrorIsTerminal)
+            options.progress, environment: Platform.environment("MP_PROGRESS"),
+            stderrIsTerminal: Platform.standardErrorIsTerminal)
         if let progressWarning { Platform.writeToStandardError("swift-multiprocessing: warning: \(progressWarning)\n") }
         let intervalNanos = Self.nanoseconds(options.progressLineInterval)
         let decision = WorkerCount.resolve(
@@ -399,7 +400,9 @@ public final class ProcessPool: Sendable {
         _ function: F, _ items: [F.Input], typeName: String, chunkSize: Int?, progress: ProgressMode?,
         admitted: Bool = false, tap: MapJournalTap<F>? = nil, merge: (([F.Output?]) -> [F.Output?])? = nil
     ) async throws -> [F.Output] {
-        let onDeliver: (@Sendable ([CallEvent]) -> Void)? = tap.map { tap in { @Sendable events in tap.deliver(events) } }
+        let onDeliver: (@Sendable ([CallEvent]) -> Void)? = tap.map { tap in
+            { @Sendable events in tap.deliver(events) }
+        }
         let frameLimit = options.maximumFrameBytes
         let raw = ItemizedValues.isRaw(F.Input.self)
         let inProcess = inProcessChunks(function)

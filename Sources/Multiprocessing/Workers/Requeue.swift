@@ -96,7 +96,8 @@ final class Requeue: Sendable {
         let calls = JournalCallsInProgress.current
         let done = calls.reduce(0) { $0 + $1.done }
         let totals = calls.compactMap(\.total)
-        let counted = totals.count == calls.count ? "\(done) of \(totals.reduce(0, +)) items done" : "\(done) items done"
+        let counted =
+            totals.count == calls.count ? "\(done) of \(totals.reduce(0, +)) items done" : "\(done) items done"
         var refusal: String?
         if JournalCallsInProgress.itemsWrittenThisRun.load(ordering: .relaxed) == 0 {
             refusal =
@@ -155,7 +156,8 @@ final class Requeue: Sendable {
             let (status, output) = try Platform.run(scontrol, ["requeue", job], timeoutSeconds: 60)
             if status == .exited(0) { return nil }
             let said = output.split(separator: "\n").joined(separator: " ")
-            return "scontrol requeue \(job) \(status.map(\.description) ?? "did not end within 60 s")\(said.isEmpty ? "" : ": \(said)")"
+            let ending = status.map(\.description) ?? "did not end within 60 s"
+            return "scontrol requeue \(job) \(ending)\(said.isEmpty ? "" : ": \(said)")"
         } catch {
             return describe(error)
         }
