@@ -14,25 +14,15 @@ struct SignalTests {
     /// Starts `long-map`, waits until it has workers and some results, sends `signals`.
     func interrupt(with signals: [Int32], environment: [String: String] = [:]) async throws -> Run {
         let (process, out, err) = try FixtureProcess.start(["long-map"], environment: environment)
-        var workers: [Int32] = []
-        let deadline = ContinuousClock.now + .seconds(30)
-        while workers.isEmpty {
-            guard ContinuousClock.now < deadline, process.isRunning else {
-                process.terminate()
-                Issue.record("timed out waiting for long-map to print its workers")
-                throw CancellationError()
-            }
-            try await Task.sleep(for: .milliseconds(20))
-            let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("children ") }) {
-                workers = line.split(separator: " ").dropFirst().compactMap { Int32($0) }
-            }
+        guard
+            let line = await SignalSender.send(
+                signals, to: process, whenLineStarts: "children ", in: out, after: .milliseconds(800))  // some items finish
+        else {
+            process.terminate()
+            Issue.record("timed out waiting for long-map to print its workers")
+            throw CancellationError()
         }
-        try await Task.sleep(for: .milliseconds(800))  // some items finish
-        for signal in signals {
-            kill(process.processIdentifier, signal)
-            try await Task.sleep(for: .milliseconds(300))
-        }
+        let workers = line.split(separator: " ").dropFirst().compactMap { Int32($0) }
         let exitDeadline = ContinuousClock.now + .seconds(20)
         while process.isRunning {
             guard ContinuousClock.now < exitDeadline else {

@@ -216,16 +216,14 @@ struct TimelineTests {
             ["long-map"], environment: ["MP_TIMELINE": path.path, "FIXTURE_LINGER": "1"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         func stdout() -> String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !stdout().contains("children ") {
-            guard ContinuousClock.now < deadline, process.isRunning else {
-                Issue.record("long-map did not start: \(stdout())")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        guard
+            await SignalSender.send(
+                [SIGTERM], to: process, whenLineStarts: "children ", in: out, after: .milliseconds(800)) != nil
+        else {
+            Issue.record("long-map did not start: \(stdout())")
+            return
         }
-        try await Task.sleep(for: .milliseconds(800))  // some items finish
-        kill(process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !stdout().contains("received ") {
             guard ContinuousClock.now < deadline, process.isRunning else {
                 Issue.record("long-map did not report its interruption: \(stdout())")
