@@ -118,7 +118,9 @@ struct WireFuzzTests {
                 verdicts.check("hello", Self.messageCodes) { try Message.Hello(&r) }
                 r = ByteReader(raw)
                 if verdicts.check("install", Self.messageCodes, { try Message.Install(&r) }) != nil {
-                    verdicts.check("a function value", Self.valueCodes) { try BinaryCodec.decode(Sample.self, from: &r) }
+                    verdicts.check("a function value", Self.valueCodes) {
+                        try BinaryCodec.decode(Sample.self, from: &r)
+                    }
                 }
                 r = ByteReader(raw)
                 if let task = verdicts.check("task", Self.messageCodes, { try Message.Task(&r) }) {
@@ -144,14 +146,17 @@ struct WireFuzzTests {
                 r = ByteReader(raw)
                 verdicts.check("installFailed", Self.messageCodes) { try Message.Failure(&r, kind: .installFailed) }
                 r = ByteReader(raw)
-                verdicts.check("a dictionary", Self.valueCodes) { try BinaryCodec.decode([String: [Int?]].self, from: &r) }
+                verdicts.check("a dictionary", Self.valueCodes) {
+                    try BinaryCodec.decode([String: [Int?]].self, from: &r)
+                }
             }
         }
     }
 
     let worker = MultiprocessingError.WorkerIdentity(slot: 0, pid: 1, host: "fuzz")
 
-    @Test("random bytes and mutated valid frames are read or refused with a documented code (10,000 cases, at most 10 s)")
+    @Test(
+        "random bytes and mutated valid frames are read or refused with a documented code (10,000 cases, at most 10 s)")
     func fuzz() throws {
         var random = SplitMix(state: 20_261_125)
         let seeds = try seeds()
@@ -193,7 +198,9 @@ struct WireFuzzTests {
         }
         #expect(cases > 1000, "the fuzzer ran only \(cases) cases in its time budget")
         #expect(verdicts.wrong.isEmpty, "\(verdicts.wrong.count) inputs refused wrongly: \(verdicts.wrong.prefix(5))")
-        #expect(verdicts.refused > cases / 2 && verdicts.read > cases / 10, "read \(verdicts.read), refused \(verdicts.refused)")
+        #expect(
+            verdicts.refused > cases / 2 && verdicts.read > cases / 10,
+            "read \(verdicts.read), refused \(verdicts.refused)")
         let grew = Self.peakVirtualMemory() - peakBefore
         #expect(grew < Self.allocationBound, "reading \(cases) small inputs took the peak memory up \(grew >> 20) MiB")
     }
@@ -275,36 +282,82 @@ struct WireFuzzTests {
         let enormous = varint(1 << 62)
         let few: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
         return [
-            Hostile(name: "a frame longer than the limit", code: .frameTooLarge, read: assemble(frame(4, []).prefix(4) + [0xFF, 0xFF, 0xFF, 0xFF] + few, direct: false)),
-            Hostile(name: "a frame longer than the limit, read directly", code: .frameTooLarge, read: assemble(Array(frame(3, []).prefix(4)) + [0xFF, 0xFF, 0xFF, 0xFF] + few, direct: true)),
-            Hostile(name: "bad magic", code: .malformedFrame, read: assemble([0x4E, 0x50] + frame(4, few).dropFirst(2), direct: false)),
-            Hostile(name: "another protocol version", code: .protocolMismatch, read: assemble(frame(4, few, version: Frame.protocolVersion &+ 1), direct: false)),
+            Hostile(
+                name: "a frame longer than the limit", code: .frameTooLarge,
+                read: assemble(frame(4, []).prefix(4) + [0xFF, 0xFF, 0xFF, 0xFF] + few, direct: false)),
+            Hostile(
+                name: "a frame longer than the limit, read directly", code: .frameTooLarge,
+                read: assemble(Array(frame(3, []).prefix(4)) + [0xFF, 0xFF, 0xFF, 0xFF] + few, direct: true)),
+            Hostile(
+                name: "bad magic", code: .malformedFrame,
+                read: assemble([0x4E, 0x50] + frame(4, few).dropFirst(2), direct: false)),
+            Hostile(
+                name: "another protocol version", code: .protocolMismatch,
+                read: assemble(frame(4, few, version: Frame.protocolVersion &+ 1), direct: false)),
             Hostile(name: "an unknown kind", code: .malformedFrame, read: assemble(frame(200, few), direct: false)),
             Hostile(name: "an array count", code: .decodingFailed, read: decode([String].self, huge + few)),
-            Hostile(name: "an enormous array count", code: .decodingFailed, read: decode([Sample].self, enormous + few)),
+            Hostile(
+                name: "an enormous array count", code: .decodingFailed, read: decode([Sample].self, enormous + few)),
             Hostile(name: "a POD array count", code: .decodingFailed, read: decode([Int].self, huge + few)),
-            Hostile(name: "an enormous POD array count", code: .decodingFailed, read: decode([SIMD4<Double>].self, enormous + few)),
+            Hostile(
+                name: "an enormous POD array count", code: .decodingFailed,
+                read: decode([SIMD4<Double>].self, enormous + few)),
             Hostile(name: "a string length", code: .decodingFailed, read: decode(String.self, huge + few)),
-            Hostile(name: "a keyed container's field count", code: .decodingFailed, read: decode(Sample.self, huge + few)),
+            Hostile(
+                name: "a keyed container's field count", code: .decodingFailed, read: decode(Sample.self, huge + few)),
             Hostile(name: "a dictionary's count", code: .decodingFailed, read: decode([Int: Int].self, huge + few)),
-            Hostile(name: "a String-keyed dictionary's count", code: .decodingFailed, read: decode([String: Int].self, huge + few)),
-            Hostile(name: "a varint longer than 64 bits", code: .decodingFailed, read: decode([Int8].self, [UInt8](repeating: 0xFF, count: 11))),
+            Hostile(
+                name: "a String-keyed dictionary's count", code: .decodingFailed,
+                read: decode([String: Int].self, huge + few)),
+            Hostile(
+                name: "a varint longer than 64 bits", code: .decodingFailed,
+                read: decode([Int8].self, [UInt8](repeating: 0xFF, count: 11))),
             Hostile(name: "a Bool that is neither 0 nor 1", code: .decodingFailed, read: decode(Bool.self, [2])),
-            Hostile(name: "a task's run past its count", code: .malformedFrame, read: message(varint(1) + varint(1) + varint(0) + varint(3) + varint(0) + varint(4)) { _ = try Message.Task(&$0) }),
-            Hostile(name: "a task's count", code: .malformedFrame, read: message(varint(1) + varint(1) + varint(0) + varint(1 << 40) + varint(0) + varint(1)) { _ = try Message.Task(&$0) }),
-            Hostile(name: "a result's unknown status", code: .malformedFrame, read: message(varint(1) + varint(1) + varint(0) + [7] + [0, 0, 0, 0]) { _ = try Message.Result(&$0) }),
-            Hostile(name: "a run's byte count", code: .malformedFrame, read: message([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F] + few) { _ = try ItemizedValues.Table(&$0, count: 1) }),
-            Hostile(name: "a run's item count", code: .decodingFailed, read: message([0, 0, 0, 0, 0, 0, 0, 0]) { _ = try ItemizedValues.Table(&$0, count: 1 << 29) }),
-            Hostile(name: "an item's value length", code: .malformedFrame, read: message([1, 0, 0, 0, 0, 0, 0, 0, 9] + [0] + huge) { _ = try ItemizedValues.Table(&$0, count: 1) }),
-            Hostile(name: "an item's unknown tag", code: .malformedFrame, read: message([0, 0, 0, 0, 0, 0, 0, 0, 9]) { _ = try ItemizedValues.Table(&$0, count: 1) }),
-            Hostile(name: "an item's error text", code: .decodingFailed, read: message([0, 0, 0, 0, 0, 0, 0, 0, 1] + huge + few) { _ = try ItemizedValues.Table(&$0, count: 1) }),
-            Hostile(name: "a result body with fewer outputs than items", code: .malformedFrame, read: resultBody(Message.Result.allSucceeded, varint(1) + varint(1) + [65], items: 2)),
-            Hostile(name: "a result body's output count", code: .decodingFailed, read: resultBody(Message.Result.allSucceeded, huge + few, items: 2)),
-            Hostile(name: "a result body's run", code: .malformedFrame, read: resultBody(Message.Result.perItem, [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F] + few, items: 2)),
+            Hostile(
+                name: "a task's run past its count", code: .malformedFrame,
+                read: message(varint(1) + varint(1) + varint(0) + varint(3) + varint(0) + varint(4)) {
+                    _ = try Message.Task(&$0)
+                }),
+            Hostile(
+                name: "a task's count", code: .malformedFrame,
+                read: message(varint(1) + varint(1) + varint(0) + varint(1 << 40) + varint(0) + varint(1)) {
+                    _ = try Message.Task(&$0)
+                }),
+            Hostile(
+                name: "a result's unknown status", code: .malformedFrame,
+                read: message(varint(1) + varint(1) + varint(0) + [7] + [0, 0, 0, 0]) { _ = try Message.Result(&$0) }),
+            Hostile(
+                name: "a run's byte count", code: .malformedFrame,
+                read: message([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F] + few) {
+                    _ = try ItemizedValues.Table(&$0, count: 1)
+                }),
+            Hostile(
+                name: "a run's item count", code: .decodingFailed,
+                read: message([0, 0, 0, 0, 0, 0, 0, 0]) { _ = try ItemizedValues.Table(&$0, count: 1 << 29) }),
+            Hostile(
+                name: "an item's value length", code: .malformedFrame,
+                read: message([1, 0, 0, 0, 0, 0, 0, 0, 9] + [0] + huge) { _ = try ItemizedValues.Table(&$0, count: 1) }),
+            Hostile(
+                name: "an item's unknown tag", code: .malformedFrame,
+                read: message([0, 0, 0, 0, 0, 0, 0, 0, 9]) { _ = try ItemizedValues.Table(&$0, count: 1) }),
+            Hostile(
+                name: "an item's error text", code: .decodingFailed,
+                read: message([0, 0, 0, 0, 0, 0, 0, 0, 1] + huge + few) { _ = try ItemizedValues.Table(&$0, count: 1) }),
+            Hostile(
+                name: "a result body with fewer outputs than items", code: .malformedFrame,
+                read: resultBody(Message.Result.allSucceeded, varint(1) + varint(1) + [65], items: 2)),
+            Hostile(
+                name: "a result body's output count", code: .decodingFailed,
+                read: resultBody(Message.Result.allSucceeded, huge + few, items: 2)),
+            Hostile(
+                name: "a result body's run", code: .malformedFrame,
+                read: resultBody(
+                    Message.Result.perItem, [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F] + few, items: 2)),
         ]
     }()
 
-    @Test("a hostile count, length or header is refused with its code, before anything is allocated", arguments: hostile)
+    @Test(
+        "a hostile count, length or header is refused with its code, before anything is allocated", arguments: hostile)
     func refused(_ input: Hostile) {
         let peakBefore = Self.peakVirtualMemory()
         do {
@@ -328,10 +381,17 @@ struct WireFuzzTests {
         for _ in 0..<300 {
             let sample = Sample(
                 name: text(),
-                values: (0..<Int.random(in: 0..<20, using: &random)).map { _ in Double.random(in: -1e9...1e9, using: &random) },
+                values: (0..<Int.random(in: 0..<20, using: &random)).map { _ in
+                    Double.random(in: -1e9...1e9, using: &random)
+                },
                 nested: Dictionary(
                     uniqueKeysWithValues: (0..<Int.random(in: 0..<4, using: &random)).map { key in
-                        (key, (0..<Int.random(in: 0..<3, using: &random)).map { _ in Bool.random(using: &random) ? text() : nil })
+                        (
+                            key,
+                            (0..<Int.random(in: 0..<3, using: &random)).map { _ in
+                                Bool.random(using: &random) ? text() : nil
+                            }
+                        )
                     }),
                 flag: [true, false, nil].randomElement(using: &random)!)
             let task = Message.Task(callID: random.next() >> 1, chunkID: random.next() >> 1, firstIndex: 3, count: 2)
@@ -349,7 +409,9 @@ struct WireFuzzTests {
                 #expect(try BinaryCodec.decode([Sample].self, from: &reader) == [sample, sample])
                 #expect(reader.isAtEnd)
             }
-            let numbers = (0..<Int.random(in: 0..<50, using: &random)).map { _ in Int.random(in: .min ... .max, using: &random) }
+            let numbers = (0..<Int.random(in: 0..<50, using: &random)).map { _ in
+                Int.random(in: .min ... .max, using: &random)
+            }
             let encoded = try { () throws(MultiprocessingError) -> [UInt8] in
                 var w = ByteWriter()
                 try BinaryCodec.encode(numbers, into: &w)
@@ -377,7 +439,10 @@ struct WireFuzzTests {
         #expect(header.status == Message.Result.allSucceeded && header.computeNanos == 77 && header.failedCount == 0)
         #expect(header.times == Message.Result.Times(start: 11, end: 1234))
         let payload = Array(raw.bytes.dropFirst(Frame.headerSize))
-        guard case .values(21, [10, 11, 12, 13]) = ResultBody.read(header, 21..<25, payload, offset, worker) as ResultChunk<Int> else {
+        guard
+            case .values(21, [10, 11, 12, 13]) = ResultBody.read(header, 21..<25, payload, offset, worker)
+                as ResultChunk<Int>
+        else {
             Issue.record("raw outputs did not read back")
             return
         }
