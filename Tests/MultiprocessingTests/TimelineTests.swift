@@ -212,27 +212,36 @@ struct TimelineTests {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("stopped.json")
-        let (process, out, _) = try FixtureProcess.start(
+        let (process, out, err) = try FixtureProcess.start(
             ["long-map"], environment: ["MP_TIMELINE": path.path, "FIXTURE_LINGER": "1"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         func stdout() -> String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
+        // What the program printed so far, and its stderr: a failure says what it saw.
+        func transcript() -> String {
+            "stdout:\n\(stdout())stderr:\n\((try? String(contentsOf: err, encoding: .utf8)) ?? "")"
+        }
         let deadline = ContinuousClock.now + .seconds(30)
         while !stdout().contains("children ") {
             guard ContinuousClock.now < deadline, process.isRunning else {
-                Issue.record("long-map did not start: \(stdout())")
+                Issue.record("long-map did not start: \(transcript())")
                 return
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         try await Task.sleep(for: .milliseconds(800))  // some items finish
+        let runningAtSignal = process.isRunning
         kill(process.processIdentifier, SIGTERM)
-        while !stdout().contains("received ") {
+        while !stdout().contains("results received=") {
             guard ContinuousClock.now < deadline, process.isRunning else {
-                Issue.record("long-map did not report its interruption: \(stdout())")
+                Issue.record(
+                    "long-map did not report its interruption (running when signalled: \(runningAtSignal)): \(transcript())")
                 return
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        let seen = FixtureProcess.Outcome(status: 0, signaled: false, stdout: stdout(), stderr: "")
+        #expect(seen.line("code=").hasPrefix("code=interrupted index=nil"), "\(transcript())")
+        #expect((seen.int("received", on: "results ") ?? 0) > 0, "\(transcript())")
         #expect(process.isRunning, "the program lingers: its pool is not closed yet")
         let trace = try Trace(path)
         #expect(trace.other["complete"] as? Bool == false)

@@ -892,24 +892,28 @@ struct Fixture {
             print("children after close \(children().count)")
         case "long-map":
             // Interrupted by the test with SIGINT or SIGTERM in the middle of a long map.
+            // Prints what it saw: its workers, its signal state before and after the map,
+            // how the map ended, and every result it received (Busy returns its input).
             var options = ProcessPool.Options()
             options.interruptResultsPath = getenv("FIXTURE_RESULTS").map { String(cString: $0) }
             var stopped: MultiprocessingError?
             try await withProcessPool(workers: 2, options: options) { pool in
                 print("children \(children().map(String.init).joined(separator: " "))")
+                print(signalState(at: "start"))
                 fflush(nil)
+                let start = now()
                 do {
                     let milliseconds = getenv("FIXTURE_ITEM_MS").flatMap { Int(String(cString: $0)) } ?? 100
-                    _ = try await pool.map(Busy(milliseconds: milliseconds), Array(0..<200), chunkSize: 1)
-                    fail("the map was not interrupted")
+                    let out = try await pool.map(Busy(milliseconds: milliseconds), Array(0..<200), chunkSize: 1)
+                    print("map returned count=\(out.count) seconds=\(elapsed(since: start))")
+                    print(signalState(at: "end"))
                 } catch let error as MultiprocessingError {
                     stopped = error
                     print(describe(error))
-                    // Busy returns its input: every result received must sit at its own index.
-                    let partial = error.partialResults(as: Int.self) ?? []
-                    let received = partial.compactMap { $0 }
-                    let inPlace = partial.enumerated().allSatisfy { $0.element == nil || $0.element == $0.offset }
-                    print("received \(received.count) all correct \(partial.count == 200 && inPlace)")
+                    let partial = error.partialResults(as: Int.self)
+                    print(
+                        "results received=\(partial?.compactMap { $0 }.count ?? -1) count=\(partial?.count ?? -1) seconds=\(elapsed(since: start)) values=\(optionalList(partial ?? []))"
+                    )
                     fflush(nil)
                     if getenv("FIXTURE_LINGER") != nil { sleep(30) }  // a second SIGINT must end this at once
                 }

@@ -45,16 +45,18 @@ extension Fixture {
                     kill(getpid(), SIGTERM)
                 }
                 do {
-                    _ = try await pool.map(SlowNaN(milliseconds: 30, nanEvery: nanEvery), Array(0..<400), chunkSize: 1)
-                    fail("the map was not interrupted")
+                    let out = try await pool.map(
+                        SlowNaN(milliseconds: 30, nanEvery: nanEvery), Array(0..<400), chunkSize: 1)
+                    print("map returned count=\(out.count)")
                 } catch let error as MultiprocessingError {
                     _ = try? await signaller.value
                     print(describe(error))
-                    let partial = error.partialResults(as: Double.self) ?? []
-                    let received = partial.enumerated().filter { $0.element != nil }
-                    let nans = received.filter { $0.element!.isNaN }.count
-                    let inPlace = received.allSatisfy { $0.element!.isNaN || $0.element! == Double($0.offset) }
-                    print("received \(received.count) nan \(nans) in place \(inPlace && partial.count == 400)")
+                    // Each result as received (SlowNaN returns its input or NaN), `-` where none came.
+                    let partial = error.partialResults(as: Double.self)
+                    let values = (partial ?? []).map { $0.map { $0.isNaN ? "nan" : String(Int($0)) } }
+                    print(
+                        "results received=\(partial?.compactMap { $0 }.count ?? -1) count=\(partial?.count ?? -1) values=\(optionalList(values))"
+                    )
                     print("unwritten \(error.unwrittenResults.map(String.init) ?? "nil")")
                 }
             }
