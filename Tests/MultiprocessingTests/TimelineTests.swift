@@ -134,7 +134,9 @@ struct TimelineTests {
         let outcome = try await FixtureProcess.run(
             ["timeline-faults"], environment: ["MP_TIMELINE": path.path], waitingFor: "timeline-faults")
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(outcome.stdout == "map ok true\ntimeout item [\"failed\"]\nafter [25]\n")
+        #expect(outcome.lines.count == 3, "\(outcome.transcript)")
+        #expect(outcome.ints("values", on: "map ") == (0..<20).map { $0 * 10 }, "\(outcome.transcript)")
+        #expect(outcome.lines.dropFirst() == ["timeout item [\"failed\"]", "after [25]"])
         let trace = try Trace(path)
         let instants = trace.instants
         #expect(instants["worker died"] == 1, "\(instants)")
@@ -170,7 +172,8 @@ struct TimelineTests {
             ["timeline-tiny", "20000"], environment: ["FIXTURE_TIMELINE": path.path, "MP_TIMELINE": ignored.path],
             waitingFor: "timeline-tiny")
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(outcome.stdout == "map ok true\n")
+        #expect(outcome.int("count", on: "map ") == 20000, "\(outcome.transcript.prefix(500))")
+        #expect(outcome.ints("values", on: "map ") == (0..<20000).map { $0 * $0 })
         #expect(!FileManager.default.fileExists(atPath: ignored.path))
         let trace = try Trace(path)
         let events = trace.complete
@@ -197,7 +200,8 @@ struct TimelineTests {
         let outcome = try await FixtureProcess.run(
             ["timeline-tiny", "100"], environment: ["FIXTURE_TIMELINE": path], waitingFor: "timeline-tiny")
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(outcome.stdout == "map ok true\n")
+        #expect(outcome.int("count", on: "map ") == 100, "\(outcome.transcript.prefix(500))")
+        #expect(outcome.ints("values", on: "map ") == (0..<100).map { $0 * $0 })
         #expect(
             outcome.stderr.contains(
                 "swift-multiprocessing: warning: the timeline \(path) cannot be written (open: No such file or directory); the pool starts anyway"

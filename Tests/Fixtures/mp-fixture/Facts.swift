@@ -56,3 +56,11 @@ extension StringProtocol {
 
     fileprivate func replacingSpaces() -> String { String(map { $0 == " " || $0 == "," ? "_" : $0 }) }
 }
+
+/// A 64-bit FNV-1a digest of `bytes`, in hex: what a scenario prints instead of megabytes
+/// it sent and got back, so that the test compares the two.
+func digest<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+    return String(hash, radix: 16)
+}

@@ -64,7 +64,7 @@ extension Fixture {
                 return pool.itemsFromJournal
             }
             print("results \(results.map(String.init).joined(separator: ","))")
-            if mode == 1 { print("ordered \(order == Array(0..<count))") }
+            if mode == 1 { print("order=\(list(order))") }
             print("from_journal \(reused)")
             return true
         default: return false
