@@ -130,7 +130,8 @@ struct CodingEdgeTests {
     @Test("Data of every shape crosses to a worker and back, as fast as [UInt8] within a small factor")
     func dataThroughPool() async throws {
         let outcome = try await FixtureProcess.run(["data", "10", "2"], waitingFor: "Data round trips")
-        #expect(outcome.line("data counts ").hasPrefix("data counts [0, 1, 1999000, 10000000] "), "\(outcome.transcript)")
+        #expect(
+            outcome.line("data counts ").hasPrefix("data counts [0, 1, 1999000, 10000000] "), "\(outcome.transcript)")
         let sent = try #require(outcome.list("sent", on: "data "), "\(outcome.transcript)")
         #expect(sent.count == 4 && Set(sent).count == 4, "four different values were sent: \(sent)")
         #expect(outcome.list("returned", on: "data ") == sent, "each Data came back with its bytes")

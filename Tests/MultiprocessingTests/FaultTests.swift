@@ -31,7 +31,9 @@ struct FaultTests {
         }
     }
 
-    @Test("crash while decoding an input fails only that item, naming the phase; the rest of its chunk runs", arguments: [0, 1])
+    @Test(
+        "crash while decoding an input fails only that item, naming the phase; the rest of its chunk runs",
+        arguments: [0, 1])
     func crashWhileDecoding(retries: Int) async throws {
         let lines = try await matrix(retries: retries).lines
         let at = try #require(lines.firstIndex(of: "decoding: ok 5 failed 1"), "\(lines)")
@@ -41,7 +43,9 @@ struct FaultTests {
         #expect(failure.contains("all 2 attempts failed") == (retries == 1))
     }
 
-    @Test("crash while encoding a result fails only that item, naming the phase; the rest of its chunk runs", arguments: [0, 1])
+    @Test(
+        "crash while encoding a result fails only that item, naming the phase; the rest of its chunk runs",
+        arguments: [0, 1])
     func crashWhileEncoding(retries: Int) async throws {
         let lines = try await matrix(retries: retries).lines
         let at = try #require(lines.firstIndex(of: "encoding: ok 5 failed 1"), "\(lines)")
@@ -54,7 +58,9 @@ struct FaultTests {
     func unencodableResult() async throws {
         let lines = try await matrix(retries: 0).lines
         let at = try #require(lines.firstIndex(of: "unencodable: ok 0 failed 2"))
-        #expect(lines[at + 1].hasPrefix("  0 code=encoding failed index=0 type=nil remote=nil message=item 0 failed in worker "))
+        #expect(
+            lines[at + 1].hasPrefix(
+                "  0 code=encoding failed index=0 type=nil remote=nil message=item 0 failed in worker "))
         #expect(
             lines[at + 1].contains(
                 "the worker could not encode the result of item 0 (mp_fixture.Unencodable): "
@@ -95,7 +101,8 @@ struct FaultTests {
             #expect(partial.indices.allSatisfy { partial[$0] == nil || partial[$0] == $0 * 10 })
             #expect(partial.count > 2500 && partial[2500] == nil)
         } else {
-            #expect(outcome.ints("values", on: "map ") == (0..<4000).map { $0 * 10 }, "\(outcome.transcript.prefix(500))")
+            #expect(
+                outcome.ints("values", on: "map ") == (0..<4000).map { $0 * 10 }, "\(outcome.transcript.prefix(500))")
         }
     }
 

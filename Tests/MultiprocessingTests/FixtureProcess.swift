@@ -21,7 +21,9 @@ struct FixtureProcess {
 
         /// Everything the process printed, for the message of a failed expectation: a test
         /// that fails then says what the program saw.
-        var transcript: String { "status \(status)\(signaled ? " (signal)" : "")\nstdout:\n\(stdout)stderr:\n\(stderr)" }
+        var transcript: String {
+            "status \(status)\(signaled ? " (signal)" : "")\nstdout:\n\(stdout)stderr:\n\(stderr)"
+        }
 
         /// The value of the first `key=value` word on a line that starts with `prefix` (words
         /// are split at spaces, so a value ends at the next space), or nil when none was printed.
@@ -45,7 +47,9 @@ struct FixtureProcess {
 
         /// A list the fixture printed as `key=a,b,c` (empty: `key=`), or nil when not printed.
         func list(_ key: String, on prefix: String = "") -> [String]? {
-            value(key, on: prefix).map { $0.isEmpty ? [] : $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            value(key, on: prefix).map {
+                $0.isEmpty ? [] : $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            }
         }
 
         /// A list of integers printed as `key=1,-,3` (`-`: no value at that place), or nil when not printed.

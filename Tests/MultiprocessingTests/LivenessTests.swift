@@ -28,7 +28,10 @@ struct LivenessTests {
     func slowDecode() async throws {
         let outcome = try await FixtureProcess.run(["slow-decode"], waitingFor: "a chunk with a blocking decode")
         let expected =
-            (0..<10).map { $0 == 3 ? "3 code=timed out index=3 decoding the input of item 3 took longer than" : "\($0) ok \($0 + 10)" }
+            (0..<10).map {
+                $0 == 3
+                    ? "3 code=timed out index=3 decoding the input of item 3 took longer than" : "\($0) ok \($0 + 10)"
+            }
         #expect(outcome.lines.first == "\(expected)", "\(outcome.stdout)\(outcome.stderr)")
         #expect((outcome.seconds("seconds") ?? .infinity) < 10, "\(outcome.transcript)")
     }
@@ -37,7 +40,10 @@ struct LivenessTests {
     func slowEncode() async throws {
         let outcome = try await FixtureProcess.run(["slow-encode"], waitingFor: "a chunk with a blocking encode")
         let expected =
-            (0..<10).map { $0 == 3 ? "3 code=timed out index=3 encoding the result of item 3 took longer tha" : "\($0) ok \($0 + 10)" }
+            (0..<10).map {
+                $0 == 3
+                    ? "3 code=timed out index=3 encoding the result of item 3 took longer tha" : "\($0) ok \($0 + 10)"
+            }
         #expect(outcome.lines.first == "\(expected)", "\(outcome.stdout)\(outcome.stderr)")
         #expect((outcome.seconds("seconds") ?? .infinity) < 10, "\(outcome.transcript)")
     }
@@ -54,9 +60,12 @@ struct LivenessTests {
     func stalledWorkerIsNamed() async throws {
         let outcome = try await FixtureProcess.run(["stalled"], waitingFor: "a map with a stopped worker")
         #expect(
-            outcome.line("  stalled: ").hasPrefix("  stalled: worker 0 (pid P on "), "\(outcome.stdout)\(outcome.stderr)")
+            outcome.line("  stalled: ").hasPrefix("  stalled: worker 0 (pid P on "),
+            "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("  stalled: ").contains(" has held items "))
-        #expect(outcome.line("  stalled: ").contains("; it may be stuck (ProcessPool.Options.itemTimeout stops such items)"))
+        #expect(
+            outcome.line("  stalled: ").contains("; it may be stuck (ProcessPool.Options.itemTimeout stops such items)")
+        )
         #expect(outcome.stderr.contains("swift-multiprocessing: worker 0 (pid "))
         #expect(outcome.stderr.contains(" has held items "))
         #expect(outcome.ints("values", on: "map ") == Array(0..<20), "\(outcome.transcript)")

@@ -52,7 +52,8 @@ struct PoolIntegrationTests {
         #expect(outcome.int("count", on: "partial ") == 100 && partial.count == 100)
         #expect(partial.count > 37 && partial[37] == nil)
         #expect(
-            partial.indices.allSatisfy { partial[$0] == nil || partial[$0] == $0 + 1 }, "a wrong partial result: \(partial)")
+            partial.indices.allSatisfy { partial[$0] == nil || partial[$0] == $0 + 1 },
+            "a wrong partial result: \(partial)")
         #expect(partial.contains { $0 != nil }, "results received before the failure are kept")
         #expect((0..<2).contains(outcome.int("slot", on: "worker ") ?? -1), "\(outcome.line("worker "))")
         #expect(outcome.ints("values", on: "next ") == (1...100).map { $0 })

@@ -45,7 +45,8 @@ struct SignalTests {
         for signal in signals {
             let running = process.isRunning
             kill(process.processIdentifier, signal)
-            sent.append("\(signal) at \(ContinuousClock.now - started) after the workers were seen (running: \(running))")
+            sent.append(
+                "\(signal) at \(ContinuousClock.now - started) after the workers were seen (running: \(running))")
             try await Task.sleep(for: .milliseconds(300))
         }
         let exitDeadline = ContinuousClock.now + .seconds(20)
@@ -55,7 +56,8 @@ struct SignalTests {
                 let stdout = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
                 let stderr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
                 Issue.record(
-                    "timed out waiting for the interrupted program to exit; signals sent: \(sent); stdout:\n\(stdout)stderr:\n\(stderr)")
+                    "timed out waiting for the interrupted program to exit; signals sent: \(sent); stdout:\n\(stdout)stderr:\n\(stderr)"
+                )
                 throw CancellationError()
             }
             try await Task.sleep(for: .milliseconds(10))
@@ -102,7 +104,8 @@ struct SignalTests {
         #expect(received.allSatisfy { results[$0] == "\($0)" }, "a result at another item's index: \(results)")
         #expect(out.int("received", on: "results ") == received.count, "\(run.transcript)")
         #expect(
-            out.stderr.contains("swift-multiprocessing: wrote the \(received.count) results received so far to \(path)"),
+            out.stderr.contains(
+                "swift-multiprocessing: wrote the \(received.count) results received so far to \(path)"),
             "\(run.transcript)")
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         var written: [Int] = []
@@ -123,7 +126,8 @@ struct SignalTests {
         #expect(
             run.outcome.line("code=").hasPrefix("code=interrupted index=nil")
                 && run.outcome.line("code=").contains(
-                    "the program received SIGINT (Ctrl-C; press it again to exit at once)"), "\(run.transcript)")
+                    "the program received SIGINT (Ctrl-C; press it again to exit at once)"),
+            "\(run.transcript)")
         let results = try #require(run.results, "the program printed no results: \(run.transcript)")
         #expect(results.count == 200 && results.contains { $0 != "-" }, "\(run.transcript)")
         #expect(

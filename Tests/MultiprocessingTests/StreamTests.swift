@@ -64,7 +64,8 @@ struct StreamTests {
         #expect(outcome.ints("values", on: "awaited=") == (0..<1000).map { $0 * $0 })
         #expect(outcome.line("cancelled").hasPrefix("cancelled: code=cancelled"))
         #expect(outcome.line("after cancel") == "after cancel 81")
-        #expect(outcome.line("awaiting task cancelled: ").contains(" code=cancelled "), "\(outcome.transcript.suffix(800))")
+        #expect(
+            outcome.line("awaiting task cancelled: ").contains(" code=cancelled "), "\(outcome.transcript.suffix(800))")
         let ms = try #require(outcome.int("ms", on: "awaiting task cancelled: "), "\(outcome.transcript.suffix(800))")
         #expect(ms < 1000, "the awaited call ran on \(ms) ms after its task was cancelled")
     }
@@ -80,7 +81,9 @@ struct StreamTests {
         let first = try #require(outcome.ints("ticks", on: "workers "), "\(outcome.transcript)").map { $0 ?? -1 }
         let later = try #require(outcome.ints("later", on: "workers ")).map { $0 ?? -1 }
         #expect(first.count == 2 && later.count == 2, "\(outcome.transcript)")
-        #expect(zip(first, later).allSatisfy { $1 - $0 <= 2 }, "workers still computing after the cancel: \(first) then \(later)")
+        #expect(
+            zip(first, later).allSatisfy { $1 - $0 <= 2 },
+            "workers still computing after the cancel: \(first) then \(later)")
         #expect(outcome.line("after") == "after [1, 4, 9]")
     }
 
@@ -107,7 +110,8 @@ struct StreamTests {
     func mapReduce(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["map-reduce"], environment: engine.environment, waitingFor: "map-reduce")
-        #expect(outcome.ints("values", on: "ordered ") == (0..<1000).map { $0 * $0 }, "\(outcome.transcript.prefix(500))")
+        #expect(
+            outcome.ints("values", on: "ordered ") == (0..<1000).map { $0 * $0 }, "\(outcome.transcript.prefix(500))")
         #expect(outcome.line("unordered sum") == "unordered sum 333328333350000")
         #expect(
             outcome.line("code=").hasPrefix(
@@ -159,7 +163,8 @@ struct ProgressTests {
     func callback(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["on-progress"], environment: engine.environment, waitingFor: "a call with a progress callback")
-        #expect(outcome.lines.count == 2 && outcome.lines.last == "last map 40/40 finished true", "\(outcome.transcript)")
+        #expect(
+            outcome.lines.count == 2 && outcome.lines.last == "last map 40/40 finished true", "\(outcome.transcript)")
         #expect((outcome.int("updates") ?? 0) >= 3, "updates while the call runs: \(outcome.transcript)")
         let done = try #require(outcome.ints("done"), "\(outcome.transcript)").map { $0 ?? -1 }
         #expect(done.count == outcome.int("updates") && zip(done, done.dropFirst()).allSatisfy { $0 <= $1 }, "\(done)")

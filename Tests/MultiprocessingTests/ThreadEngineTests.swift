@@ -31,7 +31,8 @@ struct ThreadEngineTests {
         // Every item saw the very object passed in, none was encoded, the results are right.
         #expect(outcome.int("same", on: "objects ") == 200 && outcome.int("encodes", on: "objects ") == 0)
         #expect(outcome.ints("values", on: "objects ") == Array(0..<200), "\(outcome.transcript)")
-        #expect(outcome.list("pids", on: "ran ") == [outcome.value("own", on: "ran ") ?? "?"], "\(outcome.line("ran "))")
+        #expect(
+            outcome.list("pids", on: "ran ") == [outcome.value("own", on: "ran ") ?? "?"], "\(outcome.line("ran "))")
         let threads = outcome.int("threads", on: "ran ") ?? 0
         #expect((1...3).contains(threads), "items ran on at most the pool's 3 threads: \(threads)")
         #expect((outcome.int("added", on: "threads ") ?? 0) >= 3, "\(outcome.line("threads "))")

@@ -238,7 +238,8 @@ struct TimelineTests {
         while !stdout().contains("results received=") {
             guard ContinuousClock.now < deadline, process.isRunning else {
                 Issue.record(
-                    "long-map did not report its interruption (running when signalled: \(runningAtSignal)): \(transcript())")
+                    "long-map did not report its interruption (running when signalled: \(runningAtSignal)): \(transcript())"
+                )
                 return
             }
             try await Task.sleep(for: .milliseconds(20))

@@ -14,7 +14,8 @@ struct WorkerProcessTests {
         let output = WorkerOutput(descriptor: -1)
         // What a crashing worker wrote, in the reads that once left a newline in the quote:
         // the runtime's message and an empty line together, then its crash report.
-        for chunk in ["first line\n", "x.swift:1: Fatal error: deliberate\n\n", "*** Signal 4: Backtracing from 0x1\n"] {
+        for chunk in ["first line\n", "x.swift:1: Fatal error: deliberate\n\n", "*** Signal 4: Backtracing from 0x1\n"]
+        {
             Array(chunk.utf8).withUnsafeBytes { output.received($0) }
         }
         #expect(output.lastWords == "\"first line\" / \"x.swift:1: Fatal error: deliberate\"")

@@ -36,7 +36,9 @@ func signalState(at when: String) -> String {
     var threads: [String] = []
     if let dir = opendir("/proc/self/task") {
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard Int(name) != nil else { continue }
             let comm = (readFile("/proc/self/task/\(name)/comm") ?? "?").trimmed(of: "\n")
                 .replacingSpaces()
@@ -44,7 +46,9 @@ func signalState(at when: String) -> String {
         }
         closedir(dir)
     }
-    let keys = [("pending", "SigPnd"), ("shared", "ShdPnd"), ("blocked", "SigBlk"), ("ignored", "SigIgn"), ("caught", "SigCgt")]
+    let keys = [
+        ("pending", "SigPnd"), ("shared", "ShdPnd"), ("blocked", "SigBlk"), ("ignored", "SigIgn"), ("caught", "SigCgt"),
+    ]
     let masks = keys.map { "\($0.0)=\(own[$0.1] ?? "?")" }.joined(separator: " ")
     return "signals at=\(when) \(masks) threads=\(list(threads.sorted()))"
 }

@@ -774,7 +774,9 @@ struct Fixture {
                 let total = try await pool.mapReduce(Square(), 0..<100_000, into: 0, ordered: false) { $0 &+= $1 }
                 print("unordered sum \(total)")
                 do {
-                    print("mapReduce returned \(try await pool.mapReduce(FailOn(bad: 50), 0..<100, into: 0) { $0 += $1 })")
+                    print(
+                        "mapReduce returned \(try await pool.mapReduce(FailOn(bad: 50), 0..<100, into: 0) { $0 += $1 })"
+                    )
                 } catch {
                     print(describe(error))
                 }

@@ -67,7 +67,8 @@ extension Fixture {
                 let outputs = try await pool.map(Echo<Data>(), inputs, chunkSize: 1)
                 // Digests (FNV-1a) of what was sent and what came back, and the byte counts.
                 print(
-                    "data counts \(outputs.map(\.count)) sent=\(list(inputs.map { digest($0) })) returned=\(list(outputs.map { digest($0) }))")
+                    "data counts \(outputs.map(\.count)) sent=\(list(inputs.map { digest($0) })) returned=\(list(outputs.map { digest($0) }))"
+                )
                 let blob = Blob(name: "b", payload: slice, extra: nil)
                 let back = try await pool.apply(Echo<Blob>(), blob)
                 print(

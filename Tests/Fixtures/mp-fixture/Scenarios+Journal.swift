@@ -46,7 +46,8 @@ extension Fixture {
                     results = try await pool.map(function, inputs, chunkSize: chunk)
                 case 1, 2:
                     var byIndex = [Int](repeating: -1, count: count)
-                    for try await item in (mode == 1
+                    for try await item
+                        in (mode == 1
                         ? pool.imap(function, inputs, chunkSize: chunk)
                         : pool.imapUnordered(function, inputs, chunkSize: chunk))
                     {

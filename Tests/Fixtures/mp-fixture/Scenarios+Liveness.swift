@@ -185,7 +185,9 @@ extension Fixture {
             try await withProcessPool(workers: 2, options: options) { pool in
                 let results =
                     scenario == "slow-decode"
-                    ? try await collect(pool.imap(ReadSlowInput(), (10..<20).map(SlowToDecode.init), chunkSize: 5)) { $0 }
+                    ? try await collect(pool.imap(ReadSlowInput(), (10..<20).map(SlowToDecode.init), chunkSize: 5)) {
+                        $0
+                    }
                     : try await collect(pool.imap(MakeSlowOutput(), Array(10..<20), chunkSize: 5)) { $0.value }
                 print(results)
             }
@@ -260,7 +262,9 @@ extension Fixture {
                     inputs[7] = [7] + [UInt8](repeating: 0, count: 2 << 20)
                     var ok = 0
                     var failed: [String] = []
-                    for try await item in pool.imap(Sized(big: 13, bytes: 2 << 20, runs: runs), inputs, chunkSize: chunkSize) {
+                    for try await item in pool.imap(
+                        Sized(big: 13, bytes: 2 << 20, runs: runs), inputs, chunkSize: chunkSize)
+                    {
                         switch item.result {
                         case .success: ok += 1
                         case .failure(let error): failed.append("\(item.index) \(describe(error))")

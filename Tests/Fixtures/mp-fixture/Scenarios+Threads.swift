@@ -99,7 +99,9 @@ extension Fixture {
                 }.count
                 let pids = Set(outs.map(\.pid)).sorted()
                 print("engine \(pool.engine) workers \(pool.workerCount) children \(children().count)")
-                print("objects same=\(same) encodes=\(Shared.encodes.load(ordering: .relaxed)) values=\(list(outs.map(\.value)))")
+                print(
+                    "objects same=\(same) encodes=\(Shared.encodes.load(ordering: .relaxed)) values=\(list(outs.map(\.value)))"
+                )
                 print("ran pids=\(list(pids)) own=\(getpid()) threads=\(Set(outs.map(\.thread)).count)")
                 print("threads added=\(threadCount() - threadsBefore)")
             }
