@@ -25,9 +25,10 @@ struct SignalTests {
     /// Starts `long-map`, waits until it has workers and some results, sends `signals`.
     func interrupt(with signals: [Int32], environment: [String: String] = [:]) async throws -> Run {
         let (process, out, err) = try FixtureProcess.start(["long-map"], environment: environment)
+        // 800 ms after the workers are seen, some items have finished.
         guard
             let done = await SignalSender.send(
-                signals, to: process, whenLineStarts: "children ", in: out, after: .milliseconds(800))  // some items finish
+                signals, to: process, whenLineStarts: "children ", in: out, after: .milliseconds(800))
         else {
             process.terminate()
             Issue.record("timed out waiting for long-map to print its workers")
