@@ -60,7 +60,8 @@ struct Pi: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of a sentence.")
     var json = false
 
-    @Option(help: "A journal file: finished chunks are kept there, and a rerun takes them instead of computing them again.")
+    @Option(
+        help: "A journal file: finished chunks are kept there, and a rerun takes them instead of computing them again.")
     var journal: String?
 
     @Flag(help: "Show progress on stderr: a bar on a terminal, timestamped lines in a Slurm output file.")
@@ -85,7 +86,8 @@ struct Pi: AsyncParsableCommand {
             options.progress = progress ? .automatic : .off
             options.journalPath = journal  // MP_JOURNAL in the environment, when not given
             options.timelinePath = timeline  // MP_TIMELINE in the environment, when not given
-            let (hits, nodes, workerCount, fromJournal) = try await withProcessPool(workers: workers, options: options) { pool in
+            let (hits, nodes, workerCount, fromJournal) = try await withProcessPool(workers: workers, options: options)
+            { pool in
                 let tally = try await pool.mapReduce(
                     CountHits(samples: samples), 0..<UInt64(chunks), into: (hits: UInt64(0), nodes: Set<String>()),
                     ordered: false

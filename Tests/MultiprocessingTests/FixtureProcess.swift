@@ -18,6 +18,42 @@ struct FixtureProcess {
         func line(_ prefix: String) -> String {
             lines.first { $0.hasPrefix(prefix) } ?? ""
         }
+
+        /// Everything the process printed, for the message of a failed expectation: a test
+        /// that fails then says what the program saw.
+        var transcript: String {
+            "status \(status)\(signaled ? " (signal)" : "")\nstdout:\n\(stdout)stderr:\n\(stderr)"
+        }
+
+        /// The value of the first `key=value` word on a line that starts with `prefix` (words
+        /// are split at spaces, so a value ends at the next space), or nil when none was printed.
+        /// The fixture prints what it saw this way; the tests judge it.
+        func value(_ key: String, on prefix: String = "") -> String? {
+            for line in lines where line.hasPrefix(prefix) {
+                for word in line.split(separator: " ") where word.hasPrefix(key + "=") {
+                    return String(word.dropFirst(key.count + 1))
+                }
+            }
+            return nil
+        }
+
+        /// `value(key, on: prefix)` as an integer (nil when missing or not a number).
+        func int(_ key: String, on prefix: String = "") -> Int? { value(key, on: prefix).flatMap { Int($0) } }
+
+        /// `value(key, on: prefix)` as a number of seconds (nil when missing or not a number).
+        func seconds(_ key: String, on prefix: String = "") -> Double? {
+            value(key, on: prefix).flatMap { Double($0) }
+        }
+
+        /// A list the fixture printed as `key=a,b,c` (empty: `key=`), or nil when not printed.
+        func list(_ key: String, on prefix: String = "") -> [String]? {
+            value(key, on: prefix).map {
+                $0.isEmpty ? [] : $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            }
+        }
+
+        /// A list of integers printed as `key=1,-,3` (`-`: no value at that place), or nil when not printed.
+        func ints(_ key: String, on prefix: String = "") -> [Int?]? { list(key, on: prefix)?.map { Int($0) } }
     }
 
     static var buildDirectory: URL {

@@ -32,7 +32,8 @@ struct ItemizedValuesTests {
 
     @Test("each item decodes alone; a value that could not be encoded, and one that threw, keep their place")
     func roundTrip() throws {
-        let bytes = encode([Refusing(value: 0), Refusing(value: 1), Refusing(value: 2), Refusing(value: 3)], threwAt: 1)
+        let bytes = encode(
+            [Refusing(value: 0), Refusing(value: 1), Refusing(value: 2), Refusing(value: 3)], threwAt: 1)
         try bytes.withUnsafeBytes { raw in
             var reader = ByteReader(raw)
             let table = try ItemizedValues.Table(&reader, count: 4)
@@ -85,7 +86,9 @@ struct ItemizedValuesTests {
             Issue.record("two values of 60 bytes pass a limit of 100 together only")
             return
         }
-        guard case .tooLarge(let bytes, alone: true) = items.append([UInt8](repeating: 1, count: 200), into: &w, limit: limit)
+        guard
+            case .tooLarge(let bytes, alone: true) = items.append(
+                [UInt8](repeating: 1, count: 200), into: &w, limit: limit)
         else {
             Issue.record("a value of 200 bytes passes a limit of 100 alone")
             return

@@ -10,7 +10,8 @@ struct JournalFormatTests {
         var bytes = JournalRecord.headerFrame
         let identity = JournalIdentity(functionType: "F", stateHash: 7, outputType: "Int", buildID: [1, 2])
         bytes += JournalRecord.frame(
-            JournalRecord.callPayload(JournalCallInfo(key: 1, ordinal: 0, name: "map", identity: identity, itemCount: 3)))
+            JournalRecord.callPayload(
+                JournalCallInfo(key: 1, ordinal: 0, name: "map", identity: identity, itemCount: 3)))
         for index in 0..<3 {
             var w = JournalRecord.resultsPayloadHead(
                 callKey: 1, indices: .contiguous(index..<(index + 1)), hashes: [UInt64(index)], status: 0, extra: 16)

@@ -27,9 +27,12 @@ struct ParentCostTests {
         subscript(_ name: String) -> Double { values[name] ?? .nan }
     }
 
-    /// The number of worker processes the map's items ran in (`map ok true processes=N`).
+    /// The number of worker processes the map's items ran in (`map processes=N values=...`),
+    /// or -1 when the map's results are not its inputs (BurnCPU and SleepItem return theirs).
     func processes(_ outcome: FixtureProcess.Outcome) -> Int {
-        Int(outcome.line("map ok true processes=").split(separator: "=").last ?? "") ?? -1
+        let values = outcome.ints("values", on: "map ") ?? []
+        guard !values.isEmpty, values == Array(0..<values.count) else { return -1 }
+        return outcome.int("processes", on: "map ") ?? -1
     }
 
     /// 24 items of 40 ms of CPU each: 0.96 s of work.
@@ -78,7 +81,8 @@ struct ParentCostTests {
         let outcome = try await FixtureProcess.run(
             ["parent-cpu", "0", "20", "-50", "0"], waitingFor: "a map of sleeping items")
         let figures = Figures(outcome)
-        #expect(outcome.line("map ok ") == "map ok true processes=2", "\(outcome.stdout)\(outcome.stderr)")
+        #expect(processes(outcome) == 2, "\(outcome.transcript)")
+        #expect(outcome.ints("values", on: "map ")?.count == 20, "\(outcome.transcript)")
         // 0.5 s of waiting: a parent that spun would show about that much.
         #expect(figures["parent_total"] < 0.1, "\(outcome.stdout)")
         #expect(figures["workers_total"] < 0.1, "\(outcome.stdout)")
@@ -90,7 +94,8 @@ struct ParentCostTests {
             ["parent-cpu", "1", "24", "40", "0"], waitingFor: "a CPU-bound map on threads")
         let figures = Figures(outcome)
         #expect(figures.engine == "threads", "\(outcome.stdout)\(outcome.stderr)")
-        #expect(outcome.line("map ok ") == "map ok true processes=1")
+        #expect(processes(outcome) == 1, "\(outcome.transcript)")
+        #expect(outcome.ints("values", on: "map ")?.count == 24, "\(outcome.transcript)")
         #expect(
             figures["workers_total"] >= Self.work - 0.03 && figures["workers_total"] <= Self.work + 0.2,
             "\(outcome.stdout)")
@@ -107,7 +112,8 @@ struct ParentCostTests {
         // 2.5 wakeups per item measured before; about 0.65 with the credit.
         let outcome = try await FixtureProcess.run(
             ["slow-consumer", "400", "1000"], waitingFor: "a stream with a slow consumer")
-        #expect(outcome.line("stream ok") == "stream ok true", "\(outcome.stdout)\(outcome.stderr)")
+        #expect(outcome.int("items", on: "stream ") == 400, "\(outcome.transcript)")
+        #expect(outcome.int("sum", on: "stream ") == (0..<400).reduce(0) { $0 + $1 * $1 }, "\(outcome.transcript)")
         let perItem = Double(outcome.line("loop wakeups per item ").split(separator: " ").last ?? "") ?? .nan
         #expect(perItem > 0 && perItem < 1.3, "\(outcome.stdout)")
     }

@@ -12,11 +12,25 @@ struct PoolLifecycleTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("mp-\(name)-\(UUID().uuidString)").path
     }
 
-    /// The number after `word` in `line` ("received 12 nan 3" → received: 12).
-    static func number(after word: String, in line: String) -> Int? {
-        let words = line.split(separator: " ")
-        guard let at = words.firstIndex(of: Substring(word)), at + 1 < words.count else { return nil }
-        return Int(words[at + 1])
+    /// The results `interrupt-results` printed, one per item of its 400 (`-`: not received),
+    /// after checking that each received one is its item's (the item itself, or `nan` for a
+    /// multiple of `nanEvery`) and that the count it printed matches.
+    static func receivedResults(
+        _ outcome: FixtureProcess.Outcome, nanEvery: Int, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> [String] {
+        let values = try #require(
+            outcome.list("values", on: "results "), "no results printed: \(outcome.transcript)",
+            sourceLocation: sourceLocation)
+        #expect(values.count == 400, "\(outcome.transcript)", sourceLocation: sourceLocation)
+        let misplaced = values.indices.filter { index in
+            let own = nanEvery > 0 && index % nanEvery == 0 ? "nan" : "\(index)"
+            return values[index] != "-" && values[index] != own
+        }
+        #expect(misplaced.isEmpty, "results at another item's index: \(misplaced)", sourceLocation: sourceLocation)
+        #expect(
+            outcome.int("received", on: "results ") == values.filter { $0 != "-" }.count, "\(outcome.transcript)",
+            sourceLocation: sourceLocation)
+        return values
     }
 
     @Test("partialResults with a type that is not the call's output type is nil, even when no result arrived")
@@ -42,13 +56,12 @@ struct PoolLifecycleTests {
         let outcome = try await FixtureProcess.run(
             ["interrupt-results", "5"], environment: ["FIXTURE_RESULTS": path, "MP_ENGINE": engine.rawValue],
             waitingFor: "the interrupted map")
-        #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
-        #expect(outcome.line("code=").hasPrefix("code=interrupted index=nil"), "\(outcome.stdout)")
-        let summary = outcome.line("received ")
-        let received = try #require(Self.number(after: "received", in: summary), "\(outcome.stdout)")
-        let nans = try #require(Self.number(after: "nan", in: summary))
-        #expect(summary.hasSuffix("in place true"))
-        #expect(nans > 0 && received > nans, "the map must have received NaN and other results: \(summary)")
+        #expect(outcome.status == 0, "\(outcome.transcript)")
+        #expect(outcome.line("code=").hasPrefix("code=interrupted index=nil"), "\(outcome.transcript)")
+        let values = try Self.receivedResults(outcome, nanEvery: 5)
+        let received = values.filter { $0 != "-" }.count
+        let nans = values.filter { $0 == "nan" }.count
+        #expect(nans > 0 && received > nans, "the map must have received NaN and other results: \(values)")
         #expect(!outcome.stderr.contains("warning"), "a writable path gives no warning: \(outcome.stderr)")
         #expect(
             outcome.stderr.contains(
@@ -73,16 +86,16 @@ struct PoolLifecycleTests {
         let path = "/nonexistent-mp-directory-\(UUID().uuidString)/results.jsonl"
         let outcome = try await FixtureProcess.run(
             ["interrupt-results", "0"], environment: ["FIXTURE_RESULTS": path], waitingFor: "the interrupted map")
-        #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
+        #expect(outcome.status == 0, "\(outcome.transcript)")
         #expect(outcome.line("pool started") == "pool started", "the pool must start anyway")
         #expect(
             outcome.stderr.contains(
                 "swift-multiprocessing: warning: interruptResultsPath \(path) cannot be written (open: No such file or directory"
             ), "\(outcome.stderr)")
-        #expect(outcome.line("code=").hasPrefix("code=interrupted index=nil"), "\(outcome.stdout)")
-        let summary = outcome.line("received ")
-        let received = try #require(Self.number(after: "received", in: summary), "\(outcome.stdout)")
-        #expect(received > 0 && summary.hasSuffix("nan 0 in place true"), "\(summary)")
+        #expect(outcome.line("code=").hasPrefix("code=interrupted index=nil"), "\(outcome.transcript)")
+        let values = try Self.receivedResults(outcome, nanEvery: 0)
+        let received = values.filter { $0 != "-" }.count
+        #expect(received > 0 && !values.contains("nan"), "\(values)")
         #expect(
             outcome.stderr.contains(
                 "swift-multiprocessing: could not write the \(received) results received so far to \(path): "),
@@ -137,10 +150,11 @@ struct PoolLifecycleTests {
             "\(outcome.stdout)")
         #expect(lines.contains("applyAsync after join began: code=pool closed"))
         #expect(lines.contains("imap after join began: code=pool closed"))
-        #expect(lines.contains("join waited for the work true"), "\(outcome.stdout)")
-        #expect(lines.contains("pending 6 of 6 ok"), "\(outcome.stdout)")
+        // 6 calls of 150 ms on 2 workers take at least 450 ms: the join waited for them.
+        #expect((outcome.seconds("seconds", on: "join waited ") ?? 0) > 0.4, "\(outcome.transcript)")
+        #expect(outcome.list("values", on: "pending ") == (0..<6).map { "\($0)" }, "\(outcome.transcript)")
         #expect(outcome.line("crashing call: ").hasPrefix("crashing call: code=worker died index=0 "))
-        #expect(lines.contains("stream 40 of 40 ok true"), "\(outcome.stdout)")
+        #expect(outcome.ints("values", on: "stream ") == Array(0..<40), "\(outcome.transcript)")
         #expect(lines.contains("after join: children 0, calls pool closed"), "\(outcome.stdout)")
     }
 
@@ -148,7 +162,8 @@ struct PoolLifecycleTests {
     func closeAndJoinCancelled() async throws {
         let outcome = try await FixtureProcess.run(["close-and-join", "1"], waitingFor: "a cancelled closeAndJoin")
         #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
-        #expect(outcome.line("join returned within 1 s") == "join returned within 1 s true", "\(outcome.stdout)")
+        let seconds = try #require(outcome.seconds("seconds", on: "join returned "), "\(outcome.transcript)")
+        #expect(seconds < 1, "closeAndJoin returned \(seconds) s after its task was cancelled")
         #expect(outcome.line("long call: ").hasPrefix("long call: code=pool closed"), "\(outcome.stdout)")
         #expect(outcome.line("after join: ") == "after join: children 0, calls pool closed")
     }

@@ -59,7 +59,8 @@ struct RequeueScriptTests {
         script.requeue = true
         script.time = "00:01:00"
         script.requeueLead = 60
-        #expect(script.problems() == ["--requeue-lead 60 must be at least 1 second and less than the time limit (60 s)"])
+        #expect(
+            script.problems() == ["--requeue-lead 60 must be at least 1 second and less than the time limit (60 s)"])
         script.requeueLead = nil
         script.time = "00:00:10"
         #expect(script.problems().first?.hasPrefix("--time 00:00:10 is too short to requeue before it") == true)
@@ -172,7 +173,8 @@ struct RequeueTests {
     func requeuesOnUSR1(nodes: Int) async throws {
         guard SlurmCluster.require() else { return }
         let run = try await RequeueJob.submit(
-            piArguments: ["--json", "--chunks", "64", "--samples", "100000000"], scriptOptions: ["--nodes", "\(nodes)"],
+            piArguments: ["--json", "--chunks", "64", "--samples", "100000000"],
+            scriptOptions: ["--nodes", "\(nodes)"],
             cpus: nodes == 1 ? 2 : 1)
         defer { run.remove() }
         try await Task.sleep(for: .seconds(5))  // several chunks finish (about 0.9 s each per worker)
@@ -190,9 +192,11 @@ struct RequeueTests {
         let done = line.flatMap { $0.split(separator: ": ").last?.split(separator: " ").first }.flatMap { Int($0) } ?? 0
         #expect(done > 0 && done < 64, "\(text)")
         #expect(line?.contains("\(done) of 64 items done") == true, "\(text)")
-        let listed = try await SlurmCluster.run(SlurmCluster.binary("mp"), ["journal", run.journal], waitingFor: "mp journal")
+        let listed = try await SlurmCluster.run(
+            SlurmCluster.binary("mp"), ["journal", run.journal], waitingFor: "mp journal")
         #expect(
-            listed.stdout.contains("\(done) of 64 items recorded"), "the journal holds the \(done) items: \(listed.stdout)")
+            listed.stdout.contains("\(done) of 64 items recorded"),
+            "the journal holds the \(done) items: \(listed.stdout)")
         #expect(!text.contains("died") && !text.contains("SIGUSR1 ("), "no worker died of SIGUSR1: \(text)")
         #expect(!text.contains("{\"hits\""), "the program's own output comes only from the run that finishes")
     }
@@ -247,7 +251,8 @@ struct RequeueTests {
             "\(run.text)")
     }
 
-    @Test("durable maps in a job: the program SIGKILLed, the job submitted again with the same journal, the count exact")
+    @Test(
+        "durable maps in a job: the program SIGKILLed, the job submitted again with the same journal, the count exact")
     func killedJobResubmitted() async throws {
         guard SlurmCluster.require() else { return }
         let arguments = ["--json", "--chunks", "64", "--samples", "40000000"]
@@ -269,7 +274,9 @@ struct RequeueTests {
         #expect(submitted.status == 0, "\(submitted.stderr)\(text)")
         let results = text.split(separator: "\n").filter { $0.hasPrefix("{\"hits\"") }
         #expect(results.count == 1, "\(text)")
-        let object = try results.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let object = try results.first.flatMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
         // `.build/release/pi --json --chunks 64 --samples 40000000`, uninterrupted.
         #expect(object?["hits"] as? Int == 2_010_607_862, "\(text)")
         let fromJournal = object?["from_journal"] as? Int ?? 0
@@ -288,7 +295,8 @@ struct RequeueTests {
         defer { run.remove() }
         // Polled every 5 s: launching scontrol every 0.5 s for minutes once crashed the test
         // process inside Foundation's Process.run (a bad pointer in memcpy), not the job.
-        let (state, restarts) = try await run.waitForState(Self.finalStates, within: .seconds(17 * 60), every: .seconds(5))
+        let (state, restarts) = try await run.waitForState(
+            Self.finalStates, within: .seconds(17 * 60), every: .seconds(5))
         let text = run.text
         let elapsed = ContinuousClock.now - started
         print("requeue job \(run.job): \(state) after \(restarts) restart(s) in \(elapsed); its output:\n\(text)")
@@ -296,7 +304,9 @@ struct RequeueTests {
         #expect(restarts >= 1, "\(text)")
         let results = text.split(separator: "\n").filter { $0.hasPrefix("{\"hits\"") }
         #expect(results.count == 1, "exactly one result line: \(text)")
-        let object = try results.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let object = try results.first.flatMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
         // `.build/release/pi --json --chunks 64 --samples 400000000`, uninterrupted.
         #expect(object?["hits"] as? Int == RequeueTests.uninterruptedHits, "\(text)")
         let fromJournal = object?["from_journal"] as? Int ?? 0

@@ -123,7 +123,11 @@ struct SlurmTests {
         let line = result.lines.first ?? ""
         #expect(line.contains(" pool \(cpus) workers "), "\(line)")
         #expect(line.hasPrefix("node node"), "\(line)")
-        #expect(result.lines.last == "all within mask true", "\(result.stdout)")
+        // node <name> mask <list> pool <count> workers <list>...: each worker may run on the step's CPUs only.
+        let words = line.split(separator: " ").map(String.init)
+        let mask = words.firstIndex(of: "mask").map { words[$0 + 1] }
+        let workers = words.firstIndex(of: "workers").map { Array(words[($0 + 1)...]) } ?? []
+        #expect(workers.count == cpus && workers.allSatisfy { $0 == mask }, "\(line)")
     }
 
     @Test("SLURM_CPUS_PER_TASK above the step's mask (srun -n2 inside sbatch -c2): sized from the mask, warned once")

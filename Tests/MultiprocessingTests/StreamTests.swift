@@ -11,8 +11,11 @@ struct StreamTests {
     func orderedStreamBoundedMemory() async throws {
         let outcome = try await FixtureProcess.run(
             ["imap-rss", "10000000"], timeout: .seconds(120), waitingFor: "10 million items through imap")
-        #expect(
-            outcome.line("count") == "count 10000000 sum ok true in order true", "\(outcome.stdout)\(outcome.stderr)")
+        var sum = 0
+        for i in 0..<10_000_000 { sum = sum &+ i &* i }
+        #expect(outcome.int("count") == 10_000_000, "\(outcome.transcript)")
+        #expect(outcome.int("sum") == sum, "\(outcome.transcript)")
+        #expect(outcome.int("out-of-order") == 0, "\(outcome.transcript)")
         let peak = Int(outcome.line("peak rss kib").split(separator: " ").last ?? "") ?? .max
         // The input alone would take 80 MB as an array, the outputs 80 MB more.
         #expect(peak < 48 * 1024, "peak RSS \(peak) KiB: the stream should hold only a bounded window of chunks")
@@ -23,8 +26,9 @@ struct StreamTests {
     func backpressure(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["imap-backpressure"], environment: engine.environment, waitingFor: "a slow consumer")
-        #expect(
-            outcome.line("taken").hasPrefix("taken 100 pulled at most 190: true"), "\(outcome.stdout)\(outcome.stderr)")
+        #expect(outcome.int("taken") == 100, "\(outcome.transcript)")
+        let pulled = try #require(outcome.int("pulled"), "\(outcome.transcript)")
+        #expect((100...190).contains(pulled), "the stream read \(pulled) inputs for 100 taken")
         #expect(outcome.line("after") == "after [49]")
     }
 
@@ -45,26 +49,41 @@ struct StreamTests {
     func unorderedEveryIndexOnce(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["unordered", "500"], environment: engine.environment, waitingFor: "an unordered stream of 500 items")
-        #expect(outcome.lines == ["every index once true count 500"], "\(outcome.stderr)")
+        #expect(outcome.int("count") == 500, "\(outcome.transcript.prefix(500))")
+        let indexes = try #require(outcome.ints("indexes"), "\(outcome.transcript)").map { $0 ?? -1 }
+        #expect(indexes.sorted() == Array(0..<500), "every index exactly once")
+        let values = try #require(outcome.list("values"))
+        #expect(values == indexes.map { "\($0)" }, "each index comes with its own result")
     }
 
     @Test("1,000 submitted calls awaited out of order; a cancelled call stops its work", arguments: Engine.allCases)
     func submittedCalls(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["apply-async", "1000"], environment: engine.environment, waitingFor: "1,000 submitted calls")
-        #expect(outcome.line("awaited") == "awaited 1000 out of order ok true", "\(outcome.stdout)\(outcome.stderr)")
+        #expect(outcome.int("awaited") == 1000, "\(outcome.transcript.prefix(500))")
+        #expect(outcome.ints("values", on: "awaited=") == (0..<1000).map { $0 * $0 })
         #expect(outcome.line("cancelled").hasPrefix("cancelled: code=cancelled"))
         #expect(outcome.line("after cancel") == "after cancel 81")
         #expect(
-            outcome.line("awaiting task cancelled").hasPrefix("awaiting task cancelled within 1 s: true code=cancelled")
-        )
+            outcome.line("awaiting task cancelled: ").contains(" code=cancelled "), "\(outcome.transcript.suffix(800))")
+        let ms = try #require(outcome.int("ms", on: "awaiting task cancelled: "), "\(outcome.transcript.suffix(800))")
+        #expect(ms < 1000, "the awaited call ran on \(ms) ms after its task was cancelled")
     }
 
     @Test("cancelling the task that consumes a stream stops its work: the workers go idle; the pool goes on")
     func cancellingConsumerStopsWork() async throws {
         let outcome = try await FixtureProcess.run(["cancel-stream"], waitingFor: "a cancelled stream")
-        #expect(outcome.line("was busy") == "was busy true consumer got error", "\(outcome.stdout)\(outcome.stderr)")
-        #expect(outcome.line("workers") == "workers 2 idle after cancel true")
+        // CPU ticks (1/100 s): both workers busy before the cancel, neither after it.
+        let busy = try #require(outcome.ints("ticks", on: "busy "), "\(outcome.transcript)").map { $0 ?? -1 }
+        #expect(busy.count == 2 && busy.allSatisfy { $0 >= 5 }, "\(outcome.transcript)")
+        #expect(outcome.line("busy ").hasSuffix(" consumer got error"), "\(outcome.transcript)")
+        #expect(outcome.line("workers ").hasPrefix("workers 2 "), "\(outcome.transcript)")
+        let first = try #require(outcome.ints("ticks", on: "workers "), "\(outcome.transcript)").map { $0 ?? -1 }
+        let later = try #require(outcome.ints("later", on: "workers ")).map { $0 ?? -1 }
+        #expect(first.count == 2 && later.count == 2, "\(outcome.transcript)")
+        #expect(
+            zip(first, later).allSatisfy { $1 - $0 <= 2 },
+            "workers still computing after the cancel: \(first) then \(later)")
         #expect(outcome.line("after") == "after [1, 4, 9]")
     }
 
@@ -91,7 +110,8 @@ struct StreamTests {
     func mapReduce(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["map-reduce"], environment: engine.environment, waitingFor: "map-reduce")
-        #expect(outcome.line("ordered") == "ordered true", "\(outcome.stdout)\(outcome.stderr)")
+        #expect(
+            outcome.ints("values", on: "ordered ") == (0..<1000).map { $0 * $0 }, "\(outcome.transcript.prefix(500))")
         #expect(outcome.line("unordered sum") == "unordered sum 333328333350000")
         #expect(
             outcome.line("code=").hasPrefix(
@@ -143,7 +163,11 @@ struct ProgressTests {
     func callback(engine: Engine) async throws {
         let outcome = try await FixtureProcess.run(
             ["on-progress"], environment: engine.environment, waitingFor: "a call with a progress callback")
-        #expect(outcome.lines == ["updates true increasing true", "last map 40/40 finished true"], "\(outcome.stderr)")
+        #expect(
+            outcome.lines.count == 2 && outcome.lines.last == "last map 40/40 finished true", "\(outcome.transcript)")
+        #expect((outcome.int("updates") ?? 0) >= 3, "updates while the call runs: \(outcome.transcript)")
+        let done = try #require(outcome.ints("done"), "\(outcome.transcript)").map { $0 ?? -1 }
+        #expect(done.count == outcome.int("updates") && zip(done, done.dropFirst()).allSatisfy { $0 <= $1 }, "\(done)")
     }
 
     @Test("the bar and line texts", arguments: [true, false])

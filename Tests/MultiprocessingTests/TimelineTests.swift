@@ -134,7 +134,9 @@ struct TimelineTests {
         let outcome = try await FixtureProcess.run(
             ["timeline-faults"], environment: ["MP_TIMELINE": path.path], waitingFor: "timeline-faults")
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(outcome.stdout == "map ok true\ntimeout item [\"failed\"]\nafter [25]\n")
+        #expect(outcome.lines.count == 3, "\(outcome.transcript)")
+        #expect(outcome.ints("values", on: "map ") == (0..<20).map { $0 * 10 }, "\(outcome.transcript)")
+        #expect(outcome.lines.dropFirst() == ["timeout item [\"failed\"]", "after [25]"])
         let trace = try Trace(path)
         let instants = trace.instants
         #expect(instants["worker died"] == 1, "\(instants)")
@@ -170,7 +172,8 @@ struct TimelineTests {
             ["timeline-tiny", "20000"], environment: ["FIXTURE_TIMELINE": path.path, "MP_TIMELINE": ignored.path],
             waitingFor: "timeline-tiny")
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(outcome.stdout == "map ok true\n")
+        #expect(outcome.int("count", on: "map ") == 20000, "\(outcome.transcript.prefix(500))")
+        #expect(outcome.ints("values", on: "map ") == (0..<20000).map { $0 * $0 })
         #expect(!FileManager.default.fileExists(atPath: ignored.path))
         let trace = try Trace(path)
         let events = trace.complete
@@ -197,7 +200,8 @@ struct TimelineTests {
         let outcome = try await FixtureProcess.run(
             ["timeline-tiny", "100"], environment: ["FIXTURE_TIMELINE": path], waitingFor: "timeline-tiny")
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(outcome.stdout == "map ok true\n")
+        #expect(outcome.int("count", on: "map ") == 100, "\(outcome.transcript.prefix(500))")
+        #expect(outcome.ints("values", on: "map ") == (0..<100).map { $0 * $0 })
         #expect(
             outcome.stderr.contains(
                 "swift-multiprocessing: warning: the timeline \(path) cannot be written (open: No such file or directory); the pool starts anyway"
@@ -212,27 +216,35 @@ struct TimelineTests {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("stopped.json")
-        let (process, out, _) = try FixtureProcess.start(
+        let (process, out, err) = try FixtureProcess.start(
             ["long-map"], environment: ["MP_TIMELINE": path.path, "FIXTURE_LINGER": "1"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         func stdout() -> String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
+        // What the program printed so far, and its stderr: a failure says what it saw.
+        func transcript() -> String {
+            "stdout:\n\(stdout())stderr:\n\((try? String(contentsOf: err, encoding: .utf8)) ?? "")"
+        }
+        guard
+            let sent = await SignalSender.send(
+                [SIGTERM], to: process, whenLineStarts: "children ", in: out, after: .milliseconds(800))
+        else {
+            Issue.record("long-map did not start: \(transcript())")
+            return
+        }
+        let signalled = sent.signals.joined(separator: "; ")
         let deadline = ContinuousClock.now + .seconds(30)
-        while !stdout().contains("children ") {
+        while !stdout().contains("results received=") {
             guard ContinuousClock.now < deadline, process.isRunning else {
-                Issue.record("long-map did not start: \(stdout())")
+                Issue.record(
+                    "long-map did not report its interruption (SIGTERM sent \(signalled)): \(transcript())"
+                )
                 return
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        try await Task.sleep(for: .milliseconds(800))  // some items finish
-        kill(process.processIdentifier, SIGTERM)
-        while !stdout().contains("received ") {
-            guard ContinuousClock.now < deadline, process.isRunning else {
-                Issue.record("long-map did not report its interruption: \(stdout())")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        let seen = FixtureProcess.Outcome(status: 0, signaled: false, stdout: stdout(), stderr: "")
+        #expect(seen.line("code=").hasPrefix("code=interrupted index=nil"), "\(transcript())")
+        #expect((seen.int("received", on: "results ") ?? 0) > 0, "\(transcript())")
         #expect(process.isRunning, "the program lingers: its pool is not closed yet")
         let trace = try Trace(path)
         #expect(trace.other["complete"] as? Bool == false)

@@ -1,5 +1,3 @@
-import CMultiprocessingShim
-
 /// A function that worker processes can run: a named `Codable` type whose stored
 /// properties are the function's captured state, with a synchronous `callAsFunction`.
 ///
@@ -77,23 +75,17 @@ public protocol WorkerFunction: Codable, Sendable {
 }
 
 /// Not API: what a worker passes to ``ParallelFunction/_runChunk(_:run:context:)``.
+/// (What it does with it, `noteItem`, is in `Workers/FunctionRunner.swift`, next to the
+/// progress page it writes.)
 public struct _ChunkContext: @unchecked Sendable {
     /// The worker's progress page (see `ProgressPage`): a raw pointer, so that noting an
     /// item costs two stores and no reference counting.
     @usableFromInline let progressWords: UnsafeMutablePointer<UInt64>?
     @usableFromInline let timesItems: Bool
 
-    init(progress: ProgressPage?, timesItems: Bool) {
-        progressWords = progress?.wordsForItems
+    init(progressWords: UnsafeMutablePointer<UInt64>?, timesItems: Bool) {
+        self.progressWords = progressWords
         self.timesItems = timesItems
-    }
-
-    /// Notes that the item at `offset` starts (for crash attribution and timeouts).
-    @inlinable
-    func noteItem(_ offset: Int) {
-        guard let words = progressWords else { return }
-        if timesItems { words[3] = _monotonicNanos() }
-        words[2] = UInt64(offset)
     }
 }
 
@@ -137,82 +129,6 @@ public struct _ItemFailure: Sendable {
         }
     }
 }
-
-extension ParallelFunction {
-    /// Not API: the chunk loop of a synchronous function. Inlinable so that it is
-    /// specialized for each function type: the loop calls `callAsFunction` directly.
-    @inlinable
-    public nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
-        -> _ChunkOutcome<Output>
-    {
-        _runChunkSynchronously(inputs, run: run, context: context)!
-    }
-
-    /// Not API: the chunk loop itself.
-    @inlinable
-    public func _runChunkSynchronously(_ inputs: [Input], run: Range<Int>, context: _ChunkContext)
-        -> _ChunkOutcome<Output>?
-    {
-        var outputs: [Output] = []
-        outputs.reserveCapacity(run.count)
-        var failures: [_ItemFailure] = []
-        var offset = run.lowerBound
-        while offset < run.upperBound {
-            context.noteItem(offset)
-            do {
-                outputs.append(try self(inputs[offset &- run.lowerBound]))
-            } catch {
-                failures.append(_ItemFailure(offset: offset, error: error))
-            }
-            _flushOutputIfPending()
-            offset += 1
-        }
-        return _ChunkOutcome(outputs: outputs, failures: failures)
-    }
-}
-
-extension AsyncParallelFunction {
-    /// Not API: the chunk loop of an async function.
-    @inlinable
-    public nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
-        -> _ChunkOutcome<Output>
-    {
-        var outputs: [Output] = []
-        outputs.reserveCapacity(run.count)
-        var failures: [_ItemFailure] = []
-        var offset = run.lowerBound
-        while offset < run.upperBound {
-            context.noteItem(offset)
-            do {
-                outputs.append(try await self(inputs[offset &- run.lowerBound]))
-            } catch {
-                failures.append(_ItemFailure(offset: offset, error: error))
-            }
-            _flushOutputIfPending()
-            offset += 1
-        }
-        return _ChunkOutcome(outputs: outputs, failures: failures)
-    }
-
-    /// Not API: an async function has no synchronous chunk loop.
-    @inlinable
-    public func _runChunkSynchronously(_ inputs: [Input], run: Range<Int>, context: _ChunkContext)
-        -> _ChunkOutcome<Output>?
-    {
-        nil
-    }
-}
-
-/// Not API: flushes stdout when a function printed (workers' output reaches a Slurm
-/// output file after every item).
-@usableFromInline
-func _flushOutputIfPending() {
-    if mp_stdout_has_pending() != 0 { mp_flush_stdio() }
-}
-
-/// Not API: monotonic time in nanoseconds.
-@usableFromInline
-func _monotonicNanos() -> UInt64 { Platform.monotonicNanos() }
 
 extension WorkerFunction {
     /// The name a worker looks the type up by, or `nil` when the runtime has none.

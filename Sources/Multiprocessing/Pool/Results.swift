@@ -70,37 +70,8 @@ public struct Results<Output: Decodable & Sendable>: AsyncSequence, Sendable {
 /// events arrive, and tells the supervisor when a chunk has been consumed so that more
 /// work may be sent. Used by one iterating task at a time.
 final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
-    /// A chunk's outcome, decoded.
-    enum Chunk {
-        case values(start: Int, [Output])
-        case mixed(start: Int, [Result<Output, MultiprocessingError>])
-        case failed(range: Range<Int>, MultiprocessingError)
-
-        var start: Int {
-            switch self {
-            case .values(let start, _), .mixed(let start, _): return start
-            case .failed(let range, _): return range.lowerBound
-            }
-        }
-
-        var count: Int {
-            switch self {
-            case .values(_, let values): return values.count
-            case .mixed(_, let results): return results.count
-            case .failed(let range, _): return range.count
-            }
-        }
-
-        func item(_ offset: Int) -> ItemResult<Output> {
-            switch self {
-            case .values(let start, let values):
-                return ItemResult(index: start + offset, result: .success(values[offset]))
-            case .mixed(let start, let results): return ItemResult(index: start + offset, result: results[offset])
-            case .failed(let range, let error):
-                return ItemResult(index: range.lowerBound + offset, result: .failure(error.forItem(range.lowerBound + offset)))
-            }
-        }
-    }
+    /// A chunk's outcome, decoded (``ResultBody/read(_:_:_:_:_:)``).
+    typealias Chunk = ResultChunk<Output>
 
     let callID: UInt64
     let supervisor: any PoolEngine
@@ -222,82 +193,33 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
         _ header: Message.Result, _ range: Range<Int>, _ payload: [UInt8], _ offset: Int,
         _ worker: MultiprocessingError.WorkerIdentity
     ) -> Chunk {
-        do {
-            return try payload.withUnsafeBytes { raw throws -> Chunk in
-                var reader = ByteReader(raw, offset: offset)
-                if header.status == Message.Result.allSucceeded {
-                    let outputs = try BinaryCodec.decode([Output].self, from: &reader, asItems: true)
-                    guard outputs.count == range.count, reader.isAtEnd else {
-                        throw MultiprocessingError(
-                            .malformedFrame,
-                            "\(worker) sent \(outputs.count) results for a chunk of \(range.count) items")
-                    }
-                    return .values(start: range.lowerBound, outputs)
-                }
-                let table = try ItemizedValues.Table(&reader, count: range.count)
-                // Outputs go straight into one array while every item succeeds; from the first
-                // failure on, each item's outcome is kept.
-                var outputs: [Output] = []
-                outputs.reserveCapacity(range.count)
-                var mixed: [Result<Output, MultiprocessingError>]?
-                for position in table.entries.indices {
-                    let outcome = Self.outcome(table, position, index: range.lowerBound + position, raw, worker)
-                    if mixed == nil, case .success(let output) = outcome {
-                        outputs.append(output)
-                        continue
-                    }
-                    if mixed == nil {
-                        mixed = outputs.map { .success($0) }
-                        outputs = []
-                    }
-                    mixed?.append(outcome)
-                }
-                guard let mixed else { return .values(start: range.lowerBound, outputs) }
-                return .mixed(start: range.lowerBound, mixed)
-            }
-        } catch {
-            return .failed(range: range, MultiprocessingError.from(error))
-        }
-    }
-
-    /// Item `position` of an itemized result: its output, or the error a user sees for it.
-    private static func outcome(
-        _ table: ItemizedValues.Table, _ position: Int, index: Int, _ raw: UnsafeRawBufferPointer,
-        _ worker: MultiprocessingError.WorkerIdentity
-    ) -> Result<Output, MultiprocessingError> {
-        switch table.entries[position] {
-        case .value:
-            do {
-                return .success(try table.decode(Output.self, at: position, in: raw))
-            } catch {
-                return .failure(
-                    MultiprocessingError(
-                        .decodingFailed,
-                        "the result of item \(index) from \(worker) could not be decoded here (\(String(reflecting: Output.self))): \(error.message)",
-                        itemIndex: index, worker: worker, underlying: error))
-            }
-        case .threw(let errorType, let errorMessage):
-            return .failure(threwError(index: index, worker: worker, type: errorType, message: errorMessage))
-        case .failed(let code, let message):
-            return .failure(failedError(index: index, worker: worker, code: code, message: message))
-        }
+        ResultBody.read(header, range, payload, offset, worker)
     }
 
     /// The error a user sees for an item whose function threw (on either engine).
     static func threwError(
         index: Int, worker: MultiprocessingError.WorkerIdentity, type: String, message: String
     ) -> MultiprocessingError {
-        MultiprocessingError(
-            .functionThrew, "item \(index) failed in \(worker): \(type): \(message)",
-            itemIndex: index, worker: worker, remoteErrorType: type, remoteErrorMessage: message)
+        ResultBody.threwError(index: index, worker: worker, type: type, message: message)
     }
 
     /// The error a user sees for an item that failed with a code of the library's.
     static func failedError(
         index: Int, worker: MultiprocessingError.WorkerIdentity, code: String, message: String
     ) -> MultiprocessingError {
-        MultiprocessingError(
-            MultiprocessingError.Code(named: code), "item \(index) failed in \(worker): \(message)",
-            itemIndex: index, worker: worker)
+        ResultBody.failedError(index: index, worker: worker, code: code, message: message)
+    }
+}
+
+extension ResultChunk where Output: Sendable {
+    /// The item at `offset` of the chunk, as the stream yields it.
+    func item(_ offset: Int) -> ItemResult<Output> {
+        switch self {
+        case .values(let start, let values):
+            return ItemResult(index: start + offset, result: .success(values[offset]))
+        case .mixed(let start, let results): return ItemResult(index: start + offset, result: results[offset])
+        case .failed(let range, let error):
+            return ItemResult(index: range.lowerBound + offset, result: .failure(error.forItem(range.lowerBound + offset)))
+        }
     }
 }

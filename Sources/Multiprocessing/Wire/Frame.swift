@@ -17,8 +17,8 @@ struct Frame: Sendable {
     static let protocolVersion: UInt8 = 4
     static let magic: (UInt8, UInt8) = (0x4D, 0x50)
     static let headerSize = 8
-    /// The default hard limit on one frame's payload (256 MiB). Raise it with
-    /// ``ProcessPool/Options/maximumFrameBytes`` for very large items.
+    /// The default hard limit on one frame's payload (256 MiB). The pool's option
+    /// `maximumFrameBytes` raises it for very large items.
     static let defaultMaximumPayload = 256 << 20
     /// The largest limit the format can express.
     static let absoluteMaximumPayload = Int(UInt32.max)
@@ -70,13 +70,28 @@ struct Frame: Sendable {
     /// Writes a frame's header and payload into one contiguous array.
     /// - Parameter capacity: the expected frame size, when known (saves regrowing large frames).
     static func encode(_ kind: Kind, capacity: Int = 64, payload: (inout ByteWriter) throws -> Void) throws -> [UInt8] {
+        var writer = start(kind, capacity: capacity)
+        try payload(&writer)
+        return try seal(&writer, kind)
+    }
+
+    /// A writer holding a frame's header, its length still 0: write the payload after it,
+    /// then ``seal(_:_:)`` it (what ``encode(_:capacity:payload:)`` does, for a payload
+    /// written in several steps).
+    static func start(_ kind: Kind, capacity: Int = 64) -> ByteWriter {
         var writer = ByteWriter(reservingCapacity: max(capacity, 64))
         writer.write(magic.0)
         writer.write(magic.1)
         writer.write(protocolVersion)
         writer.write(kind.rawValue)
         writer.write(fixed: UInt32(0))
-        try payload(&writer)
+        return writer
+    }
+
+    /// The bytes of a frame begun with ``start(_:capacity:)``, its length patched in.
+    /// - Throws: ``MultiprocessingError/Code/frameTooLarge`` when the payload is larger
+    ///   than the format can say.
+    static func seal(_ writer: inout ByteWriter, _ kind: Kind) throws(MultiprocessingError) -> [UInt8] {
         let length = writer.count - headerSize
         guard length <= absoluteMaximumPayload else {
             throw MultiprocessingError(

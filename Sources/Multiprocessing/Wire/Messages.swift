@@ -15,6 +15,8 @@
 ///                  0: outputs: [Output] value (rest), only for outputs sent as raw bytes
 ///                  1: the run's outcomes as ``ItemizedValues`` (a value, a thrown error's
 ///                     type and description, or a library error's code and message, per item)
+///                  The body after the header is written and read by ``ResultBody`` only.
+/// initialize     initializer type name (string), its value (rest); see InitializeMessage.swift
 /// release        callID
 /// fatal          code (string), message (string)
 /// ```

@@ -204,116 +204,51 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     {
         let elapsed = Platform.monotonicNanos() &- began
         let times = context.timesChunks ? Message.Result.Times(start: chunkStart, end: 0) : nil
-        var endAt = 0
-        var frame = resultFrame(task, outcomes, elapsed: elapsed, times: times, endAt: &endAt)
-        if times != nil, endAt > 0, endAt + 8 <= frame.count {
-            let end = Platform.monotonicNanos()
-            frame.withUnsafeMutableBytes { $0.storeBytes(of: end.littleEndian, toByteOffset: endAt, as: UInt64.self) }
-        }
+        var frame = resultFrame(task, outcomes, elapsed: elapsed, times: times)
+        if times != nil { frame.stampEnd(Platform.monotonicNanos()) }
         context.progress?.set(.idle)
-        return ChunkReply(frame: frame, computeNanos: elapsed)
+        return ChunkReply(frame: frame.bytes, computeNanos: elapsed)
     }
 
-    /// The result frame of a chunk: raw outputs when they are raw bytes and every item
-    /// succeeded, else a run of items encoded one by one, so that an output that cannot be
-    /// encoded, or is too large for a frame, fails only its own item.
-    /// `endAt` receives where the end time goes in the frame (with `times`).
-    private func resultFrame(
-        _ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64, times: Message.Result.Times?, endAt: inout Int
-    ) -> [UInt8] {
+    /// The result frame of a chunk (its layout is ``ResultBody``'s): raw outputs when they
+    /// are raw bytes and every item succeeded, else a run of items encoded one by one, so
+    /// that an output that cannot be encoded, or is too large for a frame, fails only its
+    /// own item.
+    private func resultFrame(_ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64, times: Message.Result.Times?)
+        -> ResultFrame
+    {
         context.progress?.set(.encoding)
-        let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.allSucceeded,
-            times: times)
-        var rawEndAt = 0
         if rawOutputs, outcomes.threw.isEmpty, outcomes.failures.isEmpty,
-            let frame = try? Frame.encode(
-                .result,
-                payload: { w throws in
-                    header.write(to: &w)
-                    rawEndAt = Message.Result.endOffset(inFrameBeforeFailedCount: w.count - 4)
-                    try BinaryCodec.encode(outcomes.outputs, into: &w)
-                }), frame.count - Frame.headerSize <= context.maximumPayload
+            let frame = ResultBody.allSucceeded(
+                outcomes.outputs, task: task, computeNanos: elapsed, times: times,
+                maximumPayload: context.maximumPayload)
         {
-            endAt = rawEndAt
             return frame
         }
-        return itemizedFrame(task, outcomes, elapsed: elapsed, times: times, endAt: &endAt)
+        var body = ResultBody.ItemizedWriter(
+            task: task, computeNanos: elapsed, times: times, maximumPayload: context.maximumPayload)
+        var nextOutput = 0
+        let anyFailed = !outcomes.failures.isEmpty || !outcomes.threw.isEmpty
+        for offset in task.runStart..<task.runEnd {
+            if anyFailed, let failure = outcomes.failures[offset] {
+                body.appendFailure(failure)
+                continue
+            }
+            if anyFailed, let threw = outcomes.threw[offset] {
+                body.appendThrew(threw)
+                continue
+            }
+            context.progress?.note(.encoding, offset: offset, timed: context.timesItems)
+            body.append(outcomes.outputs[nextOutput], index: task.firstIndex + offset)
+            nextOutput += 1
+        }
+        return body.finish()
     }
 
-    private func itemizedFrame(
-        _ task: Message.Task, _ outcomes: Outcomes, elapsed: UInt64, times: Message.Result.Times?, endAt: inout Int
-    ) -> [UInt8] {
-        let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: elapsed, status: Message.Result.perItem,
-            times: times)
-        let limit = context.maximumPayload
-        var itemizedEndAt = 0
-        defer { endAt = itemizedEndAt }
-        // Encoding into a writer cannot fail here: each item's failure is caught and recorded.
-        return
-            (try? Frame.encode(.result) { w in
-                header.write(to: &w)
-                let failedCountAt = w.count - 4
-                itemizedEndAt = Message.Result.endOffset(inFrameBeforeFailedCount: failedCountAt)
-                var items = ItemizedValues.Writer(&w, reservingCapacity: task.runEnd - task.runStart)
-                var nextOutput = 0
-                let anyFailed = !outcomes.failures.isEmpty || !outcomes.threw.isEmpty
-                for offset in task.runStart..<task.runEnd {
-                    let index = task.firstIndex + offset
-                    if anyFailed, let failure = outcomes.failures[offset] {
-                        items.appendFailure(failure)
-                        continue
-                    }
-                    if anyFailed, let threw = outcomes.threw[offset] {
-                        if let code = threw.code {
-                            items.appendFailure(MultiprocessingError(MultiprocessingError.Code(named: code), threw.message))
-                        } else {
-                            items.appendThrew(type: threw.type, message: threw.message)
-                        }
-                        continue
-                    }
-                    context.progress?.note(.encoding, offset: offset, timed: context.timesItems)
-                    switch items.append(outcomes.outputs[nextOutput], into: &w, limit: limit) {
-                    case .value: break
-                    case .unencodable(let error):
-                        items.appendFailure(
-                            MultiprocessingError(
-                                .encodingFailed,
-                                "the worker could not encode the result of item \(index) (\(String(reflecting: F.Output.self))): \(error.message)"
-                            ))
-                    case .tooLarge(let size, alone: true):
-                        items.appendFailure(
-                            MultiprocessingError(
-                                .frameTooLarge,
-                                "the result of item \(index) encodes to \(size) bytes, above the frame limit of \(limit) bytes: return a smaller result, or raise ProcessPool.Options.maximumFrameBytes"
-                            ))
-                    case .tooLarge(_, alone: false):
-                        items.appendFailure(
-                            MultiprocessingError(
-                                .frameTooLarge,
-                                "the results of items \(task.firstIndex + task.runStart)..<\(index + 1) together encode to more than the frame limit of \(limit) bytes: use a smaller chunkSize, or raise ProcessPool.Options.maximumFrameBytes"
-                            ))
-                    }
-                    nextOutput += 1
-                }
-                items.finish(into: &w)
-                w.patch(fixed: UInt32(items.failedCount), at: failedCountAt)
-            }) ?? []
-    }
-
-    /// A result frame in which every item of the task failed with the same error.
+    /// A result frame in which every item of the task failed with the same error
+    /// (``ResultBody/failAll(_:_:)``).
     static func failAll(_ task: Message.Task, _ error: MultiprocessingError) -> [UInt8] {
-        let header = Message.Result(
-            callID: task.callID, chunkID: task.chunkID, computeNanos: 0, status: Message.Result.perItem,
-            failedCount: task.runEnd - task.runStart)
-        return
-            (try? Frame.encode(.result) { w in
-                header.write(to: &w)
-                var items = ItemizedValues.Writer(&w, reservingCapacity: task.runEnd - task.runStart)
-                for _ in task.runStart..<task.runEnd { items.appendFailure(error) }
-                items.finish(into: &w)
-            }) ?? []
+        ResultBody.failAll(task, error)
     }
 }
 
@@ -321,3 +256,96 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
 func describe(_ error: any Error) -> String {
     (error as? MultiprocessingError)?.message ?? String(describing: error)
 }
+
+// The chunk loops of the Core protocols, and what they note in the worker's progress page:
+// worker-side code, here rather than in Core (which only declares the protocols).
+
+extension _ChunkContext {
+    init(progress: ProgressPage?, timesItems: Bool) {
+        self.init(progressWords: progress?.wordsForItems, timesItems: timesItems)
+    }
+
+    /// Notes that the item at `offset` starts (for crash attribution and timeouts).
+    @inlinable
+    func noteItem(_ offset: Int) {
+        guard let words = progressWords else { return }
+        if timesItems { words[3] = _monotonicNanos() }
+        words[2] = UInt64(offset)
+    }
+}
+
+extension ParallelFunction {
+    /// Not API: the chunk loop of a synchronous function. Inlinable so that it is
+    /// specialized for each function type: the loop calls `callAsFunction` directly.
+    @inlinable
+    public nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
+        -> _ChunkOutcome<Output>
+    {
+        _runChunkSynchronously(inputs, run: run, context: context)!
+    }
+
+    /// Not API: the chunk loop itself.
+    @inlinable
+    public func _runChunkSynchronously(_ inputs: [Input], run: Range<Int>, context: _ChunkContext)
+        -> _ChunkOutcome<Output>?
+    {
+        var outputs: [Output] = []
+        outputs.reserveCapacity(run.count)
+        var failures: [_ItemFailure] = []
+        var offset = run.lowerBound
+        while offset < run.upperBound {
+            context.noteItem(offset)
+            do {
+                outputs.append(try self(inputs[offset &- run.lowerBound]))
+            } catch {
+                failures.append(_ItemFailure(offset: offset, error: error))
+            }
+            _flushOutputIfPending()
+            offset += 1
+        }
+        return _ChunkOutcome(outputs: outputs, failures: failures)
+    }
+}
+
+extension AsyncParallelFunction {
+    /// Not API: the chunk loop of an async function.
+    @inlinable
+    public nonisolated(nonsending) func _runChunk(_ inputs: [Input], run: Range<Int>, context: _ChunkContext) async
+        -> _ChunkOutcome<Output>
+    {
+        var outputs: [Output] = []
+        outputs.reserveCapacity(run.count)
+        var failures: [_ItemFailure] = []
+        var offset = run.lowerBound
+        while offset < run.upperBound {
+            context.noteItem(offset)
+            do {
+                outputs.append(try await self(inputs[offset &- run.lowerBound]))
+            } catch {
+                failures.append(_ItemFailure(offset: offset, error: error))
+            }
+            _flushOutputIfPending()
+            offset += 1
+        }
+        return _ChunkOutcome(outputs: outputs, failures: failures)
+    }
+
+    /// Not API: an async function has no synchronous chunk loop.
+    @inlinable
+    public func _runChunkSynchronously(_ inputs: [Input], run: Range<Int>, context: _ChunkContext)
+        -> _ChunkOutcome<Output>?
+    {
+        nil
+    }
+}
+
+/// Not API: flushes stdout when a function printed (workers' output reaches a Slurm
+/// output file after every item).
+@usableFromInline
+func _flushOutputIfPending() {
+    if mp_stdout_has_pending() != 0 { mp_flush_stdio() }
+}
+
+/// Not API: monotonic time in nanoseconds.
+@usableFromInline
+func _monotonicNanos() -> UInt64 { Platform.monotonicNanos() }

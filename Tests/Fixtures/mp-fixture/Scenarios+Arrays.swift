@@ -53,16 +53,14 @@ extension Fixture {
                         results = try await pool.map(function, inputs)
                     case 1, 2:
                         var byIndex = [Int](repeating: -1, count: count)
-                        var inOrder = true
-                        var last = -1
+                        var order: [Int] = []
                         for try await item in mode == 1
                             ? pool.imap(function, inputs) : pool.imapUnordered(function, inputs)
                         {
                             byIndex[item.index] = try item.get()
-                            if item.index < last { inOrder = false }
-                            last = item.index
+                            order.append(item.index)
                         }
-                        if mode == 1 { print("in order \(inOrder)") }
+                        if mode == 1 { print("order=\(list(order))") }
                         results = byIndex
                     default:
                         results = [try await pool.mapReduce(function, inputs, into: 0, ordered: false) { $0 += $1 }]

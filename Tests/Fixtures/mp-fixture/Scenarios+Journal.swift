@@ -46,7 +46,8 @@ extension Fixture {
                     results = try await pool.map(function, inputs, chunkSize: chunk)
                 case 1, 2:
                     var byIndex = [Int](repeating: -1, count: count)
-                    for try await item in (mode == 1
+                    for try await item
+                        in (mode == 1
                         ? pool.imap(function, inputs, chunkSize: chunk)
                         : pool.imapUnordered(function, inputs, chunkSize: chunk))
                     {
@@ -64,7 +65,7 @@ extension Fixture {
                 return pool.itemsFromJournal
             }
             print("results \(results.map(String.init).joined(separator: ","))")
-            if mode == 1 { print("ordered \(order == Array(0..<count))") }
+            if mode == 1 { print("order=\(list(order))") }
             print("from_journal \(reused)")
             return true
         default: return false

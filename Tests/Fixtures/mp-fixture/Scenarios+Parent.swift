@@ -53,7 +53,7 @@ extension Fixture {
                     milliseconds >= 0
                     ? try await pool.map(BurnCPU(milliseconds: milliseconds), inputs, chunkSize: 1)
                     : try await pool.map(SleepItem(milliseconds: -milliseconds), inputs, chunkSize: 1)
-                print("map ok \(out.map { $0[0] } == inputs) processes=\(Set(out.map { $0[1] }).count)")
+                print("map processes=\(Set(out.map { $0[1] }).count) values=\(list(out.map { $0[0] }))")
                 let report = await pool.report()
                 let slots = report.workers.map { $0.cpu.map { "\($0.totalSeconds)" } ?? "nil" }
                 print(
@@ -69,7 +69,10 @@ extension Fixture {
             let micros = args.count > 1 ? args[1] : 1000
             try await withProcessPool(workers: 2) { pool in
                 _ = try await pool.map(Square(), [1, 2, 3, 4])  // started and warm
-                guard let loop = threadID(named: "mp-supervisor") else { fail("no mp-supervisor thread") }
+                guard let loop = threadID(named: "mp-supervisor") else {
+                    print("no thread named mp-supervisor")
+                    return
+                }
                 let before = voluntarySwitches(loop)
                 var sum = 0
                 for try await item in pool.imapUnordered(Square(), Array(0..<count), chunkSize: 1) {
@@ -77,8 +80,7 @@ extension Fixture {
                     usleep(UInt32(micros))
                 }
                 let after = voluntarySwitches(loop)
-                let expected = (0..<count).reduce(0) { $0 + $1 * $1 }
-                print("stream ok \(sum == expected)")
+                print("stream items=\(count) sum=\(sum)")
                 print("loop wakeups per item \(Double(after - before) / Double(count))")
             }
         default:
