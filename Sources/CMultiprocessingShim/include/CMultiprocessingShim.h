@@ -98,6 +98,10 @@ int mp_accept_cloexec(int fd, void *address, unsigned int *length);
 /// The calling thread's errno.
 int mp_errno(void);
 
+/// The conventional name of a signal number on this system ("SIGKILL"), or NULL for a
+/// number that has none here. A table, no system call.
+const char *mp_signal_abbreviation(int signo);
+
 /// How many bytes of stack the calling thread has left below the caller's frame, or
 /// SIZE_MAX when its bounds are unknown. The thread's stack bounds are looked up once
 /// per thread (pthread_getattr_np; on the main thread that reads /proc/self/maps), then

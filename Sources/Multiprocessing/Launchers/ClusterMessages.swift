@@ -100,7 +100,7 @@ enum ClusterMessage {
             try Frame.encode(.workerExited) { w in
                 w.write(varint: workerID)
                 w.write(fixed: UInt32(bitPattern: pid))
-                switch termination {
+                switch termination.kind {
                 case .exited(let status):
                     w.write(0)
                     w.write(fixed: UInt32(bitPattern: status))

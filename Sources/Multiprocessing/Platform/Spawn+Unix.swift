@@ -6,35 +6,6 @@ import Glibc
 import Darwin
 #endif
 
-/// How a process ended.
-public enum ProcessTermination: Sendable, Hashable, CustomStringConvertible {
-    /// It called `exit` (or returned from `main`) with this status.
-    case exited(Int32)
-    /// A signal killed it.
-    case signaled(Int32)
-    /// It ran on another node, and the connection to that node's worker host ended
-    /// (the node failed, or its worker host was killed): how it ended is unknown.
-    case lost(node: String)
-
-    /// The termination in words, e.g. `was killed by signal 9 (SIGKILL) — ...`.
-    public var description: String {
-        switch self {
-        case .exited(let status):
-            return "exited with status \(status)"
-        case .signaled(let signal):
-            var text = "was killed by signal \(signal) (\(Platform.signalName(signal)))"
-            if signal == SIGKILL {
-                text +=
-                    " — often the kernel's out-of-memory killer: check the job's memory request (--mem / --mem-per-cpu)"
-            }
-            return text
-        case .lost(let node):
-            return
-                "was lost with node \(node) (the connection to its worker host ended: the node failed, or the worker host was killed)"
-        }
-    }
-}
-
 extension Platform {
     /// Starts `executable` as a child process (posix_spawn: no fork of this threaded process).
     ///
@@ -172,28 +143,6 @@ extension Platform {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// The conventional name of a signal, e.g. `SIGKILL`.
-    static func signalName(_ signal: Int32) -> String {
-        switch signal {
-        case SIGHUP: return "SIGHUP"
-        case SIGINT: return "SIGINT"
-        case SIGQUIT: return "SIGQUIT"
-        case SIGILL:
-            return
-                "SIGILL: illegal instruction — a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index"
-        case SIGTRAP:
-            return "SIGTRAP: a Swift runtime trap such as fatalError, a failed precondition or an out-of-range index"
-        case SIGABRT: return "SIGABRT: abort()"
-        case SIGBUS: return "SIGBUS: bus error"
-        case SIGFPE: return "SIGFPE: arithmetic error"
-        case SIGKILL: return "SIGKILL"
-        case SIGSEGV: return "SIGSEGV: segmentation fault"
-        case SIGPIPE: return "SIGPIPE"
-        case SIGALRM: return "SIGALRM"
-        case SIGTERM: return "SIGTERM"
-        case SIGUSR1: return "SIGUSR1"
-        case SIGUSR2: return "SIGUSR2"
-        default: return "signal \(signal)"
-        }
-    }
+    /// A signal's name, e.g. `SIGKILL`, with what usually raises the signals a crash raises.
+    static func signalName(_ signal: Int32) -> String { ProcessTermination.signalName(signal) }
 }

@@ -760,7 +760,7 @@ final class Supervisor: @unchecked Sendable {
         if state == .running && inSlot && worker.stopReason != .cancelled {
             if case .timedOut = worker.stopReason {
                 settings.logger.notice("worker stopped: its item timed out", metadata: metadata)
-            } else if case .lost = termination {
+            } else if termination.lostNode != nil {
                 settings.logger.notice("worker lost with its node", metadata: metadata)
             } else {
                 settings.logger.notice("worker crashed", metadata: metadata)
@@ -797,7 +797,7 @@ final class Supervisor: @unchecked Sendable {
             guard let call = calls[inFlight.callID] else { continue }
             let chunk = inFlight.chunk
             let task = chunk.payload.task
-            if case .lost = termination, position == 0, worker.stopReason != .cancelled {
+            if termination.lostNode != nil, position == 0, worker.stopReason != .cancelled {
                 // Its node is gone, and with it the record of which item was running:
                 // the whole chunk is the unit that failed.
                 let error = failureError(worker, termination, index: nil, phase: .running, range: chunk.range)
@@ -910,7 +910,7 @@ final class Supervisor: @unchecked Sendable {
         if let fatal = worker.fatalMessage { message += "; it reported: \(fatal.message)" }
         if worker.stopReason == nil, let words = worker.lastWords { message += "; its last lines on stderr: \(words)" }
         if let broken = worker.connectionError { message += "; the connection had failed first: \(broken.message)" }
-        if case .lost = termination {
+        if termination.lostNode != nil {
             message +=
                 workerCount > 0
                 ? ". The pool goes on with the workers of the other nodes" : ". No node of the pool is left"

@@ -418,12 +418,10 @@ func describe(_ error: any Error) -> String {
     if let error = error as? MultiprocessingError {
         var text =
             "code=\(error.code) index=\(error.itemIndex.map(String.init) ?? "nil") type=\(error.remoteErrorType ?? "nil") remote=\(error.remoteErrorMessage ?? "nil") message=\(error.message)"
-        switch error.termination {
-        case .exited(let status)?: text += " [exit \(status)]"
-        case .signaled(let signal)?: text += " [signal \(signal)]"
-        case .lost(let node)?: text += " [lost \(node)]"
-        case nil: break
-        }
+        // As a program reads a termination: its accessors (ProcessTermination is a struct).
+        if let status = error.termination?.exitStatus { text += " [exit \(status)]" }
+        if let signal = error.termination?.signal { text += " [signal \(signal)]" }
+        if let node = error.termination?.lostNode { text += " [lost \(node)]" }
         return text
     }
     return "other error: \(error)"
