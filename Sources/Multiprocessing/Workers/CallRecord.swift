@@ -48,7 +48,7 @@ final class CallRecord: @unchecked Sendable {
     /// For a stream: where its consumer counts the chunks it has taken (``nextChunkSize()``).
     let credit: StreamCredit?
     /// Failed attempts of items being retried, by the first input index of what failed.
-    var attempts: [Int: [MultiprocessingError]] = [:]
+    var attempts = RetryLedger()
     /// For progress output: the call's kind (`map`, `imap`, ...), and its counts.
     var name = "call"
     var done = 0

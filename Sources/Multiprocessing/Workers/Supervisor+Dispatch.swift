@@ -7,13 +7,7 @@ extension Supervisor {
     /// gets a second.
     func pump() {
         guard state == .running else { return }
-        var maximumDepth = Self.chunksPerWorker
-        if let first = callOrder.first.flatMap({ calls[$0] }), let nanos = first.schedule.lastChunkNanos,
-            nanos < Self.shortChunkNanos
-        {
-            let fitting = Int(Self.shortChunksQueuedNanos / max(nanos, 1))
-            maximumDepth = max(Self.chunksPerWorker, min(Self.chunksPerWorkerForShortChunks, fitting))
-        }
+        let maximumDepth = QueueDepth.maximum(lastChunkNanos: callOrder.first.flatMap { calls[$0] }?.schedule.lastChunkNanos)
         // Frames are queued while chunks are handed out and written once per worker at the
         // end, so a worker receives its batch of small tasks in one write.
         defer {
@@ -25,8 +19,8 @@ extension Supervisor {
         }
         for depth in 1...maximumDepth {
             for case let worker? in slots
-            where worker.phase == .ready && worker.inFlight.count < depth
-                && (depth <= Self.chunksPerWorker || worker.inFlightBytes < Self.shortChunksQueuedBytes)
+            where worker.phase == .ready
+                && QueueDepth.admits(held: worker.inFlight.count, heldBytes: worker.inFlightBytes, depth: depth)
             {
                 let budget = settings.maximumItemsPerWorker.map { $0 - worker.itemsQueued } ?? Int.max
                 guard budget > 0 else { continue }  // it has all the items it may run; it is recycled next

@@ -33,7 +33,7 @@ extension Supervisor {
     }
 
     func failureError(
-        _ worker: WorkerConnection, _ termination: ProcessTermination, index: Int?, phase: ProgressPage.Phase,
+        _ worker: WorkerConnection, _ termination: ProcessTermination, index: Int?, phase: WorkerPosition.Phase,
         range: Range<Int>
     ) -> MultiprocessingError {
         // What the worker was doing, and how a timeout of it reads.

@@ -3,78 +3,62 @@
 extension Supervisor {
     // MARK: - Lost work
 
-    /// Settles the chunks of a worker that died. In the chunk it was on, only the item it
-    /// was decoding, running or encoding fails (or is retried); the items before and after
-    /// it, and every chunk waiting behind it, go back to their calls for other workers.
+    /// Settles the chunks of a worker that died, as ``LostWork/fate(of:_:heldAt:position:nodeLost:cancelled:)``
+    /// decides: in the chunk it was on, only the item it was decoding, running or encoding
+    /// fails (or is retried); the items before and after it, and every chunk waiting behind
+    /// it, go back to their calls for other workers.
     func settleLostWork(_ worker: WorkerConnection, _ termination: ProcessTermination) {
-        let snapshot = worker.progressSnapshot()
-        for (position, inFlight) in worker.inFlight.enumerated() {
+        let position = worker.position()
+        let nodeLost: Bool
+        if case .lost = termination { nodeLost = true } else { nodeLost = false }
+        let cancelled = worker.stopReason == .cancelled
+        for (heldAt, inFlight) in worker.inFlight.enumerated() {
             guard let call = calls[inFlight.callID] else { continue }
             let chunk = inFlight.chunk
-            let task = chunk.payload.task
-            if case .lost = termination, position == 0, worker.stopReason != .cancelled {
-                // Its node is gone, and with it the record of which item was running:
-                // the whole chunk is the unit that failed.
-                let error = failureError(worker, termination, index: nil, phase: .running, range: chunk.range)
-                settle(call, chunk, failing: task.runStart..<task.runEnd, error: error)
-                continue
-            }
-            guard snapshot.chunkID == chunk.id, snapshot.phase != .idle, worker.stopReason != .cancelled,
-                task.runStart <= snapshot.offset, snapshot.offset < task.runEnd
-            else {
-                // Never started, or run with its result still held or half written by the
-                // worker (a worker answers a run of short chunks with one write), or its
-                // call was cancelled: send it elsewhere as it is.
+            switch LostWork.fate(
+                of: chunk.id, chunk.payload.task, heldAt: heldAt, position: position, nodeLost: nodeLost,
+                cancelled: cancelled)
+            {
+            case .requeue:
                 call.schedule.split(chunk, requeue: [chunk], failed: 0)
                 enqueue(call)
-                continue
+            case .fail(let offsets, let itemIndex, let phase):
+                let error = failureError(worker, termination, index: itemIndex, phase: phase, range: chunk.range)
+                settle(call, chunk, failing: offsets, error: error)
             }
-            let k = snapshot.offset
-            let error = failureError(
-                worker, termination, index: task.firstIndex + k, phase: snapshot.phase, range: chunk.range)
-            settle(call, chunk, failing: k..<(k + 1), error: error)
         }
         worker.forgetInFlight()
     }
 
-    /// Fails (or retries) the run offsets `failing` of `chunk`, and sends the rest of it again.
+    /// Fails (or retries) the run offsets `failing` of `chunk`, and sends the rest of it again
+    /// (``LostWork/settle(_:failing:error:retries:attempts:)`` decides which).
     func settle(
         _ call: CallRecord, _ chunk: CallSchedule<TaskFrame>.Chunk, failing: Range<Int>, error: MultiprocessingError
     ) {
         let frame = chunk.payload
-        let task = frame.task
-        var pieces: [Range<Int>] = []
-        if task.runStart < failing.lowerBound { pieces.append(task.runStart..<failing.lowerBound) }
-        if failing.upperBound < task.runEnd { pieces.append(failing.upperBound..<task.runEnd) }
-
-        let firstFailed = task.firstIndex + failing.lowerBound
-        let previous = call.attempts[firstFailed] ?? []
-        let retry = previous.count < settings.retries
-        if retry {
-            call.attempts[firstFailed] = previous + [error]
-            pieces.append(failing)
+        let settlement = LostWork.settle(
+            frame.task, failing: failing, error: error, retries: settings.retries, attempts: &call.attempts)
+        let items = settlement.failedItems
+        if settlement.retried {
             call.retried += 1
             statistics.retries += 1
-            timeline?.settled(items: firstFailed..<(firstFailed + failing.count), retried: true)
         } else {
-            call.attempts[firstFailed] = nil
-            call.done += failing.count
-            call.failed += failing.count
-            statistics.failures += failing.count
-            statistics.items += failing.count
-            timeline?.settled(items: firstFailed..<(firstFailed + failing.count), retried: false)
+            call.done += items.count
+            call.failed += items.count
+            statistics.failures += items.count
+            statistics.items += items.count
         }
+        timeline?.settled(items: items, retried: settlement.retried)
         var requeue: [CallSchedule<TaskFrame>.Chunk] = []
-        for piece in pieces {
+        for piece in settlement.resend {
             let chunkID = nextChunkID
             nextChunkID += 1
             guard let narrowed = try? frame.narrowed(to: piece, chunkID: chunkID) else { continue }
             requeue.append(.init(id: chunkID, range: narrowed.task.itemRange, payload: narrowed))
         }
-        call.schedule.split(chunk, requeue: requeue, failed: retry ? 0 : 1)
-        if !retry {
-            let range = (task.firstIndex + failing.lowerBound)..<(task.firstIndex + failing.upperBound)
-            post(call, .chunkFailed(range: range, Self.withAttempts(error, previous)))
+        call.schedule.split(chunk, requeue: requeue, failed: settlement.retried ? 0 : 1)
+        if !settlement.retried {
+            post(call, .chunkFailed(range: items, Self.withAttempts(error, settlement.earlierAttempts)))
         }
         enqueue(call)
     }

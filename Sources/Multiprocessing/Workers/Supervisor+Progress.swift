@@ -17,7 +17,7 @@ extension Supervisor {
             for case let worker? in slots
             where worker.phase == .ready && worker.stopReason == nil && worker.remoteHost == nil {
                 // A remote worker's host checks each item's time itself.
-                if let held = worker.heldWork(now: now), held.nanos > limit {
+                if let held = worker.heldWork(now: now), WorkClock.isOverdue(heldNanos: held.nanos, limit: limit) {
                     worker.stopReason = .timedOut(limit)
                     worker.kill()
                 }
@@ -32,9 +32,12 @@ extension Supervisor {
     func stalledWorkers(now: UInt64) -> [String] {
         var lines: [String] = []
         for case let worker? in slots where worker.phase == .ready {
-            guard let held = worker.heldWork(now: now), held.nanos >= settings.stallReportNanos else { continue }
+            guard let held = worker.heldWork(now: now) else { continue }
             let typical = calls[held.callID]?.schedule.lastChunkNanos
-            if let typical, held.nanos / 20 < typical { continue }
+            guard
+                WorkClock.isStalled(
+                    heldNanos: held.nanos, typicalChunkNanos: typical, reportAfterNanos: settings.stallReportNanos)
+            else { continue }
             let pace = typical.map { "; its call's chunks have been taking \(Self.formatDuration($0))" } ?? ""
             lines.append(
                 "\(worker.identity) has held items \(held.items.lowerBound)..<\(held.items.upperBound) for \(Self.formatDuration(held.nanos))\(pace); it may be stuck (ProcessPool.Options.itemTimeout stops such items)"
@@ -47,8 +50,6 @@ extension Supervisor {
 
     /// The progress mode of a call: its own, or the pool's.
     func progressMode(_ call: CallRecord) -> ProgressMode { call.progress ?? settings.progress }
-
-
 
     func startProgressTimer() {
         guard !progressTimerRunning else { return }

@@ -42,18 +42,8 @@ struct SupervisorSettings: Sendable {
 final class Supervisor: @unchecked Sendable {
     enum State { case starting, running, closing, closed }
 
-    /// How many chunks one worker may hold at once: the one it runs and one waiting, so
-    /// it never idles while its next chunk crosses the socket. More would hurt balance.
-    static let chunksPerWorker = 2
-    /// When chunks take less than ``shortChunkNanos`` of work (a fixed tiny chunk size),
-    /// a worker may hold more than two, so that it reads a batch of tasks at once and
-    /// answers them with one write: up to this many, about ``shortChunksQueuedNanos`` of
-    /// work at the last chunk's pace, and while its chunks in flight hold less than
-    /// ``shortChunksQueuedBytes`` of task frames.
-    static let chunksPerWorkerForShortChunks = 128
-    static let shortChunkNanos: UInt64 = 50_000
-    static let shortChunksQueuedNanos: UInt64 = 1_000_000
-    static let shortChunksQueuedBytes = 1 << 20
+    /// How many chunks one worker holds at once, tiny chunks aside (``QueueDepth``).
+    static let chunksPerWorker = QueueDepth.chunksPerWorker
     /// A slot whose worker fails to start this many times in a row is given up.
     static let maximumConsecutiveStartFailures = 3
     /// Handshakes (each on a thread of its own, for at most 10 s) running at once.

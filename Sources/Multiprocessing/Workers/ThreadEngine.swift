@@ -313,16 +313,12 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// How many chunks a thread takes at once after taking one of `call`: one, unless the
-    /// call's chunks take under ``Supervisor/shortChunkNanos``; then as many as make about
-    /// ``Supervisor/shortChunksQueuedNanos`` of work, at most
-    /// ``Supervisor/chunksPerWorkerForShortChunks`` (the process engine's limits for a
+    /// How many chunks a thread takes at once after taking one of `call`
+    /// (``QueueDepth/threadBatch(lastChunkNanos:)``: the process engine's limits for a
     /// worker's batch of tiny chunks, for the same reason: a round trip per tiny chunk
     /// costs more than the chunk).
     private func batchSize(after call: CallRecord) -> Int {
-        guard let nanos = call.schedule.lastChunkNanos, nanos < Supervisor.shortChunkNanos else { return 1 }
-        let fitting = Int(Supervisor.shortChunksQueuedNanos / max(nanos, 1))
-        return max(1, min(Supervisor.chunksPerWorkerForShortChunks, fitting))
+        QueueDepth.threadBatch(lastChunkNanos: call.schedule.lastChunkNanos)
     }
 
     /// The next chunk to run: new items from the oldest call that has some and room in its

@@ -86,21 +86,22 @@ final class WorkerConnection {
 
     /// How long the worker has held the work it is on, and that work's items: from the
     /// chunk's clock start, or the start of its current item when the page shows a later one.
-    func heldWork(now: UInt64) -> (nanos: UInt64, items: Range<Int>, callID: UInt64)? {
+    /// (``WorkClock/held(oldest:running:clockStartNanos:now:)`` decides.)
+    func heldWork(now: UInt64) -> WorkClock.Held? {
         guard let oldest = inFlight.first else { return nil }
-        var mark = clockStartNanos
-        var current = oldest
-        if let snapshot = progressPage?.snapshot(), snapshot.phase != .idle,
-            let running = inFlight.first(where: { $0.chunk.id == snapshot.chunkID })
-        {
-            current = running
-            let task = running.chunk.payload.task
-            if snapshot.startedNanos > mark, task.runStart <= snapshot.offset, snapshot.offset < task.runEnd {
-                mark = snapshot.startedNanos
+        var running: (task: Message.Task, position: WorkerPosition)?
+        var callID = oldest.callID
+        if let page = progressPage {
+            let position = WorkerPosition(page.snapshot())
+            if position.phase != .idle, let chunk = inFlight.first(where: { $0.chunk.id == position.chunkID }) {
+                running = (chunk.chunk.payload.task, position)
+                callID = chunk.callID
             }
         }
-        let task = current.chunk.payload.task
-        return (now > mark ? now - mark : 0, task.itemRange, current.callID)
+        var held = WorkClock.held(
+            oldest: oldest.chunk.payload.task, running: running, clockStartNanos: clockStartNanos, now: now)
+        held.callID = callID
+        return held
     }
 
     /// Forgets every chunk in flight (the supervisor has settled them).
@@ -155,12 +156,11 @@ final class WorkerConnection {
 
     /// Where the worker is in its chunk: its progress page, or (remote) what its host
     /// read from the page after the worker exited.
-    func progressSnapshot() -> ProgressPage.Snapshot {
-        if let progressPage { return progressPage.snapshot() }
-        guard let report = exitReport else { return .init(chunkID: 0, phase: .idle, offset: 0, startedNanos: 0) }
-        return .init(
-            chunkID: report.chunkID, phase: ProgressPage.Phase(rawValue: UInt64(report.phase)) ?? .idle,
-            offset: report.offset, startedNanos: 0)
+    func position() -> WorkerPosition {
+        if let progressPage { return WorkerPosition(progressPage.snapshot()) }
+        guard let report = exitReport else { return .idle }
+        let phase = ProgressPage.Phase(rawValue: UInt64(report.phase)) ?? .idle
+        return WorkerPosition(.init(chunkID: report.chunkID, phase: phase, offset: report.offset, startedNanos: 0))
     }
 
     /// Kills the worker process (SIGKILL), through its host when it runs on another node.
@@ -334,6 +334,20 @@ final class FramedConnection {
         loop.unregister(token, fd: descriptor)
         Platform.close(descriptor)
         outbox.removeAll()
+    }
+}
+
+extension WorkerPosition {
+    /// The position a worker's progress page shows.
+    init(_ snapshot: ProgressPage.Snapshot) {
+        let phase: Phase
+        switch snapshot.phase {
+        case .idle: phase = .idle
+        case .decoding: phase = .decoding
+        case .running: phase = .running
+        case .encoding: phase = .encoding
+        }
+        self.init(chunkID: snapshot.chunkID, phase: phase, offset: snapshot.offset, startedNanos: snapshot.startedNanos)
     }
 }
 
