@@ -110,7 +110,7 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
             MultiprocessingError.WorkerIdentity(slot: $0, pid: Platform.processID, host: Platform.hostName)
         }
         held = Array(repeating: nil, count: settings.workerCount)
-        statistics = PoolStatistics(workers: settings.workerCount, engine: .threads)
+        statistics = PoolStatistics(workers: settings.workerCount, onThreads: true)
         threadIDs = Array(repeating: nil, count: settings.workerCount)
     }
 
