@@ -24,6 +24,13 @@ enum ProducedChunk {
     case failed(count: Int, MultiprocessingError)
     /// `count` items for the threads engine (``ThreadEngine``), not encoded.
     case inProcess(count: Int, InProcessChunk)
+
+    /// How many items the chunk holds.
+    var count: Int {
+        switch self {
+        case .frame(let count, _), .failed(let count, _), .inProcess(let count, _): return count
+        }
+    }
 }
 
 /// One call (a `map`, a stream, an `apply`) as the supervisor sees it: type-erased, touched
@@ -83,6 +90,37 @@ final class CallRecord: @unchecked Sendable {
         self.produce = produce
         self.deliver = deliver
         self.onForget = onForget
+    }
+}
+extension CallRecord {
+    /// Takes the call's next chunk of new items (at most `budget`) from its input, for
+    /// either engine: its id (from `nextChunkID`), its items and what the input produced.
+    /// Items the input could not encode are failed here (``CallEvent/chunkFailed(range:_:)``
+    /// through `post`) and the next ones are taken; when the input runs dry, the call's
+    /// total is posted (``CallEvent/ended(total:)``). `nil`: the input is dry, or the
+    /// call's window is full (``CallSchedule/isExhausted`` tells which).
+    func takeNewChunk(
+        atMost budget: Int, nextChunkID: inout UInt64, post: (CallEvent) -> Void
+    ) -> (id: UInt64, range: Range<Int>, produced: ProducedChunk)? {
+        while let size = nextChunkSize() {
+            let chunkID = nextChunkID
+            nextChunkID += 1
+            let first = schedule.nextIndex
+            guard let produced = produce(chunkID, first, min(size, budget)) else {
+                schedule.endOfSource()
+                post(.ended(total: schedule.nextIndex))
+                return nil
+            }
+            let range = first..<(first + produced.count)
+            schedule.handedOut(count: produced.count)
+            if case .failed(_, let error) = produced {
+                schedule.abandoned(range)
+                post(.chunkFailed(range: range, error))
+                continue
+            }
+            return (chunkID, range, produced)
+        }
+        return nil
     }
 }
 #endif

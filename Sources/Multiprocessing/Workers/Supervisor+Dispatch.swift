@@ -47,25 +47,11 @@ extension Supervisor {
                 continue
             }
             if let chunk = call.schedule.takeRequeued() { return (call, chunk) }
-            if let size = call.nextChunkSize() {
-                let chunkID = nextChunkID
-                nextChunkID += 1
-                let first = call.schedule.nextIndex
-                switch call.produce(chunkID, first, min(size, budget)) {
-                case .frame(let count, let frame)?:
-                    call.schedule.handedOut(count: count)
-                    return (call, .init(id: chunkID, range: first..<(first + count), payload: frame))
-                case .failed(let count, let error)?:
-                    call.schedule.handedOut(count: count)
-                    call.schedule.abandoned(first..<(first + count))
-                    post(call, .chunkFailed(range: first..<(first + count), error))
-                    continue
-                case .inProcess?:
+            if let new = call.takeNewChunk(atMost: budget, nextChunkID: &nextChunkID, post: { post(call, $0) }) {
+                guard case .frame(_, let frame) = new.produced else {
                     preconditionFailure("a chunk made for the threads engine reached the process engine")
-                case nil:
-                    call.schedule.endOfSource()
-                    post(call, .ended(total: call.schedule.nextIndex))
                 }
+                return (call, .init(id: new.id, range: new.range, payload: frame))
             }
             if call.schedule.isExhausted {
                 callOrder.remove(at: index)

@@ -331,25 +331,11 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
                 callOrder.remove(at: index)
                 continue
             }
-            if let size = call.nextChunkSize() {
-                let chunkID = nextChunkID
-                nextChunkID += 1
-                let first = call.schedule.nextIndex
-                switch call.produce(chunkID, first, size) {
-                case .inProcess(let count, let job)?:
-                    call.schedule.handedOut(count: count)
-                    return (call, job, first..<(first + count))
-                case .failed(let count, let error)?:
-                    call.schedule.handedOut(count: count)
-                    call.schedule.abandoned(first..<(first + count))
-                    post(call, .chunkFailed(range: first..<(first + count), error))
-                    continue
-                case .frame?:
+            if let new = call.takeNewChunk(atMost: .max, nextChunkID: &nextChunkID, post: { post(call, $0) }) {
+                guard case .inProcess(_, let job) = new.produced else {
                     preconditionFailure("a task frame was made for the threads engine")
-                case nil:
-                    call.schedule.endOfSource()
-                    post(call, .ended(total: call.schedule.nextIndex))
                 }
+                return (call, job, new.range)
             }
             if call.schedule.isExhausted {
                 callOrder.remove(at: index)
