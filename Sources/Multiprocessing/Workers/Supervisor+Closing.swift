@@ -15,19 +15,15 @@ extension Supervisor {
             worker.phase = .exiting
             worker.closeChannel(loop: loop)
         }
-        if let cluster { closeCluster(cluster) }
+        launcher.close()
         killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos) { [weak self] in
             guard let self else { return }
-            for worker in allWorkers where worker.remoteHost == nil {
+            // Workers on other nodes went with their hosts' connections (``WorkerLauncher/close()``).
+            for worker in allWorkers where worker.ownsProcess {
                 if worker.stopReason == nil { worker.stopReason = .closing }
-                Platform.kill(worker.pid, 9)
+                worker.kill()
             }
-            if let step = cluster?.step, cluster?.stepEnded == false {
-                // The hosts were told to stop (their connections closed) and have not:
-                // let Slurm end the step (srun passes SIGTERM on, then SIGKILL).
-                Platform.kill(step.pid, Platform.terminateSignal)
-                killTimer = loop.schedule(afterNanoseconds: Self.exitGraceNanos * 5) { Platform.kill(step.pid, 9) }
-            }
+            killTimer = launcher.endAfterGrace(loop: loop)
         }
         finishClosingIfDone()
     }
@@ -47,7 +43,7 @@ extension Supervisor {
     }
 
     func finishClosingIfDone() {
-        guard state == .closing, slots.allSatisfy({ $0 == nil }), departed.isEmpty, cluster?.stepEnded ?? true
+        guard state == .closing, slots.allSatisfy({ $0 == nil }), departed.isEmpty, launcher.hasEnded
         else { return }
         state = .closed
         if let killTimer { loop.cancelTimer(killTimer) }

@@ -85,10 +85,8 @@ extension Supervisor {
         return ProgressSnapshot.duration(Double(nanos) / 1e9)
     }
 
-    static func formatSeconds(_ nanos: UInt64) -> String {
-        let seconds = Double(nanos) / 1e9
-        return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
-    }
+    /// `2 s`, `0.5 s` (``describeSeconds(_:)``).
+    static func formatSeconds(_ nanos: UInt64) -> String { describeSeconds(nanos) }
 
     func startError(_ worker: WorkerConnection, _ termination: ProcessTermination) -> MultiprocessingError {
         if let report = worker.exitReport, !report.message.isEmpty {

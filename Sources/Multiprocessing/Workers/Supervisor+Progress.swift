@@ -15,8 +15,8 @@ extension Supervisor {
             guard let self, state == .starting || state == .running else { return }
             let now = Platform.monotonicNanos()
             for case let worker? in slots
-            where worker.phase == .ready && worker.stopReason == nil && worker.remoteHost == nil {
-                // A remote worker's host checks each item's time itself.
+            where worker.phase == .ready && worker.stopReason == nil && worker.ownsProcess {
+                // A worker on another node: its host checks each item's time itself.
                 if let held = worker.heldWork(now: now), WorkClock.isOverdue(heldNanos: held.nanos, limit: limit) {
                     worker.stopReason = .timedOut(limit)
                     worker.kill()

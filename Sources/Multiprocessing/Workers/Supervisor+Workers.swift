@@ -5,35 +5,38 @@ import Logging
 extension Supervisor {
     // MARK: - Workers
 
+    /// Starts a worker for `slot` through the launcher. A worker whose channel is open at
+    /// once (a local process) is watched now; others connect later
+    /// (``launcherConnected(_:)``).
     func spawn(slot: Int) throws {
-        if let host = slotHosts[slot] {
-            requestRemoteWorker(slot: slot, on: host)
-            return
-        }
-        let spawned = try launcher.spawn(slot: slot)
-        let worker = WorkerConnection(slot: slot, spawned: spawned, maximumPayload: maximumPayload)
-        slots[slot] = worker
-        timeline?.workerStarted(worker)
+        guard let launched = try launcher.startWorker(slot: slot) else { return }
+        let worker = adopt(launched)
         settings.logger.debug("worker started", metadata: Self.metadata(worker))
         do {
             try registerChannel(worker)
-            worker.processToken = try loop.register(
-                worker.processHandle, .readable,
-                EventHandler { [weak self, unowned worker] _, _, _ in self?.processExited(worker) })
+            if worker.ownsProcess {
+                worker.processToken = try loop.register(
+                    worker.processHandle, .readable,
+                    EventHandler { [weak self, unowned worker] _, _, _ in self?.processExited(worker) })
+            }
             try worker.output?.watch(loop: loop)
         } catch {
-            Platform.kill(worker.pid, 9)
+            worker.kill()
             throw error
         }
         startHandshakeTimer(worker)
     }
 
-    /// How the workers were counted: for a multi-node pool, per node.
-    func startedDescription() -> String {
-        guard let cluster else { return "\(slots.count) local workers" }
-        let nodes = cluster.hosts.map { "\($0.hello.node): \($0.hello.workers) (\($0.hello.reason))" }
-        return "\(cluster.hosts.count) nodes, each counting its own CPUs — " + nodes.joined(separator: "; ")
+    /// A worker its launcher started: it takes its slot.
+    func adopt(_ launched: LaunchedWorker) -> WorkerConnection {
+        let worker = WorkerConnection(launched, launcher: launcher, maximumPayload: maximumPayload)
+        slots[launched.slot] = worker
+        timeline?.workerStarted(worker)
+        return worker
     }
+
+    /// How the workers were counted: for a multi-node pool, per node.
+    func startedDescription() -> String { launcher.describe(workers: slots.count) }
 
     /// Watches a worker's channel (local socket pair or remote TCP alike).
     func registerChannel(_ worker: WorkerConnection) throws {
@@ -85,11 +88,11 @@ extension Supervisor {
         closeChannel(of: worker)
     }
 
-    /// Closes a worker's channel. A remote worker whose host has already reported its exit
-    /// is settled now: its channel was the last thing outstanding.
+    /// Closes a worker's channel. A worker whose launcher has already reported its exit (a
+    /// remote one) is settled now: its channel was the last thing outstanding.
     func closeChannel(of worker: WorkerConnection) {
         worker.closeChannel(loop: loop)
-        if worker.remoteHost != nil, let report = worker.exitReport { workerEnded(worker, report.termination) }
+        if let report = worker.exitReport { workerEnded(worker, report.termination) }
     }
 
 
@@ -117,7 +120,7 @@ extension Supervisor {
             }
             worker.host = hello.host
             worker.saidHello = true
-            if worker.remoteHost != nil { worker.pid = hello.pid }
+            if worker.pid == 0 { worker.pid = hello.pid }  // a worker on another node
             if let initializer = settings.initializerFrame {
                 worker.phase = .initializing
                 try worker.send(initializer)
@@ -195,9 +198,7 @@ extension Supervisor {
         worker.becameReady = true
         if let timer = worker.handshakeTimer { loop.cancelTimer(timer) }
         startFailures[worker.slot] = 0
-        if state == .starting, slots.allSatisfy({ $0?.phase == .ready }),
-            cluster.map({ $0.hosts.count == $0.expectedHosts && $0.pending.isEmpty }) ?? true
-        {
+        if state == .starting, slots.allSatisfy({ $0?.phase == .ready }), launcher.startIsComplete {
             state = .running
             startWaiter?.resume(returning: (slots.count, startedDescription()))
             startWaiter = nil

@@ -46,13 +46,12 @@ final class Supervisor: @unchecked Sendable {
     static let chunksPerWorker = QueueDepth.chunksPerWorker
     /// A slot whose worker fails to start this many times in a row is given up.
     static let maximumConsecutiveStartFailures = 3
-    /// Handshakes (each on a thread of its own, for at most 10 s) running at once.
-    static let maximumHandshakes = 256
     /// How long a closing pool waits for workers to exit before it kills them.
     static let exitGraceNanos: UInt64 = 2_000_000_000
 
     let loop: EventLoop
-    let launcher: LocalLauncher
+    /// Where the workers run: this node's processes, or the nodes of a Slurm allocation.
+    let launcher: any WorkerLauncher
     let settings: SupervisorSettings
     /// Worker slots in use (on lost nodes excluded).
     var workerCount: Int { slots.count - retiredSlots.count }
@@ -61,14 +60,8 @@ final class Supervisor: @unchecked Sendable {
 
     var state = State.starting
     var slots: [WorkerConnection?]
-    /// For each slot, the worker host (on another node) that runs its worker; nil: local.
-    var slotHosts: [RemoteHost?]
     /// Slots whose node was lost: never filled again.
     var retiredSlots: Set<Int> = []
-    /// A multi-node pool's listener, secret, step and hosts.
-    var cluster: ClusterState?
-    /// Handshakes running on threads of their own (bounded, against connection floods).
-    let handshakes = Atomic<Int>(0)
     /// Workers that left their slot (recycled) and have not been reaped yet.
     var departed: [WorkerConnection] = []
     var startFailures: [Int]
@@ -101,11 +94,19 @@ final class Supervisor: @unchecked Sendable {
     init(settings: SupervisorSettings) throws {
         try LocalLauncher.reserveDescriptors(workers: settings.placement == .local ? settings.workerCount : 0)
         loop = try EventLoop()
-        launcher = LocalLauncher(maximumPayload: settings.maximumPayload, timesItems: settings.itemTimeoutNanos != nil)
+        switch settings.placement {
+        case .local:
+            launcher = LocalLauncher(
+                maximumPayload: settings.maximumPayload, timesItems: settings.itemTimeoutNanos != nil)
+        case .nodes(let count, let cpusPerTask):
+            launcher = SlurmLauncher(
+                nodes: count, cpusPerTask: cpusPerTask, maximumPayload: settings.maximumPayload,
+                handshakeTimeoutNanos: settings.handshakeTimeoutNanos, itemTimeoutNanos: settings.itemTimeoutNanos,
+                logger: settings.logger)
+        }
         self.settings = settings
         let local = settings.placement == .local ? settings.workerCount : 0
         slots = Array(repeating: nil, count: local)
-        slotHosts = Array(repeating: nil, count: local)
         startFailures = Array(repeating: 0, count: local)
         let statistics = PoolStatistics(workers: local)
         self.statistics = statistics
@@ -134,13 +135,11 @@ final class Supervisor: @unchecked Sendable {
             (continuation: CheckedContinuation<(workers: Int, description: String), any Error>) in
             loop.execute { [self] in
                 startWaiter = continuation
-                if case .nodes(let count, let cpusPerTask) = settings.placement {
-                    do {
-                        try startCluster(nodes: count, cpusPerTask: cpusPerTask)
-                    } catch {
-                        failStart(error)
-                        return
-                    }
+                do {
+                    try launcher.start(loop: loop, delegate: self)
+                } catch {
+                    failStart(error)
+                    return
                 }
                 for slot in 0..<slots.count {
                     do {
@@ -191,7 +190,7 @@ final class Supervisor: @unchecked Sendable {
     /// running (ended ones were counted before they were reaped).
     func currentReport() -> PoolReport {
         let live = allWorkers.compactMap { worker -> (slot: Int, cpu: Platform.CPUSeconds)? in
-            guard worker.remoteHost == nil, !worker.ended, let cpu = Platform.processCPUTime(pid: worker.pid) else {
+            guard worker.ownsProcess, !worker.ended, let cpu = Platform.processCPUTime(pid: worker.pid) else {
                 return nil
             }
             return (worker.slot, cpu)
