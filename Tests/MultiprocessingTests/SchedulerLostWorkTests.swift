@@ -90,7 +90,8 @@ struct SchedulerLostWorkTests {
         var worker = threeChunks()
         worker.position = WorkerPosition(chunkID: 1, phase: phase, offset: 4)
         #expect(
-            LostWork.fate(of: 1, worker.held[0].task, heldAt: 0, position: worker.position, nodeLost: false, cancelled: false)
+            LostWork.fate(
+                of: 1, worker.held[0].task, heldAt: 0, position: worker.position, nodeLost: false, cancelled: false)
                 == .fail(offsets: 4..<5, itemIndex: 4, phase: phase))
         let outcome = worker.settle()
         #expect(outcome.failed == [4..<5])
@@ -194,7 +195,9 @@ struct SchedulerLostWorkTests {
         worker = FakeWorker()
         worker.send(4, first: 50, count: 10, run: 6..<10)
         worker.send(5, first: 60, count: 10)
-        #expect(worker.settle(nodeLost: true) == FakeWorker.Outcome(resent: [60..<70], failed: [56..<60], earlierAttempts: [0], namedItems: [nil]))
+        #expect(
+            worker.settle(nodeLost: true)
+                == FakeWorker.Outcome(resent: [60..<70], failed: [56..<60], earlierAttempts: [0], namedItems: [nil]))
     }
 
     @Test("a worker stopped because its call was cancelled fails nothing, even with its node lost")
@@ -243,11 +246,14 @@ struct SchedulerLostWorkTests {
         // A start before the clock (or none recorded) does not move it back.
         var early = running
         early.startedNanos = 500
-        #expect(WorkClock.held(oldest: oldest, running: (behind, early), clockStartNanos: 1_000, now: 9_000).nanos == 8_000)
+        #expect(
+            WorkClock.held(oldest: oldest, running: (behind, early), clockStartNanos: 1_000, now: 9_000).nanos == 8_000)
         // An offset outside the chunk's run (a stale page) does not move it.
         var outside = running
         outside.offset = 1
-        #expect(WorkClock.held(oldest: oldest, running: (behind, outside), clockStartNanos: 1_000, now: 9_000).nanos == 8_000)
+        #expect(
+            WorkClock.held(oldest: oldest, running: (behind, outside), clockStartNanos: 1_000, now: 9_000).nanos
+                == 8_000)
         // A clock read before it started reads 0.
         #expect(WorkClock.held(oldest: oldest, running: nil, clockStartNanos: 10_000, now: 9_000).nanos == 0)
         #expect(WorkClock.isOverdue(heldNanos: 1_000_001, limit: 1_000_000))

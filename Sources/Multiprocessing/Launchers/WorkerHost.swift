@@ -1,4 +1,3 @@
-
 #if os(Linux)
 /// The worker host: one per node of a multi-node pool, started by the coordinator as one
 /// `srun` task per node, in the same executable (`bootstrap()` enters it). It reads the

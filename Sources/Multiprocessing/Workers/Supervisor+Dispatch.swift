@@ -7,7 +7,8 @@ extension Supervisor {
     /// gets a second.
     func pump() {
         guard state == .running else { return }
-        let maximumDepth = QueueDepth.maximum(lastChunkNanos: callOrder.first.flatMap { calls[$0] }?.schedule.lastChunkNanos)
+        let maximumDepth = QueueDepth.maximum(
+            lastChunkNanos: callOrder.first.flatMap { calls[$0] }?.schedule.lastChunkNanos)
         // Frames are queued while chunks are handed out and written once per worker at the
         // end, so a worker receives its batch of small tasks in one write.
         defer {
@@ -29,7 +30,6 @@ extension Supervisor {
             }
         }
     }
-
 
     /// The next chunk to send: a given-back one, else new items from the oldest call that
     /// has some and room in its window. Inline work on a caller's thread passes over
@@ -85,10 +85,8 @@ extension Supervisor {
         worker.queue(chunk.payload.bytes)
     }
 
-
     /// How long a release frame may wait for other frames to the same worker.
     static let releaseDelayNanos: UInt64 = 20_000_000
-
 
     /// Writes, soon, frames left queued (releases) to workers that got nothing since.
     func scheduleQueuedFramesFlush() {

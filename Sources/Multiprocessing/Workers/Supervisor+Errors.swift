@@ -4,7 +4,6 @@
 extension Supervisor {
     // MARK: - Error texts
 
-
     /// The error for a call made after a signal stopped the pool.
     static func stoppedEarlier(_ interruption: MultiprocessingError) -> MultiprocessingError {
         let name = interruption.interruptSignal.map(Platform.signalName) ?? "a signal"
@@ -19,7 +18,6 @@ extension Supervisor {
             .poolClosed,
             "the pool is closed: create a new pool, or keep using this one inside its withProcessPool { } body")
     }
-
 
     /// The error of the last attempt, listing the earlier ones when there were retries.
     static func withAttempts(_ last: MultiprocessingError, _ previous: [MultiprocessingError]) -> MultiprocessingError {

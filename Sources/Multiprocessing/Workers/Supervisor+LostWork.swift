@@ -112,7 +112,6 @@ extension Supervisor {
         callOrder.removeAll()
     }
 
-
     func failStart(_ error: any Error) {
         guard state == .starting else { return }
         startWaiter?.resume(throwing: error)

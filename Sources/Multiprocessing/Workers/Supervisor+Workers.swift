@@ -95,7 +95,6 @@ extension Supervisor {
         if let report = worker.exitReport { workerEnded(worker, report.termination) }
     }
 
-
     func processFrames(_ worker: WorkerConnection) throws {
         while worker.hasChannel, let frame = try worker.assembler.next() {
             try handle(frame, from: worker)
