@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import Multiprocessing
+
 /// A multi-node pool whose "nodes" are this machine: a stand-in `srun` on the PATH starts
 /// one worker host per node here, each with its own `SLURMD_NODENAME`. It runs the whole
 /// multi-node side (``SlurmLauncher``: the listener, the hosts' handshakes, remote
@@ -74,16 +76,19 @@ struct LocalNodesTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         var environment = Self.environment(folder)
         environment["MP_TEST_LOSE_NODE1_AFTER"] = "1"
+        // 40 items of 40 ms per worker (each host starts one per CPU it may use): the map
+        // takes about 1.6 s on any machine, and node1 is lost at 1 s, in the middle of it.
+        let items = 2 * (Platform.affinityCPUCount() ?? Platform.onlineCPUCount()) * 40
         let outcome = try await FixtureProcess.run(
-            ["nodes-map", "120", "40", "1"], environment: environment, removing: Self.slurmVariables,
+            ["nodes-map", "\(items)", "40", "1"], environment: environment, removing: Self.slurmVariables,
             timeout: .seconds(90), waitingFor: "a map that loses a stand-in node")
-        let sum = (0..<120).map { $0 * $0 }.reduce(0, +)
+        let sum = (0..<items).map { $0 * $0 }.reduce(0, +)
         #expect(outcome.line("error:") == "", "\(outcome.stdout)\(outcome.stderr)")
         #expect(outcome.line("sum=") == "sum=\(sum) nodes=node0,node1", "\(outcome.stdout)\(outcome.stderr)")
         // The report: the lost node's slots, and its running chunks retried (one item each: chunkSize 1).
         let lost = outcome.lines.filter { $0.hasSuffix(", lost with its node") }
         #expect(!lost.isEmpty, "\(outcome.stdout)\(outcome.stderr)")
-        let totals = outcome.line("120 items in ")
+        let totals = outcome.line("\(items) items in ")
         #expect(totals.contains(", 0 failed, ") && !totals.contains(", 0 retried, "), "\(outcome.stdout)")
         #expect(outcome.stderr.contains("lost the worker host on node node1"), "\(outcome.stderr)")
         #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
