@@ -218,3 +218,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         return text
     }
 }
+
+/// The user-facing text of an error: its message for ours, its description otherwise
+/// (``MultiprocessingError/text(of:)``, as a function every layer can call).
+func describe(_ error: any Error) -> String { MultiprocessingError.text(of: error) }

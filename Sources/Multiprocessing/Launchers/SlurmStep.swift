@@ -1,11 +1,5 @@
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 #if os(Linux)
 /// The `srun` step of a multi-node pool: one worker host per node, in the same executable
 /// at the same path, so Slurm places, binds, accounts for and cleans up every process.
@@ -125,7 +119,7 @@ final class SlurmStep: Sendable {
     /// message quotes all of what srun said before it exited.
     func waitForErrorOutput(milliseconds: Int) {
         for _ in 0..<max(milliseconds / 10, 1) where !errorTail.finished.load(ordering: .acquiring) {
-            usleep(10_000)
+            Platform.pause(microseconds: 10_000)
         }
     }
 
@@ -135,10 +129,7 @@ final class SlurmStep: Sendable {
 
     /// The path of this executable (it must be the same on every node).
     static func executablePath() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return CommandLine.arguments.first ?? "/proc/self/exe" }
-        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        Platform.resolvedExecutablePath() ?? CommandLine.arguments.first ?? "/proc/self/exe"
     }
 
     static func findOnPath(_ name: String) -> String? { Platform.findOnPath(name) }

@@ -1,11 +1,3 @@
-import CMultiprocessingShim
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 #if os(Linux)
 /// The worker host: one per node of a multi-node pool, started by the coordinator as one
 /// `srun` task per node, in the same executable (`bootstrap()` enters it). It reads the
@@ -68,8 +60,7 @@ struct WorkerHost {
         // (ctrl-C at srun) is ignored: the coordinator has its own.
         Platform.ignoreBrokenPipe()
         guard let signals = try? Platform.socketPair(), (try? Platform.setNonBlocking(signals.0)) != nil,
-            (try? Platform.setNonBlocking(signals.1)) != nil, mp_install_termination_handlers(signals.1) == 0,
-            mp_install_usr1_handler(signals.1) == 0
+            (try? Platform.setNonBlocking(signals.1)) != nil, Platform.forwardTerminationSignals(to: signals.1)
         else { fail("cannot watch for SIGTERM", status: Self.connectFailedStatus) }
         if let program = CommandLine.arguments.first?.split(separator: "/").last {
             Platform.setProcessName(String(String(program).prefix(10)) + "-host")
@@ -102,14 +93,12 @@ struct WorkerHost {
     private func readSecret() -> ClusterSecret {
         var line: [UInt8] = []
         var byte: UInt8 = 0
-        var entry = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
         let deadline = Platform.monotonicNanos() + 30_000_000_000
         while line.count < 200 {
             let left = Int64(deadline) - Int64(Platform.monotonicNanos())
-            guard left > 0, poll(&entry, 1, Int32(left / 1_000_000)) > 0 else { break }
-            let n = Glibc.read(0, &byte, 1)
-            if n < 0 && mp_errno() == EINTR { continue }
-            if n <= 0 || byte == UInt8(ascii: "\n") { break }
+            guard left > 0, (try? Platform.pollReadable([0], timeoutMilliseconds: Int32(left / 1_000_000)))?[0] == true
+            else { break }
+            guard let n = try? Platform.read(0, into: &byte, count: 1), n > 0, byte != UInt8(ascii: "\n") else { break }
             line.append(byte)
         }
         guard let secret = ClusterSecret(hex: String(decoding: line, as: UTF8.self)) else {
@@ -162,17 +151,12 @@ struct WorkerHost {
         var children: [Child] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 14)
         while true {
-            var entries = [
-                pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
-            ]
-            entries += children.map { pollfd(fd: $0.spawned.processHandle, events: Int16(POLLIN), revents: 0) }
+            let watched = [control.descriptor, signals] + children.map(\.spawned.processHandle)
             let timing = children.contains { $0.timeoutNanos > 0 }
-            let ready = poll(&entries, nfds_t(entries.count), timing ? 20 : -1)
-            if ready < 0 && mp_errno() != EINTR { break }
+            guard let ready = try? Platform.pollReadable(watched, timeoutMilliseconds: timing ? 20 : -1) else { break }
             // Workers that exited: report them (their channel to the coordinator closed with
             // them). The ready ones are picked from this poll's entries before any is removed.
-            let exited = zip(children, entries.dropFirst(2)).filter { $0.1.revents != 0 }.map(\.0)
+            let exited = zip(children, ready.dropFirst(2)).filter { $0.1 }.map(\.0)
             var controlBroken = false
             for child in exited {
                 guard let termination = try? Platform.reap(child.spawned.processHandle, wait: false) else { continue }
@@ -187,19 +171,21 @@ struct WorkerHost {
             }
             if controlBroken { break }  // the coordinator is gone
             if timing { enforceTimeouts(children) }
-            if entries[1].revents != 0 {
+            if ready[1] {
                 var signal: UInt8 = 0
-                while Glibc.read(signals, &signal, 1) == 1 {
+                while (try? Platform.readNonBlocking(signals, into: &signal, count: 1)) == 1 {
                     // SIGUSR1: Slurm's warning before the time limit (`--signal=USR1@...`).
-                    guard Int32(signal) == SIGTERM || Int32(signal) == SIGUSR1 else { continue }
+                    guard Int32(signal) == Platform.terminateSignal || Int32(signal) == Platform.warningSignal
+                    else { continue }
                     if let frame = try? Frame.encode(.hostSignal, payload: { $0.write(signal) }) {
                         try? control.send(frame)
                     }
                 }
             }
-            guard entries[0].revents != 0 else { continue }
-            let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(control.descriptor, raw.baseAddress!, raw.count) }
-            if n < 0 && mp_errno() == EINTR { continue }
+            guard ready[0] else { continue }
+            let n = buffer.withUnsafeMutableBytes { raw in
+                (try? Platform.read(control.descriptor, into: raw.baseAddress!, count: raw.count)) ?? 0
+            }
             if n <= 0 { break }  // the coordinator closed the pool, or died
             buffer.withUnsafeBytes { control.assembler.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             do {

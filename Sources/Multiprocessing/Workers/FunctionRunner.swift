@@ -252,11 +252,6 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
     }
 }
 
-/// The user-facing text of an error: its message for ours, its description otherwise.
-func describe(_ error: any Error) -> String {
-    (error as? MultiprocessingError)?.message ?? String(describing: error)
-}
-
 // The chunk loops of the Core protocols, and what they note in the worker's progress page:
 // worker-side code, here rather than in Core (which only declares the protocols).
 

@@ -110,7 +110,7 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
             MultiprocessingError.WorkerIdentity(slot: $0, pid: Platform.processID, host: Platform.hostName)
         }
         held = Array(repeating: nil, count: settings.workerCount)
-        statistics = PoolStatistics(workers: settings.workerCount, engine: .threads)
+        statistics = PoolStatistics(workers: settings.workerCount, onThreads: true)
         threadIDs = Array(repeating: nil, count: settings.workerCount)
     }
 
@@ -313,16 +313,12 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// How many chunks a thread takes at once after taking one of `call`: one, unless the
-    /// call's chunks take under ``Supervisor/shortChunkNanos``; then as many as make about
-    /// ``Supervisor/shortChunksQueuedNanos`` of work, at most
-    /// ``Supervisor/chunksPerWorkerForShortChunks`` (the process engine's limits for a
+    /// How many chunks a thread takes at once after taking one of `call`
+    /// (``QueueDepth/threadBatch(lastChunkNanos:)``: the process engine's limits for a
     /// worker's batch of tiny chunks, for the same reason: a round trip per tiny chunk
     /// costs more than the chunk).
     private func batchSize(after call: CallRecord) -> Int {
-        guard let nanos = call.schedule.lastChunkNanos, nanos < Supervisor.shortChunkNanos else { return 1 }
-        let fitting = Int(Supervisor.shortChunksQueuedNanos / max(nanos, 1))
-        return max(1, min(Supervisor.chunksPerWorkerForShortChunks, fitting))
+        QueueDepth.threadBatch(lastChunkNanos: call.schedule.lastChunkNanos)
     }
 
     /// The next chunk to run: new items from the oldest call that has some and room in its
@@ -335,25 +331,11 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
                 callOrder.remove(at: index)
                 continue
             }
-            if let size = call.nextChunkSize() {
-                let chunkID = nextChunkID
-                nextChunkID += 1
-                let first = call.schedule.nextIndex
-                switch call.produce(chunkID, first, size) {
-                case .inProcess(let count, let job)?:
-                    call.schedule.handedOut(count: count)
-                    return (call, job, first..<(first + count))
-                case .failed(let count, let error)?:
-                    call.schedule.handedOut(count: count)
-                    call.schedule.abandoned(first..<(first + count))
-                    post(call, .chunkFailed(range: first..<(first + count), error))
-                    continue
-                case .frame?:
+            if let new = call.takeNewChunk(atMost: .max, nextChunkID: &nextChunkID, post: { post(call, $0) }) {
+                guard case .inProcess(_, let job) = new.produced else {
                     preconditionFailure("a task frame was made for the threads engine")
-                case nil:
-                    call.schedule.endOfSource()
-                    post(call, .ended(total: call.schedule.nextIndex))
                 }
+                return (call, job, new.range)
             }
             if call.schedule.isExhausted {
                 callOrder.remove(at: index)

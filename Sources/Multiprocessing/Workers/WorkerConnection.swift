@@ -24,16 +24,17 @@ final class WorkerConnection {
     let slot: Int
     /// The worker's process id (for a remote worker: on its node, known from its hello).
     var pid: Int32
-    /// Local workers: a pidfd, readable once the process exits; -1 for remote ones.
+    /// A pidfd, readable once the process exits, for a process of this node, which the
+    /// supervisor reaps; -1 when its launcher reports its exit (a worker on another node).
     let processHandle: Int32
     /// Local workers: their stderr, forwarded to this process's; nil for remote ones.
     let output: WorkerOutput?
     /// Local workers: where the worker notes its progress; remote ones report it when they exit.
     let progressPage: ProgressPage?
-    /// Remote workers: the worker host that started this worker, and the worker's id there.
-    let remoteHost: RemoteHost?
-    let workerID: UInt64
-    /// Remote workers: how the worker ended, as its host reported it.
+    /// What started it, and its name there (``WorkerLauncher/stopWorker(pid:id:)``).
+    let launcher: any WorkerLauncher
+    let launchID: UInt64
+    /// How the worker ended, as its launcher reported it (a worker on another node).
     var exitReport: ClusterMessage.WorkerExited?
     /// Its end was settled (``Supervisor`` settles each worker once).
     var ended = false
@@ -86,21 +87,22 @@ final class WorkerConnection {
 
     /// How long the worker has held the work it is on, and that work's items: from the
     /// chunk's clock start, or the start of its current item when the page shows a later one.
-    func heldWork(now: UInt64) -> (nanos: UInt64, items: Range<Int>, callID: UInt64)? {
+    /// (``WorkClock/held(oldest:running:clockStartNanos:now:)`` decides.)
+    func heldWork(now: UInt64) -> WorkClock.Held? {
         guard let oldest = inFlight.first else { return nil }
-        var mark = clockStartNanos
-        var current = oldest
-        if let snapshot = progressPage?.snapshot(), snapshot.phase != .idle,
-            let running = inFlight.first(where: { $0.chunk.id == snapshot.chunkID })
-        {
-            current = running
-            let task = running.chunk.payload.task
-            if snapshot.startedNanos > mark, task.runStart <= snapshot.offset, snapshot.offset < task.runEnd {
-                mark = snapshot.startedNanos
+        var running: (task: Message.Task, position: WorkerPosition)?
+        var callID = oldest.callID
+        if let page = progressPage {
+            let position = WorkerPosition(page.snapshot())
+            if position.phase != .idle, let chunk = inFlight.first(where: { $0.chunk.id == position.chunkID }) {
+                running = (chunk.chunk.payload.task, position)
+                callID = chunk.callID
             }
         }
-        let task = current.chunk.payload.task
-        return (now > mark ? now - mark : 0, task.itemRange, current.callID)
+        var held = WorkClock.held(
+            oldest: oldest.chunk.payload.task, running: running, clockStartNanos: clockStartNanos, now: now)
+        held.callID = callID
+        return held
     }
 
     /// Forgets every chunk in flight (the supervisor has settled them).
@@ -117,30 +119,22 @@ final class WorkerConnection {
     let connection: FramedConnection
     var processToken: UInt64 = 0
 
-    /// A worker process on this node, just spawned.
-    init(slot: Int, spawned: LocalLauncher.SpawnedWorker, maximumPayload: Int) {
-        self.slot = slot
-        pid = spawned.pid
-        processHandle = spawned.processHandle
-        connection = FramedConnection(spawned.channel, maximumPayload: maximumPayload)
-        output = spawned.output >= 0 ? WorkerOutput(descriptor: spawned.output) : nil
-        progressPage = spawned.progress
-        remoteHost = nil
-        workerID = 0
+    /// A worker its launcher started, whose channel is open.
+    init(_ launched: LaunchedWorker, launcher: any WorkerLauncher, maximumPayload: Int) {
+        slot = launched.slot
+        pid = launched.pid
+        processHandle = launched.processHandle
+        connection = FramedConnection(launched.channel, maximumPayload: maximumPayload)
+        output = launched.output >= 0 ? WorkerOutput(descriptor: launched.output) : nil
+        progressPage = launched.progress
+        self.launcher = launcher
+        launchID = launched.id
+        host = launched.node
     }
 
-    /// A worker on another node, whose authenticated TCP channel just arrived.
-    init(slot: Int, channel: Int32, host remote: RemoteHost, workerID: UInt64, maximumPayload: Int) {
-        self.slot = slot
-        pid = 0
-        processHandle = -1
-        connection = FramedConnection(channel, maximumPayload: maximumPayload)
-        output = nil
-        progressPage = nil
-        remoteHost = remote
-        self.workerID = workerID
-        host = remote.hello.node
-    }
+    /// Whether its process is this node's, watched and reaped here (else its launcher
+    /// reports its exit, and its host times its items).
+    var ownsProcess: Bool { processHandle >= 0 }
 
     var identity: MultiprocessingError.WorkerIdentity {
         MultiprocessingError.WorkerIdentity(slot: slot, pid: pid, host: host)
@@ -155,24 +149,16 @@ final class WorkerConnection {
 
     /// Where the worker is in its chunk: its progress page, or (remote) what its host
     /// read from the page after the worker exited.
-    func progressSnapshot() -> ProgressPage.Snapshot {
-        if let progressPage { return progressPage.snapshot() }
-        guard let report = exitReport else { return .init(chunkID: 0, phase: .idle, offset: 0, startedNanos: 0) }
-        return .init(
-            chunkID: report.chunkID, phase: ProgressPage.Phase(rawValue: UInt64(report.phase)) ?? .idle,
-            offset: report.offset, startedNanos: 0)
+    func position() -> WorkerPosition {
+        if let progressPage { return WorkerPosition(progressPage.snapshot()) }
+        guard let report = exitReport else { return .idle }
+        let phase = ProgressPage.Phase(rawValue: UInt64(report.phase)) ?? .idle
+        return WorkerPosition(.init(chunkID: report.chunkID, phase: phase, offset: report.offset, startedNanos: 0))
     }
 
-    /// Kills the worker process (SIGKILL), through its host when it runs on another node.
-    func kill() {
-        if let remoteHost {
-            if let frame = try? Frame.encode(.stopWorker, payload: { $0.write(varint: workerID) }) {
-                remoteHost.connection.send(frame)
-            }
-        } else {
-            Platform.kill(pid, 9)
-        }
-    }
+    /// Kills the worker process (SIGKILL), through its launcher (its node's host, for a
+    /// worker on another node).
+    func kill() { launcher.stopWorker(pid: pid, id: launchID) }
 
     func send(_ frame: [UInt8]) throws { try connection.sendOrThrow(frame) }
     /// Queues a frame for the next ``flush()`` (see ``FramedConnection/queue(_:)``).
@@ -222,125 +208,17 @@ final class WorkerConnection {
     var lastWords: String? { output?.lastWords }
 }
 
-/// A non-blocking framed connection served by the event loop: frames queued for writing,
-/// and an assembler for what arrives. Used for workers' channels and worker hosts'
-/// control connections alike.
-final class FramedConnection {
-    let descriptor: Int32
-    var assembler: FrameAssembler
-    private var outbox: [[UInt8]] = []
-    private var outboxOffset = 0
-    private(set) var isOpen = true
-    var token: UInt64 = 0
-
-    init(_ descriptor: Int32, maximumPayload: Int) {
-        self.descriptor = descriptor
-        assembler = FrameAssembler(maximumPayload: maximumPayload)
-    }
-
-    /// Queues a frame and writes what the socket takes now; a broken connection is
-    /// noticed by the reader (end of file), so errors are dropped here.
-    func send(_ frame: [UInt8]) {
-        try? sendOrThrow(frame)
-    }
-
-    /// Queues a frame and writes what the socket takes now.
-    func sendOrThrow(_ frame: [UInt8]) throws {
-        guard isOpen else { return }
-        outbox.append(frame)
-        try flush()
-    }
-
-    /// Queues a frame to be written by the next ``flush()``: frames queued together go out
-    /// in one write.
-    func queue(_ frame: [UInt8]) {
-        guard isOpen else { return }
-        outbox.append(frame)
-    }
-
-    var hasQueuedFrames: Bool { !outbox.isEmpty }
-
-    /// Small frames written together: one system call (and one wakeup of the reader) for a
-    /// batch of tiny tasks instead of one per task.
-    static let coalescedBytes = 1 << 16
-
-    /// Writes queued frames until the socket is full (the loop calls again when writable).
-    func flush() throws {
-        coalesceSmallFrames()
-        while isOpen, let first = outbox.first {
-            let written: Int
-            do {
-                written = try first.withUnsafeBytes { raw throws in
-                    try Platform.writeNonBlocking(descriptor, UnsafeRawBufferPointer(rebasing: raw[outboxOffset...]))
-                }
-            } catch let error as MultiprocessingError where Platform.isPeerGone(error) {
-                // The peer is gone; its end (seen by the reader or a process handle) settles its work.
-                outbox.removeAll()
-                return
-            }
-            if written == 0 { return }
-            outboxOffset += written
-            if outboxOffset == first.count {
-                outbox.removeFirst()
-                outboxOffset = 0
-                coalesceSmallFrames()
-            }
+extension WorkerPosition {
+    /// The position a worker's progress page shows.
+    init(_ snapshot: ProgressPage.Snapshot) {
+        let phase: Phase
+        switch snapshot.phase {
+        case .idle: phase = .idle
+        case .decoding: phase = .decoding
+        case .running: phase = .running
+        case .encoding: phase = .encoding
         }
+        self.init(chunkID: snapshot.chunkID, phase: phase, offset: snapshot.offset, startedNanos: snapshot.startedNanos)
     }
-
-    /// The sizes of the buffers queued for writing (for tests).
-    var queuedBufferSizes: [Int] { outbox.map(\.count) }
-
-    /// Joins the leading small frames into one, up to ``coalescedBytes``.
-    func coalesceSmallFrames() {
-        guard outbox.count > 1, outbox[0].count + outbox[1].count <= Self.coalescedBytes else { return }
-        var end = 2
-        var total = outbox[0].count + outbox[1].count
-        while end < outbox.count, total + outbox[end].count <= Self.coalescedBytes {
-            total += outbox[end].count
-            end += 1
-        }
-        var joined: [UInt8] = []
-        joined.reserveCapacity(total)
-        for frame in outbox[0..<end] { joined.append(contentsOf: frame) }
-        outbox.replaceSubrange(0..<end, with: CollectionOfOne(joined))
-    }
-
-    /// Reads everything available; returns false at end of file (or when the peer reset
-    /// the connection: a worker that dies with unread data in its socket does that).
-    func readAvailable(into buffer: inout [UInt8]) throws -> Bool {
-        while isOpen {
-            let n: Int?
-            do {
-                n = try buffer.withUnsafeMutableBytes { raw throws in
-                    try Platform.readNonBlocking(descriptor, into: raw.baseAddress!, count: raw.count)
-                }
-            } catch let error as MultiprocessingError where Platform.isPeerGone(error) {
-                return false
-            }
-            guard let n else { return true }
-            if n == 0 { return false }
-            buffer.withUnsafeBytes { assembler.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            // A short read drained the socket: data arriving later raises a new edge, so
-            // the read that would only say EAGAIN is skipped (one system call per message).
-            if n < buffer.count { return true }
-        }
-        return false
-    }
-
-    func close(loop: EventLoop) {
-        guard isOpen else { return }
-        isOpen = false
-        loop.unregister(token, fd: descriptor)
-        Platform.close(descriptor)
-        outbox.removeAll()
-    }
-}
-
-/// Forwards event-loop readiness to a closure.
-final class EventHandler: EventLoop.Handler {
-    let onEvent: (_ readable: Bool, _ writable: Bool, _ hangup: Bool) -> Void
-    init(_ onEvent: @escaping (Bool, Bool, Bool) -> Void) { self.onEvent = onEvent }
-    func handle(readable: Bool, writable: Bool, hangup: Bool) { onEvent(readable, writable, hangup) }
 }
 #endif

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// How a pool shows the progress of its calls on stderr.
 public enum ProgressMode: String, Sendable, Hashable {
     /// No progress output (the default).
@@ -104,12 +98,10 @@ struct ProgressSnapshot: Equatable {
 
     /// `2026-11-25T13:56:21Z`, UTC, for the start of a line.
     static func timestamp() -> String {
-        var now = time(nil)
-        var parts = tm()
-        gmtime_r(&now, &parts)
-        let two = { (n: Int32) in n < 10 ? "0\(n)" : "\(n)" }
+        let now = Platform.utcNow()
+        let two = { (n: Int) in n < 10 ? "0\(n)" : "\(n)" }
         return
-            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+            "\(now.year)-\(two(now.month))-\(two(now.day))T\(two(now.hour)):\(two(now.minute)):\(two(now.second))Z"
     }
 }
 

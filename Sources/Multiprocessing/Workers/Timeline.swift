@@ -137,8 +137,8 @@ final class TimelineRecorder {
         worker.timelineTrack = tracks.count
         tracks.append(
             Track(
-                slot: worker.slot, pid: worker.pid, host: worker.remoteHost?.hello.node ?? worker.host,
-                remote: worker.remoteHost != nil,
+                slot: worker.slot, pid: worker.pid, host: worker.host,
+                remote: !worker.ownsProcess,
                 startNanos: now))
         let respawn = respawning.remove(worker.slot) != nil
         instants.append(
@@ -208,7 +208,7 @@ final class TimelineRecorder {
 
     private func noteIdentity(_ worker: WorkerConnection) {
         tracks[worker.timelineTrack].pid = worker.pid
-        if worker.remoteHost == nil { tracks[worker.timelineTrack].host = worker.host }
+        if worker.ownsProcess { tracks[worker.timelineTrack].host = worker.host }
     }
 
     /// A worker process ended: it timed out, died (`running`: while the pool needed it, and
