@@ -219,7 +219,8 @@ extension ResultChunk where Output: Sendable {
             return ItemResult(index: start + offset, result: .success(values[offset]))
         case .mixed(let start, let results): return ItemResult(index: start + offset, result: results[offset])
         case .failed(let range, let error):
-            return ItemResult(index: range.lowerBound + offset, result: .failure(error.forItem(range.lowerBound + offset)))
+            return ItemResult(
+                index: range.lowerBound + offset, result: .failure(error.forItem(range.lowerBound + offset)))
         }
     }
 }

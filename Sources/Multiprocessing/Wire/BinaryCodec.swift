@@ -175,7 +175,6 @@ enum BinaryCodec {
     }
 }
 
-
 /// The coding key the codec makes up itself: an unkeyed container's element index, or
 /// the `super` key of `superEncoder()` / `superDecoder()`.
 struct BinaryCodingKey: CodingKey {

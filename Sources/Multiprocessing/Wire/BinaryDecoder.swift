@@ -107,7 +107,6 @@ extension Optional: _BinaryDecodingFastPath where Wrapped: Decodable {
     }
 }
 
-
 /// The `Decoder` behind ``BinaryCodec/decode(_:from:)``.
 ///
 /// Unkeyed and single-value containers read in sequence from ``reader``; a keyed

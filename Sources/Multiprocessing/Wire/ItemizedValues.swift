@@ -126,7 +126,8 @@ enum ItemizedValues {
             let declared = try reader.read(fixed: UInt64.self)
             guard declared <= UInt64(reader.remaining) else {
                 throw MultiprocessingError(
-                    .malformedFrame, "a run of items says \(declared) bytes of values, but \(reader.remaining) are left")
+                    .malformedFrame, "a run of items says \(declared) bytes of values, but \(reader.remaining) are left"
+                )
             }
             var position = reader.offset
             let valuesEnd = position + Int(declared)
