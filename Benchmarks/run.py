@@ -184,6 +184,9 @@ def main():
                              "workers, the static build against Python's Pool, interleaved")
     parser.add_argument("--scaling-workers", default="2,16,64,200",
                         help="scaling mode: the pool sizes (comma-separated; default 2,16,64,200)")
+    parser.add_argument("--scaling-binary", default=SWIFT_STATIC,
+                        help="scaling mode: the mp-bench to measure (default the static build; e.g. a build of a "
+                             "changed library, with --no-build)")
     args = parser.parse_args()
     if args.scaling:
         return scaling_mode(args)
@@ -385,19 +388,20 @@ def scaling_mode(args):
         subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "mp-bench",
                         "--scratch-path", ".build-static"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+    swift = args.scaling_binary
     sizes = [int(w) for w in args.scaling_workers.split(",")]
     swift_items, python_items = WORKLOADS["tiny-map"][0], WORKLOADS["tiny-map"][1]
     check = ["--workload", "tiny-map", "--workers", "2", "--items", "1000"]
-    if run([SWIFT_STATIC] + check)["checksum"] != run(PYTHON + check)["checksum"]:
+    if run([swift] + check)["checksum"] != run(PYTHON + check)["checksum"]:
         raise SystemExit("checksum mismatch for tiny-map")
     configs = []
     for workers in sizes:
         w = ["--workers", str(workers)]
         trials = ["--trials", str(scaling_trials(workers))]
         configs += [
-            ("swift", "tiny-map", workers, [SWIFT_STATIC, "--workload", "tiny-map"] + w + swift_items),
+            ("swift", "tiny-map", workers, [swift, "--workload", "tiny-map"] + w + swift_items),
             ("python", "tiny-map", workers, PYTHON + ["--workload", "tiny-map", "--engine", "pool"] + w + python_items),
-            ("swift", "startup", workers, [SWIFT_STATIC, "--workload", "startup"] + w + trials),
+            ("swift", "startup", workers, [swift, "--workload", "startup"] + w + trials),
             ("python", "startup", workers, PYTHON + ["--workload", "startup", "--engine", "pool"] + w + trials),
         ]
     print(f"scaling: {len(configs)} configurations x {args.reps} repetitions, interleaved", file=sys.stderr)
@@ -427,7 +431,7 @@ def scaling_mode(args):
     first = sizes[0]
     print(f"\nThe pool as it grows: medians of {args.reps} interleaved runs; machine: {cpus} CPUs, "
           f"{os.uname().machine}, {subprocess.run(['uname', '-r'], capture_output=True, text=True).stdout.strip()}; "
-          f"swift: mp-bench --static-swift-stdlib (processes); python: multiprocessing.Pool (fork)\n")
+          f"swift: {os.path.relpath(swift, ROOT)} (processes); python: multiprocessing.Pool (fork)\n")
     print(f"tiny-map (swift {swift_items[1]} items, python {python_items[1]}; x{first}: the cost per item against "
           f"{first} workers'; parent CPU: the parent's user + system time over the pool's life, per item):\n")
     print(f"| workers | swift us/item | swift x{first} | swift parent CPU us/item | python us/item | python x{first} "
