@@ -6,6 +6,7 @@ prints medians and the ratios the targets are stated in.
     python3 Benchmarks/run.py --reps 3 --quick
     python3 Benchmarks/run.py --nodes    # a pool across two Slurm nodes vs one node
     python3 Benchmarks/run.py --workloads hash-files,tiny-map --reps 7
+    python3 Benchmarks/run.py --scaling  # tiny-map and pool start at 2, 16, 64, 200 workers
 
 Builds mp-bench in release mode (and a --static-swift-stdlib copy for the startup
 figure), compiles the C ping-pong floor, then runs each configuration --reps times,
@@ -178,7 +179,17 @@ def main():
     parser.add_argument("--timeline", action="store_true",
                         help="timeline mode: tiny-map and tiny-map-c1 with the timeline off and on (interleaved), "
                              "the trace's and the picture's sizes, and the time to write them at close")
+    parser.add_argument("--scaling", action="store_true",
+                        help="scaling mode: tiny-map per item and the pool's start and close at --scaling-workers "
+                             "workers, the static build against Python's Pool, interleaved")
+    parser.add_argument("--scaling-workers", default="2,16,64,200",
+                        help="scaling mode: the pool sizes (comma-separated; default 2,16,64,200)")
+    parser.add_argument("--scaling-binary", default=SWIFT_STATIC,
+                        help="scaling mode: the mp-bench to measure (default the static build; e.g. a build of a "
+                             "changed library, with --no-build)")
     args = parser.parse_args()
+    if args.scaling:
+        return scaling_mode(args)
     if args.nodes:
         return nodes_mode(args)
     if args.journal:
@@ -358,6 +369,96 @@ def print_parent_share(results, workloads):
             cells.append(f"{statistics.median(shares):.1%}" + ("" if engine == "threads" else
                                                                f" ({parent:.3g} / {workers:.3g})"))
         print(f"| {workload} | " + " | ".join(cells) + " |")
+
+
+def scaling_trials(workers):
+    """Pools started and closed per startup run: 20 for small pools, fewer for big ones
+    (a 200-worker pool takes about a second to start and close on 2 CPUs), at least 3."""
+    return max(3, min(20, 400 // workers))
+
+
+def scaling_mode(args):
+    """The cost of the pool as it grows: tiny-map per item (the pool started and warmed
+    outside the timed region) and the time to start a pool (until its first apply has
+    answered) and to close it, at each of --scaling-workers, mp-bench's static build
+    (process engine) against Python's Pool (fork), interleaved, medians. On a machine with
+    fewer CPUs than workers the pools are oversubscribed: read the trend (the figures at
+    2 workers against those at N), not the absolute values."""
+    if not args.no_build:
+        subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "mp-bench",
+                        "--scratch-path", ".build-static"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    swift = args.scaling_binary
+    sizes = [int(w) for w in args.scaling_workers.split(",")]
+    swift_items, python_items = WORKLOADS["tiny-map"][0], WORKLOADS["tiny-map"][1]
+    check = ["--workload", "tiny-map", "--workers", "2", "--items", "1000"]
+    if run([swift] + check)["checksum"] != run(PYTHON + check)["checksum"]:
+        raise SystemExit("checksum mismatch for tiny-map")
+    configs = []
+    for workers in sizes:
+        w = ["--workers", str(workers)]
+        trials = ["--trials", str(scaling_trials(workers))]
+        configs += [
+            ("swift", "tiny-map", workers, [swift, "--workload", "tiny-map"] + w + swift_items),
+            ("python", "tiny-map", workers, PYTHON + ["--workload", "tiny-map", "--engine", "pool"] + w + python_items),
+            ("swift", "startup", workers, [swift, "--workload", "startup"] + w + trials),
+            ("python", "startup", workers, PYTHON + ["--workload", "startup", "--engine", "pool"] + w + trials),
+        ]
+    print(f"scaling: {len(configs)} configurations x {args.reps} repetitions, interleaved", file=sys.stderr)
+    results = {}
+    log = open(args.json, "w") if args.json else None
+    for rep in range(args.reps):
+        for lang, workload, workers, command in configs:
+            result = run(command)
+            results.setdefault((lang, workload, workers), []).append(result)
+            if log:
+                log.write(json.dumps(result) + "\n")
+        print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
+
+    def median(key, field):
+        return median_of(results, key, field)
+
+    def parent_us_per_item(key):
+        runs = results.get(key, [])
+        if not runs or "parent_user_s" not in runs[0]:
+            return None
+        return statistics.median((r["parent_user_s"] + r["parent_sys_s"]) / r["items"] * 1e6 for r in runs)
+
+    def cell(value, digits=3):
+        return "" if value is None else f"{value:.{digits}g}"
+
+    cpus = len(os.sched_getaffinity(0))
+    first = sizes[0]
+    print(f"\nThe pool as it grows: medians of {args.reps} interleaved runs; machine: {cpus} CPUs, "
+          f"{os.uname().machine}, {subprocess.run(['uname', '-r'], capture_output=True, text=True).stdout.strip()}; "
+          f"swift: {os.path.relpath(swift, ROOT)} (processes); python: multiprocessing.Pool (fork)\n")
+    print(f"tiny-map (swift {swift_items[1]} items, python {python_items[1]}; x{first}: the cost per item against "
+          f"{first} workers'; parent CPU: the parent's user + system time over the pool's life, per item):\n")
+    print(f"| workers | swift us/item | swift x{first} | swift parent CPU us/item | python us/item | python x{first} "
+          f"| python parent CPU us/item | items/s, swift / python |")
+    print("|---|---|---|---|---|---|---|---|")
+    for workers in sizes:
+        s = median(("swift", "tiny-map", workers), "us_per_item")
+        p = median(("python", "tiny-map", workers), "us_per_item")
+        s0 = median(("swift", "tiny-map", first), "us_per_item")
+        p0 = median(("python", "tiny-map", first), "us_per_item")
+        print(f"| {workers} | {cell(s)} | {cell(s / s0 if s and s0 else None)} "
+              f"| {cell(parent_us_per_item(('swift', 'tiny-map', workers)))} | {cell(p)} "
+              f"| {cell(p / p0 if p and p0 else None)} | {cell(parent_us_per_item(('python', 'tiny-map', workers)))} "
+              f"| {cell(p / s if s and p else None)} |")
+    print(f"\nPool start (created until its first apply has answered: every worker has shaken hands) and close "
+          f"(until every worker is reaped), ms; per run, the median of {scaling_trials(max(sizes))} to "
+          f"{scaling_trials(min(sizes))} pools (fewer for bigger pools):\n")
+    print("| workers | swift start | swift start per worker | python start | python start per worker "
+          "| start, python / swift | swift close | python close |")
+    print("|---|---|---|---|---|---|---|---|")
+    for workers in sizes:
+        s = median(("swift", "startup", workers), "start_ms")
+        p = median(("python", "startup", workers), "start_ms")
+        print(f"| {workers} | {cell(s)} | {cell(s / workers if s else None)} | {cell(p)} "
+              f"| {cell(p / workers if p else None)} | {cell(p / s if s and p else None)} "
+              f"| {cell(median(('swift', 'startup', workers), 'close_ms'))} "
+              f"| {cell(median(('python', 'startup', workers), 'close_ms'))} |")
 
 
 # workload -> (flags, the figure compared)

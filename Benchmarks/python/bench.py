@@ -225,16 +225,23 @@ def measure(args):
         extra["efficiency_vs_seq"] = sequential / (seconds * max(args.workers, 1))
         extra["seq_seconds"] = sequential
     elif w == "startup":
-        n = 20
-        trials = []
+        # As mp-bench: start_ms until the first apply's answer, close_ms the close and join.
+        n = args.trials or 20
+        trials, starts, closes = [], [], []
         for _ in range(n):
             start = time.perf_counter()
             e = Engine(args.engine, max(args.workers, 1))
             e.apply(nothing, 1)
+            answered = time.perf_counter()
             e.close()
-            trials.append(time.perf_counter() - start)
-        seconds, checksum, rss = statistics.median(trials), n, None
+            end = time.perf_counter()
+            trials.append(end - start)
+            starts.append(answered - start)
+            closes.append(end - answered)
+        seconds, checksum, rss = statistics.median(trials), 20, None
         extra["ms_per_startup"] = seconds * 1e3
+        extra["start_ms"] = statistics.median(starts) * 1e3
+        extra["close_ms"] = statistics.median(closes) * 1e3
     elif w == "large-args":
         n = args.items or 64
         items = [bytes((i + j) % 256 for j in range(args.size)) for i in range(n)]
@@ -291,6 +298,7 @@ def main():
     p.add_argument("--engine", default="pool", choices=["pool", "executor"])
     p.add_argument("--items", type=int)
     p.add_argument("--chunksize", type=int)
+    p.add_argument("--trials", type=int, help="startup: pools started and closed (default 20)")
     p.add_argument("--iters", type=int, default=12_000_000)
     p.add_argument("--base", type=int, default=80_000)
     p.add_argument("--samples", type=int, default=1_000_000)
