@@ -209,7 +209,7 @@ struct SchedulerLostWorkTests {
             worker.settle(nodeLost: true, cancelled: true) == FakeWorker.Outcome(resent: [0..<10, 10..<20, 20..<30]))
     }
 
-    @Test("queue depth: two chunks per worker, up to 128 tiny ones within about 1 ms of work and 1 MiB of frames")
+    @Test("queue depth: two chunks per worker, up to 128 tiny ones within about 1 ms of work and a shared budget of frames")
     func queueDepth() {
         #expect(QueueDepth.maximum(lastChunkNanos: nil) == 2)
         #expect(QueueDepth.maximum(lastChunkNanos: 50_000) == 2)
@@ -217,13 +217,22 @@ struct SchedulerLostWorkTests {
         #expect(QueueDepth.maximum(lastChunkNanos: 10_000) == 100)
         #expect(QueueDepth.maximum(lastChunkNanos: 1) == 128)
         #expect(QueueDepth.maximum(lastChunkNanos: 0) == 128)
-        #expect(QueueDepth.admits(held: 0, heldBytes: 5 << 20, depth: 1))
-        #expect(QueueDepth.admits(held: 1, heldBytes: 5 << 20, depth: 2))
-        #expect(!QueueDepth.admits(held: 2, heldBytes: 0, depth: 2))
-        #expect(QueueDepth.admits(held: 2, heldBytes: (1 << 20) - 1, depth: 3))
-        #expect(!QueueDepth.admits(held: 2, heldBytes: 1 << 20, depth: 3))
-        #expect(!QueueDepth.admits(held: 1, heldBytes: 1 << 20, depth: 3))
-        #expect(!QueueDepth.admits(held: 100, heldBytes: 0, depth: 100))
+        #expect(QueueDepth.admits(held: 0, heldBytes: 5 << 20, depth: 1, workers: 2))
+        #expect(QueueDepth.admits(held: 1, heldBytes: 5 << 20, depth: 2, workers: 2))
+        #expect(!QueueDepth.admits(held: 2, heldBytes: 0, depth: 2, workers: 2))
+        #expect(QueueDepth.admits(held: 2, heldBytes: (1 << 20) - 1, depth: 3, workers: 2))
+        #expect(!QueueDepth.admits(held: 2, heldBytes: 1 << 20, depth: 3, workers: 2))
+        #expect(!QueueDepth.admits(held: 1, heldBytes: 1 << 20, depth: 3, workers: 2))
+        #expect(!QueueDepth.admits(held: 100, heldBytes: 0, depth: 100, workers: 2))
+        // The short-chunk budget is the pool's, shared: two workers' worth (1 MiB each) in
+        // all, at most 1 MiB and at least 64 KiB (two automatic chunks) a worker.
+        #expect(QueueDepth.shortChunksBudget(workers: 1) == 1 << 20)
+        #expect(QueueDepth.shortChunksBudget(workers: 2) == 1 << 20)
+        #expect(QueueDepth.shortChunksBudget(workers: 16) == 128 << 10)
+        #expect(QueueDepth.shortChunksBudget(workers: 200) == 64 << 10)
+        #expect(QueueDepth.admits(held: 2, heldBytes: (64 << 10) - 1, depth: 3, workers: 200))
+        #expect(!QueueDepth.admits(held: 2, heldBytes: 64 << 10, depth: 3, workers: 200))
+        #expect(QueueDepth.admits(held: 1, heldBytes: 5 << 20, depth: 2, workers: 200))
         #expect(QueueDepth.threadBatch(lastChunkNanos: nil) == 1)
         #expect(QueueDepth.threadBatch(lastChunkNanos: 60_000) == 1)
         #expect(QueueDepth.threadBatch(lastChunkNanos: 40_000) == 25)

@@ -7,12 +7,25 @@ enum QueueDepth {
     /// When chunks take less than ``shortChunkNanos`` of work (a fixed tiny chunk size), a
     /// worker may hold more than two, so that it reads a batch of tasks at once and answers
     /// them with one write: up to this many, about ``shortChunksQueuedNanos`` of work at the
-    /// last chunk's pace, and while its chunks in flight hold less than
-    /// ``shortChunksQueuedBytes`` of task frames.
+    /// last chunk's pace, and while its chunks in flight hold less than its share of the
+    /// pool's budget of task frames (``shortChunksBudget(workers:)``).
     static let chunksPerWorkerForShortChunks = 128
     static let shortChunkNanos: UInt64 = 50_000
     static let shortChunksQueuedNanos: UInt64 = 1_000_000
     static let shortChunksQueuedBytes = 1 << 20
+    /// The least a worker may queue of short chunks however many workers share the
+    /// pool's budget (``shortChunksBudget(workers:)``): two 32 KiB automatic chunks.
+    static let minimumShortChunksQueuedBytes = 64 << 10
+
+    /// The bytes of short chunks one worker may hold beyond ``chunksPerWorker``: the pool's
+    /// budget is two workers' worth (``shortChunksQueuedBytes`` each), shared, between
+    /// ``minimumShortChunksQueuedBytes`` and ``shortChunksQueuedBytes`` a worker. Per worker
+    /// it would grow with the pool: 200 workers held 200 MiB of tasks, nearly all of a
+    /// 30 M-item map encoded at once into fresh pages.
+    static func shortChunksBudget(workers: Int) -> Int {
+        let share = shortChunksQueuedBytes * chunksPerWorker / max(workers, 1)
+        return min(shortChunksQueuedBytes, max(share, minimumShortChunksQueuedBytes))
+    }
 
     /// The most chunks a worker may hold, when the call handed out first last took
     /// `lastChunkNanos` per chunk (nil: none answered yet).
@@ -26,9 +39,9 @@ enum QueueDepth {
     /// one more in the round that fills workers to `depth` chunks (every worker gets one
     /// before any gets a second, up to ``maximum(lastChunkNanos:)``): rounds up to
     /// ``chunksPerWorker`` always, later ones only while the frames in flight are under
-    /// ``shortChunksQueuedBytes``.
-    static func admits(held: Int, heldBytes: Int, depth: Int) -> Bool {
-        held < depth && (depth <= chunksPerWorker || heldBytes < shortChunksQueuedBytes)
+    /// ``shortChunksBudget(workers:)`` for a pool of `workers`.
+    static func admits(held: Int, heldBytes: Int, depth: Int, workers: Int) -> Bool {
+        held < depth && (depth <= chunksPerWorker || heldBytes < shortChunksBudget(workers: workers))
     }
 
     /// How many chunks a thread of the threads engine takes at once after one of a call

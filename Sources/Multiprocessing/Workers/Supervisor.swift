@@ -60,6 +60,9 @@ final class Supervisor: @unchecked Sendable {
 
     var state = State.starting
     var slots: [WorkerConnection?]
+    /// `pump()`'s list of workers that can still take a chunk, kept between pumps so that
+    /// a pump allocates nothing (empty outside `pump()`).
+    var pumpWalk: [WorkerConnection] = []
     /// Slots whose node was lost: never filled again.
     var retiredSlots: Set<Int> = []
     /// Workers that left their slot (recycled) and have not been reaped yet.
