@@ -209,7 +209,7 @@ struct SchedulerLostWorkTests {
             worker.settle(nodeLost: true, cancelled: true) == FakeWorker.Outcome(resent: [0..<10, 10..<20, 20..<30]))
     }
 
-    @Test("queue depth: two chunks per worker, up to 128 tiny ones within about 1 ms of work and a shared budget of frames")
+    @Test("queue depth: two chunks per worker, up to 128 tiny ones within 1 ms of work and a shared byte budget")
     func queueDepth() {
         #expect(QueueDepth.maximum(lastChunkNanos: nil) == 2)
         #expect(QueueDepth.maximum(lastChunkNanos: 50_000) == 2)
