@@ -89,6 +89,19 @@ enum Platform {
         mp_stdout_line_buffered()
     }
 
+    /// Flushes C stdio's buffers when stdout holds unwritten bytes (one load when it does not).
+    static func flushStandardOutputIfPending() {
+        if mp_stdout_has_pending() != 0 { mp_flush_stdio() }
+    }
+
+    /// How many bytes of stack the calling thread has left below the caller's frame
+    /// (`Int.max` when its bounds are unknown): a thread-local load after the first call.
+    @usableFromInline
+    @inline(__always)
+    static func stackRemaining() -> Int {
+        Int(clamping: mp_stack_remaining())
+    }
+
     /// The whole environment as `NAME=value` strings.
     static func environmentStrings() -> [String] {
         var result: [String] = []

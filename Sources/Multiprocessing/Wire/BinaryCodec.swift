@@ -73,7 +73,6 @@
 // (`BinarySpareInstances`), so a warm top-level encode or decode allocates nothing but
 // the container boxes of the standard library.
 
-import CMultiprocessingShim
 import Synchronization
 
 /// The binary codec used for everything that crosses a process boundary.
@@ -105,7 +104,7 @@ enum BinaryCodec {
     /// Whether a value at `depth` must fail for want of stack on this thread.
     @inline(__always)
     static func stackIsLow(atDepth depth: Int) -> Bool {
-        depth >= stackCheckDepth && mp_stack_remaining() < stackReserve
+        depth >= stackCheckDepth && Platform.stackRemaining() < stackReserve
     }
 
     /// The message for a value that is nested too deep for the thread's stack.

@@ -1,5 +1,3 @@
-import CMultiprocessingShim
-
 // Decoding side of the binary codec; the byte format is described in BinaryCodec.swift,
 // the containers are in BinaryDecoder+Containers.swift, the keyed index in BinaryFieldIndex.swift.
 //

@@ -1,5 +1,3 @@
-import CMultiprocessingShim
-
 /// Runs chunks of one call in a worker: the decoded function value, and the code that
 /// turns a task frame into a result frame. One per call per worker.
 protocol ChunkRunner: Sendable {
@@ -338,7 +336,7 @@ extension AsyncParallelFunction {
 /// output file after every item).
 @usableFromInline
 func _flushOutputIfPending() {
-    if mp_stdout_has_pending() != 0 { mp_flush_stdio() }
+    Platform.flushStandardOutputIfPending()
 }
 
 /// Not API: monotonic time in nanoseconds.
