@@ -31,11 +31,19 @@ extension Supervisor {
             open.removeAll(keepingCapacity: true)
             pumpWalk = open
         }
-        for case let worker? in slots where worker.phase == .ready { open.append(worker) }
-        var depth = 1
+        var leastHeld = Int.max
+        for case let worker? in slots where worker.phase == .ready {
+            open.append(worker)
+            leastHeld = min(leastHeld, worker.inFlight.count)
+        }
+        // Levels up to the least any worker holds admit no one: start above them.
+        var depth = leastHeld == Int.max ? 1 : leastHeld + 1
         while depth <= maximumDepth && !open.isEmpty {
             var kept = 0
-            for worker in open {
+            // By index: `for worker in open` would hold the buffer, and the compaction
+            // below would then copy it at every level.
+            for index in open.indices {
+                let worker = open[index]
                 if depth > QueueDepth.chunksPerWorker && worker.inFlightBytes >= shortBytes {
                     continue  // full for this pump: no later round admits it either
                 }
