@@ -228,15 +228,15 @@ extension Fixture {
                     let runs = "/tmp/mp-fixture-runs-\(getpid())-\(place)"
                     defer { unlink(runs) }
                     let inputs = (0..<200).map { Touchy($0, bad: place) }
-                    var ok = 0
+                    var values = [Int?](repeating: nil, count: inputs.count)
                     var failed: [String] = []
                     for try await item in pool.imap(EchoCounting(runs: runs), inputs, chunkSize: 50) {
                         switch item.result {
-                        case .success(let value): ok += value.value == item.index ? 1 : 0
+                        case .success(let value): values[item.index] = value.value
                         case .failure(let error): failed.append("\(item.index) \(describe(error))")
                         }
                     }
-                    print("\(place): ok \(ok) failed \(failed.count) runs \(lineCount(runs))")
+                    print("\(place): values=\(optionalList(values)) failed \(failed.count) runs \(lineCount(runs))")
                     for line in failed { print("  \(line)") }
                     do {
                         _ = try await pool.map(EchoCounting(runs: runs), inputs, chunkSize: 50)
@@ -259,17 +259,20 @@ extension Fixture {
                     defer { unlink(runs) }
                     var inputs = (0..<20).map { [UInt8(truncatingIfNeeded: $0), 0, 0] }
                     inputs[7] = [7] + [UInt8](repeating: 0, count: 2 << 20)
-                    var ok = 0
+                    var firsts = [UInt8?](repeating: nil, count: inputs.count)
                     var failed: [String] = []
                     for try await item in pool.imap(
                         Sized(big: 13, bytes: 2 << 20, runs: runs), inputs, chunkSize: chunkSize)
                     {
                         switch item.result {
-                        case .success: ok += 1
+                        case .success(let output): firsts[item.index] = output.first
                         case .failure(let error): failed.append("\(item.index) \(describe(error))")
                         }
                     }
-                    print("chunkSize \(chunkSize): ok \(ok) failed \(failed.count) runs \(lineCount(runs))")
+                    // The first byte of each result (its index), `-` where none came.
+                    print(
+                        "chunkSize \(chunkSize): firsts=\(optionalList(firsts)) failed \(failed.count) runs \(lineCount(runs))"
+                    )
                     for line in failed { print("  \(line)") }
                 }
                 // Inputs of 600 KB fit a frame one by one but not four together: each chunk is
@@ -277,9 +280,9 @@ extension Fixture {
                 let runs = "/tmp/mp-fixture-runs-\(getpid())-together"
                 defer { unlink(runs) }
                 let inputs = (0..<6).map { [UInt8($0)] + [UInt8](repeating: 0, count: 600_000) }
-                var seen: [Int] = []
+                var seen: [Int] = []  // the first byte of each result, in index order of arrival
                 for try await item in pool.imap(Sized(big: 255, bytes: 0, runs: runs), inputs, chunkSize: 4) {
-                    if let output = try? item.get(), output.first == UInt8(item.index) { seen.append(item.index) }
+                    seen.append((try? item.get())?.first.map(Int.init) ?? -1)
                 }
                 let mapped = try await pool.map(Sized(big: 255, bytes: 0, runs: runs), inputs, chunkSize: 4)
                 print(
