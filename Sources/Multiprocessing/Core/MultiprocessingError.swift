@@ -173,11 +173,6 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
         self.partialResultsStorage = nil
     }
 
-    /// The user-facing text of any error: the ``message`` of ours, the description of others.
-    static func text(of error: any Error) -> String {
-        (error as? MultiprocessingError)?.message ?? String(describing: error)
-    }
-
     /// The error itself when it is ours, else ours wrapping it.
     static func from(_ error: any Error) -> MultiprocessingError {
         if let error = error as? MultiprocessingError { return error }
@@ -219,6 +214,7 @@ public struct MultiprocessingError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The user-facing text of an error: its message for ours, its description otherwise
-/// (``MultiprocessingError/text(of:)``, as a function every layer can call).
-func describe(_ error: any Error) -> String { MultiprocessingError.text(of: error) }
+/// The user-facing text of any error: the message of ours, the description of others.
+func describe(_ error: any Error) -> String {
+    (error as? MultiprocessingError)?.message ?? String(describing: error)
+}

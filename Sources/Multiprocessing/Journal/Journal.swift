@@ -89,7 +89,7 @@ final class Journal: @unchecked Sendable {
             } catch {
                 state.failed = true
                 Platform.writeToStandardError(
-                    "swift-multiprocessing: warning: cannot write to the journal \(path) (\(MultiprocessingError.text(of: error))); results from now on are not journaled\n"
+                    "swift-multiprocessing: warning: cannot write to the journal \(path) (\(describe(error))); results from now on are not journaled\n"
                 )
             }
         }

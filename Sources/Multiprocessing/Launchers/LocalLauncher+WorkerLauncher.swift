@@ -11,7 +11,7 @@ extension LocalLauncher: WorkerLauncher {
             processHandle: spawned.processHandle, output: spawned.output, progress: spawned.progress)
     }
 
-    func stopWorker(pid: Int32, id: UInt64) { Platform.kill(pid, Platform.killSignal) }
+    func stopWorker(pid: Int32, id: UInt64) { Platform.kill(pid, Platform.Signal.kill) }
 
     var startIsComplete: Bool { true }
 

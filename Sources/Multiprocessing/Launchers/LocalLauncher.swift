@@ -112,7 +112,7 @@ struct LocalLauncher: Sendable {
         do {
             handle = try Platform.openProcessHandle(pid)
         } catch {
-            Platform.kill(pid, 9)
+            Platform.kill(pid, Platform.Signal.kill)
             Platform.reapBlocking(pid)  // no handle to watch it with: reap it here
             throw error
         }

@@ -77,7 +77,7 @@ final class SlurmLauncher: WorkerLauncher, @unchecked Sendable {
                 step.processHandle, .readable, EventHandler { [weak self] _, _, _ in self?.stepExited() })
         } catch {
             // Nothing could watch srun: end it here, so closing does not wait for it.
-            Platform.kill(step.pid, Platform.killSignal)
+            Platform.kill(step.pid, Platform.Signal.kill)
             _ = try? Platform.reap(step.processHandle, wait: true)
             Platform.close(step.processHandle)
             cluster.stepEnded = true
@@ -154,8 +154,10 @@ final class SlurmLauncher: WorkerLauncher, @unchecked Sendable {
     /// the step (srun passes SIGTERM on, then SIGKILL).
     func endAfterGrace(loop: EventLoop) -> UInt64? {
         guard let cluster, let step = cluster.step, !cluster.stepEnded else { return nil }
-        Platform.kill(step.pid, Platform.terminateSignal)
-        return loop.schedule(afterNanoseconds: Self.stepKillDelayNanos) { Platform.kill(step.pid, Platform.killSignal) }
+        Platform.kill(step.pid, Platform.Signal.terminate)
+        return loop.schedule(afterNanoseconds: Self.stepKillDelayNanos) {
+            Platform.kill(step.pid, Platform.Signal.kill)
+        }
     }
 
     /// How long `srun` has, after SIGTERM, before SIGKILL: five times a worker's grace

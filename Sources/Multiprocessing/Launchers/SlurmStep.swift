@@ -67,7 +67,7 @@ final class SlurmStep: Sendable {
         do {
             processHandle = try Platform.openProcessHandle(pid)
         } catch {
-            Platform.kill(pid, 9)
+            Platform.kill(pid, Platform.Signal.kill)
             Platform.reapBlocking(pid)
             Platform.close(input)
             Platform.close(errors)

@@ -175,7 +175,7 @@ struct WorkerHost {
                 var signal: UInt8 = 0
                 while (try? Platform.readNonBlocking(signals, into: &signal, count: 1)) == 1 {
                     // SIGUSR1: Slurm's warning before the time limit (`--signal=USR1@...`).
-                    guard Int32(signal) == Platform.terminateSignal || Int32(signal) == Platform.warningSignal
+                    guard Int32(signal) == Platform.Signal.terminate || Int32(signal) == Platform.Signal.user1
                     else { continue }
                     if let frame = try? Frame.encode(.hostSignal, payload: { $0.write(signal) }) {
                         try? control.send(frame)
@@ -204,7 +204,9 @@ struct WorkerHost {
                         }
                     case .stopWorker:
                         let id = try ClusterMessage.decode(frame) { try $0.readVarint() }
-                        for child in children where child.workerID == id { Platform.kill(child.spawned.pid, 9) }
+                        for child in children where child.workerID == id {
+                            Platform.kill(child.spawned.pid, Platform.Signal.kill)
+                        }
                     default:
                         throw MultiprocessingError(
                             .malformedFrame,
@@ -218,7 +220,7 @@ struct WorkerHost {
             }
         }
         // The pool is over: no worker outlives its host.
-        for child in children { Platform.kill(child.spawned.pid, 9) }
+        for child in children { Platform.kill(child.spawned.pid, Platform.Signal.kill) }
         for child in children { _ = try? Platform.reap(child.spawned.processHandle, wait: true) }
         Platform.exitFlushing(0)
     }
@@ -243,7 +245,7 @@ struct WorkerHost {
                 now - snapshot.startedNanos > child.timeoutNanos
             {
                 child.timedOut = true
-                Platform.kill(child.spawned.pid, 9)
+                Platform.kill(child.spawned.pid, Platform.Signal.kill)
             }
         }
     }

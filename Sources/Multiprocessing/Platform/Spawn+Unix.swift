@@ -107,18 +107,6 @@ extension Platform {
         _ = mp_ignore_usr1()
     }
 
-    /// The signal numbers code outside `Platform` names (it imports no C module).
-    enum Signal {
-        /// SIGINT: Ctrl-C.
-        static let interrupt: Int32 = SIGINT
-        /// SIGTERM: Slurm's time limit, `scancel`, `kill`.
-        static let terminate: Int32 = SIGTERM
-        /// SIGKILL: cannot be caught; how the pool stops a worker.
-        static let kill: Int32 = SIGKILL
-        /// SIGUSR1: Slurm's warning before the time limit (`--signal=USR1@...`).
-        static let user1: Int32 = SIGUSR1
-    }
-
     /// Installs handlers for SIGINT and SIGTERM that write the signal's number, as one byte,
     /// to `descriptor` (a self-pipe; `sigaction` with `SA_RESTART`), saving the previous
     /// dispositions. Returns `false` when they could not be installed.

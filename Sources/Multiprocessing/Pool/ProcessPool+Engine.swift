@@ -110,10 +110,10 @@ extension ProcessPool {
                     mixed.append(
                         .failure(
                             failure.code.map {
-                                ResultsCore<F.Output>.failedError(
+                                ResultBody.failedError(
                                     index: index, worker: worker, code: $0, message: failure.message)
                             }
-                                ?? ResultsCore<F.Output>.threwError(
+                                ?? ResultBody.threwError(
                                     index: index, worker: worker, type: failure.type, message: failure.message)))
                 } else {
                     mixed.append(.success(outcome.outputs[next]))

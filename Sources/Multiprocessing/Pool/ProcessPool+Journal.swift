@@ -126,13 +126,13 @@ func record<Output: Codable & Sendable>(
     _ worker: MultiprocessingError.WorkerIdentity, _ indices: JournalIndices, _ hashes: ArraySlice<UInt64>,
     _ type: Output.Type
 ) {
-    if header.status == Message.Result.allSucceeded {
-        payload.withUnsafeBytes { raw in
-            writer.recordAllSucceeded(
-                indices: indices, hashes: hashes, outputs: UnsafeRawBufferPointer(rebasing: raw[offset...]))
-        }
-        return
+    let storedAsTheyCame = payload.withUnsafeBytes { raw in
+        guard let outputs = ResultBody.encodedOutputs(header, body: UnsafeRawBufferPointer(rebasing: raw[offset...]))
+        else { return false }
+        writer.recordAllSucceeded(indices: indices, hashes: hashes, outputs: outputs)
+        return true
     }
+    if storedAsTheyCame { return }
     switch ResultsCore<Output>.decode(header, range, payload, offset, worker) {
     case .values(_, let outputs): writer.recordEach(indices: indices, hashes: hashes, outputs: outputs.map { $0 })
     case .mixed(_, let outcomes):

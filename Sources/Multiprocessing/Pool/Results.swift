@@ -195,20 +195,6 @@ final class ResultsCore<Output: Decodable & Sendable>: @unchecked Sendable {
     ) -> Chunk {
         ResultBody.read(header, range, payload, offset, worker)
     }
-
-    /// The error a user sees for an item whose function threw (on either engine).
-    static func threwError(
-        index: Int, worker: MultiprocessingError.WorkerIdentity, type: String, message: String
-    ) -> MultiprocessingError {
-        ResultBody.threwError(index: index, worker: worker, type: type, message: message)
-    }
-
-    /// The error a user sees for an item that failed with a code of the library's.
-    static func failedError(
-        index: Int, worker: MultiprocessingError.WorkerIdentity, code: String, message: String
-    ) -> MultiprocessingError {
-        ResultBody.failedError(index: index, worker: worker, code: code, message: message)
-    }
 }
 
 extension ResultChunk where Output: Sendable {

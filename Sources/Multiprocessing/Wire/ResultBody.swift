@@ -128,6 +128,13 @@ enum ResultBody {
         }
     }
 
+    /// The bytes of an all-succeeded body (the run's outputs, encoded as one `[Output]`
+    /// value), for storing them as they came; `nil` for a body of any other status. `body`
+    /// starts after the header.
+    static func encodedOutputs(_ header: Message.Result, body: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        header.status == Message.Result.allSucceeded ? body : nil
+    }
+
     /// Reads the body of a result frame whose header is `header` and whose body starts at
     /// `offset` of `payload`, for the items `range`; a body that cannot be read fails all of
     /// them. `worker` names the sender in the errors.

@@ -242,12 +242,6 @@ struct FunctionRunner<F: WorkerFunction>: ChunkRunner {
         }
         return body.finish()
     }
-
-    /// A result frame in which every item of the task failed with the same error
-    /// (``ResultBody/failAll(_:_:)``).
-    static func failAll(_ task: Message.Task, _ error: MultiprocessingError) -> [UInt8] {
-        ResultBody.failAll(task, error)
-    }
 }
 
 // The chunk loops of the Core protocols, and what they note in the worker's progress page:

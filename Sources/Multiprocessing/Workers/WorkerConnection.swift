@@ -187,7 +187,7 @@ final class WorkerConnection {
     /// reason; otherwise the termination's own words (for SIGKILL, the hint about the
     /// kernel's out-of-memory killer).
     func endDescription(_ termination: ProcessTermination) -> String {
-        guard termination.signal == 9, let reason = stopDescription else {
+        guard termination.signal == Platform.Signal.kill, let reason = stopDescription else {
             return termination.description
         }
         return "was stopped by the pool (SIGKILL): \(reason)"

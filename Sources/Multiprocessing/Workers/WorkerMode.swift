@@ -184,7 +184,7 @@ struct WorkerLoop {
                     } else {
                         // The install failed (and was reported): every item of the call fails.
                         reply = ChunkReply(
-                            frame: FunctionRunner<NeverFunction>.failAll(
+                            frame: ResultBody.failAll(
                                 task,
                                 MultiprocessingError(
                                     .typeNotFound, "the call's function could not be installed in this worker")),
@@ -281,9 +281,4 @@ struct WorkerLoop {
             Platform.exitImmediately(1)
         }
     }
-}
-
-/// A function type that is never called; names `FunctionRunner.failAll` without a real function.
-struct NeverFunction: ParallelFunction {
-    func callAsFunction(_ input: Int) -> Int { input }
 }
