@@ -66,8 +66,8 @@ private func varintSize(_ value: Int) -> Int {
     return size
 }
 
-/// A small deterministic random number generator (SplitMix64).
-private struct SeededGenerator: RandomNumberGenerator {
+/// A small deterministic random number generator (SplitMix64), for the seeded tests.
+struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
 
     mutating func next() -> UInt64 {

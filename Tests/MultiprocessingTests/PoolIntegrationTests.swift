@@ -239,7 +239,7 @@ struct PoolIntegrationTests {
         #expect(pids.allSatisfy { !processIsGone($0) }, "the workers should be alive before the parent dies")
         kill(process.processIdentifier, SIGKILL)
         let workers = pids
-        let (gone, waited) = await SignalSender.waitOnThread(timeout: .seconds(6)) {
+        let (gone, waited) = await OwnThread.wait(timeout: .seconds(6)) {
             workers.allSatisfy(processIsGone)
         }
         #expect(gone, "workers \(pids) still alive 6 s after their parent was killed")

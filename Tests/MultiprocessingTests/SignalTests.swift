@@ -27,7 +27,7 @@ struct SignalTests {
         let (process, out, err) = try FixtureProcess.start(["long-map"], environment: environment)
         // 800 ms after the workers are seen, some items have finished.
         guard
-            let done = await SignalSender.send(
+            let done = await OwnThread.sendSignals(
                 signals, to: process, whenLineStarts: "children ", in: out, after: .milliseconds(800))
         else {
             process.terminate()

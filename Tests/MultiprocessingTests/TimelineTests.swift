@@ -225,7 +225,7 @@ struct TimelineTests {
             "stdout:\n\(stdout())stderr:\n\((try? String(contentsOf: err, encoding: .utf8)) ?? "")"
         }
         guard
-            let sent = await SignalSender.send(
+            let sent = await OwnThread.sendSignals(
                 [SIGTERM], to: process, whenLineStarts: "children ", in: out, after: .milliseconds(800))
         else {
             Issue.record("long-map did not start: \(transcript())")

@@ -12,17 +12,6 @@ import Testing
 struct WireFuzzTests {
     typealias Code = MultiprocessingError.Code
 
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     struct Sample: Codable, Equatable {
         var name: String
         var values: [Double]
@@ -158,7 +147,7 @@ struct WireFuzzTests {
     @Test(
         "random bytes and mutated valid frames are read or refused with a documented code (10,000 cases, at most 10 s)")
     func fuzz() throws {
-        var random = SplitMix(state: 20_261_125)
+        var random = SeededGenerator(state: 20_261_125)
         let seeds = try seeds()
         let verdicts = Verdicts()
         let peakBefore = Self.peakVirtualMemory()
@@ -374,7 +363,7 @@ struct WireFuzzTests {
 
     @Test("well-formed frames, values and result bodies read back as they were written (seeded)")
     func roundTrip() throws {
-        var random = SplitMix(state: 7)
+        var random = SeededGenerator(state: 7)
         func text() -> String {
             String((0..<Int.random(in: 0..<12, using: &random)).map { _ in "aé€𝄞 z".randomElement(using: &random)! })
         }

@@ -67,6 +67,12 @@ final class CallRecord: @unchecked Sendable {
     var readsProgramInput = false
     let startNanos = Platform.monotonicNanos()
     var lastLineNanos: UInt64 = 0
+
+    /// Whether a progress line is due: `interval` since the last one, or since the call
+    /// started (both engines print them at the same pace).
+    func progressLineDue(now: UInt64, interval: UInt64) -> Bool {
+        now &- max(lastLineNanos, startNanos) >= interval
+    }
     /// This call's own progress mode (already resolved), overriding the pool's.
     var progress: ProgressMode?
 

@@ -78,7 +78,7 @@ extension Supervisor {
             var printed = false
             for call in active
             where progressMode(call) == .lines
-                && now &- max(call.lastLineNanos, call.startNanos) >= settings.progressLineIntervalNanos
+                && call.progressLineDue(now: now, interval: settings.progressLineIntervalNanos)
             {
                 printProgressLine(call, event: "progress")
                 printed = true

@@ -400,10 +400,13 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
     private func stalledWorkers(now: UInt64) -> [String] {
         var lines: [String] = []
         for (slot, work) in held.enumerated() {
-            guard let work, now &- work.since >= settings.stallReportNanos else { continue }
+            guard let work else { continue }
             let nanos = now &- work.since
             let typical = calls[work.callID]?.schedule.lastChunkNanos
-            if let typical, nanos / 20 < typical { continue }
+            guard
+                WorkClock.isStalled(
+                    heldNanos: nanos, typicalChunkNanos: typical, reportAfterNanos: settings.stallReportNanos)
+            else { continue }
             let pace = typical.map { "; its call's chunks have been taking \(Supervisor.formatDuration($0))" } ?? ""
             lines.append(
                 "\(identities[slot]) (a thread) has held items \(work.items.lowerBound)..<\(work.items.upperBound) for \(Supervisor.formatDuration(nanos))\(pace); it may be stuck (a thread cannot be stopped: the processes engine with ProcessPool.Options.itemTimeout can stop such items)"
@@ -446,7 +449,7 @@ final class ThreadEngine: PoolEngine, @unchecked Sendable {
         var printed = false
         for call in active
         where (call.progress ?? settings.progress) == .lines
-            && now &- max(call.lastLineNanos, call.startNanos) >= settings.progressLineIntervalNanos
+            && call.progressLineDue(now: now, interval: settings.progressLineIntervalNanos)
         {
             printProgressLine(call, event: "progress")
             printed = true

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Signals a child at a moment the test chooses, from a thread of its own.
+/// Waits, and signals a child at a moment the test chooses, on a thread of its own.
 ///
 /// The tests share the Swift concurrency pool's threads (two on two CPUs). A test that
 /// waits with `Task.sleep` before sending a signal is woken only when one of those threads
@@ -9,8 +9,8 @@ import Foundation
 /// signal, and the test would fail for a reason that is not the library's (seen in 3 of 4
 /// runs of the whole suite). So the wait for the child's line, the pause and the signals
 /// run on a `Thread`, and the test awaits only the outcome.
-enum SignalSender {
-    /// What `send` did: the line it waited for, and for each signal when it was sent (after
+enum OwnThread {
+    /// What `sendSignals` did: the line it waited for, and for each signal when it was sent (after
     /// the line was seen) and whether the process was still running then.
     struct Sent: Sendable {
         var line: String
@@ -20,7 +20,7 @@ enum SignalSender {
     /// Waits until `file` holds a line that starts with `prefix`, then waits `delay` and
     /// sends `signals` to `process`, `gap` apart. Returns what it did, or `nil` (and sends
     /// nothing) when the process ended or `timeout` passed before the line appeared.
-    static func send(
+    static func sendSignals(
         _ signals: [Int32], to process: ChildProcess, whenLineStarts prefix: String, in file: URL,
         after delay: Duration, gap: Duration = .milliseconds(300), timeout: Duration = .seconds(30)
     ) async -> Sent? {
@@ -59,7 +59,7 @@ enum SignalSender {
     /// Checks `condition` every 5 ms on a thread of its own until it holds or `timeout`
     /// passes, and says how long that took: a measure of how soon something happened
     /// that a busy Swift concurrency pool cannot stretch.
-    static func waitOnThread(
+    static func wait(
         timeout: Duration, until condition: @escaping @Sendable () -> Bool
     ) async -> (held: Bool, after: Duration) {
         await withCheckedContinuation { continuation in
